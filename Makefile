@@ -1,0 +1,73 @@
+# blebridge — every entry point a newcomer needs. `make test` and `make demo` set everything up
+# on a fresh machine: a virtual environment in .venv, the package and its test dependencies from
+# PyPI, the native firmware (build/sim/bb_sim) built with the system gcc.
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+BB     := $(VENV)/bin/blebridge
+
+.PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
+        conformance firmware-check hil clean help
+
+all: firmware
+
+help:
+	@echo "make demo          two simulated boards: a peripheral and a central talk (start here)"
+	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
+	@echo "make bench         RPC and event benchmarks, then board-to-board BLE throughput"
+	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
+	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
+	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
+	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[test,sim]'
+	touch $@
+
+venv: $(STAMP)
+
+firmware: $(STAMP)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY))
+
+protocol-check: $(STAMP)
+	$(VPY) protocol/gen.py --check
+
+test-c: $(STAMP)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) test
+
+pio-check: $(STAMP)
+	$(VPY) -m pip install --quiet platformio
+	$(VENV)/bin/pio project config --project-dir . > /dev/null
+	@echo "pio project config: ok"
+
+test-py: firmware
+	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+test: protocol-check test-c pio-check test-py
+
+arm-size: $(STAMP)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) arm-size
+
+demo: firmware
+	$(VPY) examples/demo.py
+
+bench: firmware
+	$(BB) bench --port sim:bench-board
+	$(VPY) -m blebridge.micropython.bench_ble
+
+conformance: firmware
+	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout>"; exit 2; }
+	$(VPY) conformance/run.py --micropython $(MICROPYTHON)
+
+firmware-check: $(STAMP)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
+
+hil: firmware
+	$(VPY) -m pytest -q -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) tests
+
+clean:
+	rm -rf build
