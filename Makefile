@@ -35,6 +35,7 @@ firmware: $(STAMP)
 
 protocol-check: $(STAMP)
 	$(VPY) protocol/gen.py --check
+	$(VPY) protocol/gen_docs.py --check
 
 test-c: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) test

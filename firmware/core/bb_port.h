@@ -182,6 +182,9 @@ int bb_port_gap_conn_update(uint16_t conn, const bb_conn_params_t *p);
 int bb_port_gatts_register(bb_gatts_svc_t *svcs, uint8_t svc_count);
 /* The core's copy of a value changed by the host (gatts_write / set_buffer). */
 int bb_port_gatts_value_changed(uint16_t value_handle);
+/* data NULL: send the core's current value. conn BB_CONN_NONE: send the current value to every
+ * subscribed peer, as a notification or an indication per the CCCD each peer wrote (used by
+ * gatts_write with send_update). */
 int bb_port_gatts_notify(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len);
 int bb_port_gatts_indicate(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len);
 
