@@ -65,4 +65,82 @@
 #define BB_FW_BUILD __DATE__ " " __TIME__
 #endif
 
+/* Core internals (appended by the core): */
+/* Largest encoded event `code, fields...` held in the event queue (bytes): an L2CAP SDU and its
+ * header fields. Longer data from a port is truncated to its limit before queueing. */
+#ifndef BB_EVENT_MAX_BYTES
+#define BB_EVENT_MAX_BYTES (BB_MAX_L2CAP_SDU + 32)
+#endif
+/* Encoded responses waiting for the transport (bytes). Responses are never put in the event
+ * rings; when this is full even after flushing, the response is dropped and counted. */
+#ifndef BB_RSP_QUEUE_BYTES
+#define BB_RSP_QUEUE_BYTES 2048
+#endif
+/* Frames one bb_core_poll() hands to the transport at most, so the main loop stays responsive. */
+#ifndef BB_POLL_MAX_FRAMES
+#define BB_POLL_MAX_FRAMES 8
+#endif
+/* Nesting depth accepted in `any` arguments (gatts_register_services needs 6). */
+#ifndef BB_CBOR_MAX_DEPTH
+#define BB_CBOR_MAX_DEPTH 8
+#endif
+/* Longest LOG text (bytes); longer lines are cut. */
+#ifndef BB_LOG_MAX_TEXT
+#define BB_LOG_MAX_TEXT 120
+#endif
+
+/* Port nrf_sd (SoftDevice S140) static memory. */
+#ifndef BB_NRF_SD_MAX_CONNECTIONS
+#define BB_NRF_SD_MAX_CONNECTIONS 4   /* links asked of the SoftDevice (fewer if RAM is short) */
+#endif
+#ifndef BB_NRF_SD_DISC_BATCH
+#define BB_NRF_SD_DISC_BATCH 8        /* discovery results parked per link for UUID resolution */
+#endif
+#ifndef BB_NRF_SD_L2CAP_CHANNELS
+#define BB_NRF_SD_L2CAP_CHANNELS 2    /* CoC channels; each owns one RX and one TX SDU buffer */
+#endif
+#ifndef BB_NRF_SD_ATTR_TAB_SIZE
+#define BB_NRF_SD_ATTR_TAB_SIZE (BB_ATTR_POOL_BYTES + 2048) /* SoftDevice attribute table bytes */
+#endif
+#ifndef BB_NRF_SD_SCAN_DEDUP
+#define BB_NRF_SD_SCAN_DEDUP 32       /* advertisers remembered for filter_duplicates */
+#endif
+#ifndef BB_NRF_SD_QUEUED_WRITE_BYTES
+#define BB_NRF_SD_QUEUED_WRITE_BYTES (BB_MAX_ATTR_LEN + 64) /* peer long-write queue */
+#endif
+
+/* NimBLE port (firmware/ports/nimble). */
+#ifndef BB_NIMBLE_MBUF_PAYLOAD
+#define BB_NIMBLE_MBUF_PAYLOAD 256  /* bytes of L2CAP SDU data in one mbuf block */
+#endif
+#ifndef BB_NIMBLE_MBUF_BLOCKS
+#define BB_NIMBLE_MBUF_BLOCKS 40    /* 4 channels each holding one full RX and one full TX SDU */
+#endif
+#ifndef BB_NIMBLE_L2CAP_SERVERS
+#define BB_NIMBLE_L2CAP_SERVERS 4   /* PSMs listened on since the radio was turned on */
+#endif
+#ifndef BB_NIMBLE_GATTC_READS
+#define BB_NIMBLE_GATTC_READS 2     /* concurrent long reads, each buffering BB_MAX_ATTR_LEN bytes */
+#endif
+#ifndef BB_NIMBLE_DEFER_QUEUE
+#define BB_NIMBLE_DEFER_QUEUE 16    /* calls handed from the core task to the NimBLE host task */
+#endif
+#ifndef BB_NIMBLE_RX_STREAM_BYTES
+#define BB_NIMBLE_RX_STREAM_BYTES 2048 /* host link bytes between the RX task and the core task */
+#endif
+
+/* Port sim (firmware/ports/sim): the air link to the Bumble air process. */
+#ifndef BB_SIM_AIR_MSG_BUF
+#define BB_SIM_AIR_MSG_BUF (BB_MAX_FRAME)      /* CBOR bytes of one message to or from the air */
+#endif
+#ifndef BB_SIM_AIR_EVQ_BYTES
+#define BB_SIM_AIR_EVQ_BYTES 32768  /* air events held while a port call waits or the core is full */
+#endif
+#ifndef BB_SIM_AIR_CALL_TIMEOUT_MS
+#define BB_SIM_AIR_CALL_TIMEOUT_MS 3000 /* an op the air has not answered by then: -ETIMEDOUT */
+#endif
+#ifndef BB_SIM_HUP_RETRY_MS
+#define BB_SIM_HUP_RETRY_MS 50      /* host closed the pty: look again for a new opener this often */
+#endif
+
 #endif /* BB_CONFIG_H */

@@ -37,12 +37,20 @@ def crc16(data: bytes) -> int:
 def cobs_encode(data: bytes) -> bytes:
     """COBS-encode ``data`` (the result holds no 0x00 byte; no delimiter is added).
 
-    A run of 254 non-zero bytes is a full block (code 0xFF, no implied zero). The encoder ends
-    with the block that follows the last implied zero, so data ending in a full block gets a
-    final 0x01 (as in Cheshire and Baker's reference code); the decoder accepts either form.
+    A run of 254 non-zero bytes is a full block (code 0xFF, no implied zero). Data that ends
+    with a full block gets no extra 0x01 code after it (the canonical form, as in the examples
+    of the COBS article on Wikipedia); the decoder accepts that extra 0x01 too.
     """
     out = bytearray()
-    for seg in data.split(b"\x00"):
+    segs = data.split(b"\x00")
+    last = len(segs) - 1
+    for i, seg in enumerate(segs):
+        n = len(seg)
+        if i == last and n and n % 254 == 0:
+            for j in range(0, n, 254):
+                out.append(0xFF)
+                out += seg[j:j + 254]
+            break
         while len(seg) >= 254:
             out.append(0xFF)
             out += seg[:254]

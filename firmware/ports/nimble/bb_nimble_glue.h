@@ -1,0 +1,47 @@
+/*
+ * Boundary between the NimBLE half of the port (bb_port_nimble.c: host API only, checked against
+ * apache/mynewt-nimble headers) and the ESP-IDF half (bb_esp32_main.c: FreeRTOS tasks, UART or
+ * USB Serial/JTAG, controller start/stop, efuse MAC, TX power). Nothing here is a port boundary
+ * function; bb_port.h stays the only contract with the core.
+ *
+ * Threads: the core task owns every bb_core_* / bb_port_* call; the NimBLE host task runs every
+ * NimBLE callback. Functions say which task may call them.
+ */
+#ifndef BB_NIMBLE_GLUE_H
+#define BB_NIMBLE_GLUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- provided by bb_esp32_main.c ------------------------------------------------------- */
+
+/* Controller and host init (nimble_port_init); the host task is not running yet, so ble_hs_cfg
+ * and the GATT table may be set up between this and bb_nimble_stack_run(). Core task. */
+int bb_nimble_stack_init(void);
+/* Start the NimBLE host task (nimble_port_freertos_init). Core task. */
+int bb_nimble_stack_run(void);
+/* Stop the host task (terminates every connection) and release the controller. Core task. */
+int bb_nimble_stack_stop(void);
+
+/* One waiter (the host task) for one answer at a time. wait returns true when signalled within
+ * timeout_ms, false on timeout; drain forgets a signal left over from an abandoned question. */
+void bb_nimble_answer_drain(void);
+bool bb_nimble_answer_wait(uint32_t timeout_ms);
+void bb_nimble_answer_signal(void);
+
+void bb_nimble_sleep_ms(uint32_t ms);
+void bb_nimble_random(void *buf, size_t len);
+/* Factory public address from efuse, little-endian (LSB first) as on air. */
+void bb_nimble_public_addr(uint8_t out[6]);
+/* Nearest supported advertising TX power at or below dbm; 0 or a negative BB_STATUS errno. */
+int bb_nimble_set_adv_tx_power(int8_t dbm);
+
+/* ---- provided by bb_port_nimble.c ------------------------------------------------------ */
+
+/* Once at boot from bb_port_init(), before bb_core_init(). */
+void bb_nimble_init(void);
+/* Every core-loop iteration, from the core task: retries work held back by flow control. */
+void bb_nimble_poll(void);
+
+#endif /* BB_NIMBLE_GLUE_H */

@@ -1,0 +1,2138 @@
+/*
+ * Port `nimble`: the bb_port.h surface on the NimBLE host API (ESP-IDF's NimBLE on ESP32 and
+ * ESP32-S3). This file uses NimBLE and its NPL only; everything ESP-IDF-specific (tasks, the host
+ * link, controller start/stop) is in bb_esp32_main.c behind bb_nimble_glue.h, so this file can
+ * be syntax-checked against an apache/mynewt-nimble checkout (port.mk, firmware-check-nimble).
+ *
+ * Threads. bb_port_* run in the core task; NimBLE callbacks run in the NimBLE host task and hand
+ * events to the core with bb_on_* (the core queues them under bb_port_critical_enter/exit).
+ * NimBLE calls that may reach the bond store (pairing, erasing bonds, ble_gatts_chr_updated for
+ * bonded peers) are deferred to the host task: the store asks the host over the core task, which
+ * would deadlock if the core task itself were waiting inside the store.
+ *
+ * Questions. NimBLE's GATT access, L2CAP accept and store callbacks are synchronous, so the host
+ * task blocks on one FreeRTOS semaphore (bb_nimble_answer_wait) until bb_port_answer() arrives
+ * from the core task, or QUESTION_TIMEOUT_MS + BB_NIMBLE_ANSWER_GRACE_MS passes. Only the host
+ * task asks, so at most one question of this port is open at a time.
+ *
+ * Errors. NimBLE BLE_HS_* codes go through one table to negative BB_STATUS_* errno values (the
+ * wire numbering, equal to Linux errno; newlib's ENOTCONN/ETIMEDOUT/EALREADY/EINPROGRESS differ,
+ * so <errno.h> is not used). Status fields of events carry the ATT error code for ATT errors and
+ * the positive errno otherwise.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bb_config.h"
+#include "bb_core.h"
+#include "bb_port.h"
+#include "bb_proto.h"
+#include "bb_nimble_glue.h"
+
+#include "host/ble_hs.h"
+#include "host/ble_uuid.h"
+#include "nimble/nimble_port.h"
+#include "services/gap/ble_svc_gap.h"
+#include "services/gatt/ble_svc_gatt.h"
+
+#ifndef BB_BOARD
+#define BB_BOARD "esp32"
+#endif
+
+#define BB_ERR(name) (-(int)BB_STATUS_##name)
+#define BB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The core answers every question by QUESTION_TIMEOUT_MS; the grace covers its poll period. */
+#define BB_NIMBLE_ANSWER_GRACE_MS 500u
+/* How long ble_active(True) waits for the host to sync with the controller. */
+#define BB_NIMBLE_SYNC_TIMEOUT_MS 2000u
+#define BB_NIMBLE_SYNC_POLL_MS 10u
+/* Radio units: advertising/scan intervals in 0.625 ms, connection intervals in 1.25 ms,
+ * supervision timeout in 10 ms, extended advertising duration in 10 ms. */
+#define BB_US_PER_ADV_UNIT 625u
+#define BB_US_PER_CONN_UNIT 1250u
+#define BB_MS_PER_TIMEOUT_UNIT 10u
+#define BB_UUID_CCCD 0x2902u
+/* L2CAP LE credit-based connection result codes (Core spec Vol 3 Part A 4.23). */
+#define BB_L2CAP_RESULT_PSM_NOT_SUPPORTED 0x0002u
+#define BB_L2CAP_RESULT_NO_RESOURCES 0x0004u
+#define BB_L2CAP_RESULT_INSUFFICIENT_AUTHEN 0x0005u
+#define BB_L2CAP_RESULT_INSUFFICIENT_AUTHOR 0x0006u
+#define BB_L2CAP_RESULT_INSUFFICIENT_KEY_SZ 0x0007u
+#define BB_L2CAP_RESULT_INSUFFICIENT_ENC 0x0008u
+#define BB_L2CAP_RESULT_UNACCEPTABLE_PARAMS 0x000Bu
+
+/* ========================================================================================= */
+/* Errors                                                                                     */
+/* ========================================================================================= */
+
+/* BLE_HS_* -> BB_STATUS_* errno. Codes not listed (and HCI/L2CAP/SM ranges) become EIO. */
+static const uint8_t s_hs_errno[] = {
+    [BLE_HS_EAGAIN] = BB_STATUS_EAGAIN,
+    [BLE_HS_EALREADY] = BB_STATUS_EALREADY,
+    [BLE_HS_EINVAL] = BB_STATUS_EINVAL,
+    [BLE_HS_EMSGSIZE] = BB_STATUS_E2BIG,
+    [BLE_HS_ENOENT] = BB_STATUS_ENOENT,
+    [BLE_HS_ENOMEM] = BB_STATUS_ENOMEM,
+    [BLE_HS_ENOTCONN] = BB_STATUS_ENOTCONN,
+    [BLE_HS_ENOTSUP] = BB_STATUS_EOPNOTSUPP,
+    [BLE_HS_EBADDATA] = BB_STATUS_EINVAL,
+    [BLE_HS_ETIMEOUT] = BB_STATUS_ETIMEDOUT,
+    [BLE_HS_EDONE] = BB_STATUS_EALREADY,
+    [BLE_HS_EBUSY] = BB_STATUS_EBUSY,
+    [BLE_HS_EREJECT] = BB_STATUS_EPERM,
+    [BLE_HS_EROLE] = BB_STATUS_EOPNOTSUPP,
+    [BLE_HS_ETIMEOUT_HCI] = BB_STATUS_ETIMEDOUT,
+    [BLE_HS_ENOMEM_EVT] = BB_STATUS_ENOMEM,
+    [BLE_HS_ENOADDR] = BB_STATUS_EINVAL,
+    [BLE_HS_ENOTSYNCED] = BB_STATUS_EPERM,
+    [BLE_HS_EAUTHEN] = BB_STATUS_EPERM,
+    [BLE_HS_EAUTHOR] = BB_STATUS_EPERM,
+    [BLE_HS_EENCRYPT] = BB_STATUS_EPERM,
+    [BLE_HS_EENCRYPT_KEY_SZ] = BB_STATUS_EPERM,
+    [BLE_HS_ESTORE_CAP] = BB_STATUS_ENOMEM,
+    [BLE_HS_ESTORE_FAIL] = BB_STATUS_EIO,
+    [BLE_HS_EPREEMPTED] = BB_STATUS_EBUSY,
+    [BLE_HS_EDISABLED] = BB_STATUS_EPERM,
+    [BLE_HS_ESTALLED] = BB_STATUS_EAGAIN,
+};
+
+static int hs_errno(int rc)
+{
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc > 0 && (size_t)rc < BB_ARRAY_LEN(s_hs_errno) && s_hs_errno[rc] != 0) {
+        return -(int)s_hs_errno[rc];
+    }
+    return BB_ERR(EIO);
+}
+
+/* Status field of a *_DONE event: 0, the ATT error code, or the positive errno. */
+static uint16_t hs_status(int rc)
+{
+    if (rc == 0 || rc == BLE_HS_EDONE) {
+        return 0;
+    }
+    if (rc > BLE_HS_ERR_ATT_BASE && rc < BLE_HS_ERR_HCI_BASE) {
+        return (uint16_t)(rc - BLE_HS_ERR_ATT_BASE);
+    }
+    return (uint16_t)(-hs_errno(rc));
+}
+
+/* HCI reason of a disconnect (BLE_HS_ERR_HCI_BASE + code), as MicroPython reports it. */
+static uint8_t hs_hci_reason(int rc)
+{
+    if (rc >= BLE_HS_ERR_HCI_BASE && rc < BLE_HS_ERR_L2C_BASE) {
+        return (uint8_t)(rc - BLE_HS_ERR_HCI_BASE);
+    }
+    return (uint8_t)rc;
+}
+
+/* ========================================================================================= */
+/* State                                                                                      */
+/* ========================================================================================= */
+
+static volatile bool s_active;
+static volatile bool s_synced;
+static void *s_host_task;           /* NPL id of the NimBLE host task, set on sync */
+static bb_config_t s_cfg;
+static bool s_have_cfg;
+static uint8_t s_static_addr[BB_ADDR_LEN]; /* our random static address, LSB first */
+static volatile bool s_scanning;
+
+/* One buffer per task for flattening mbufs; never shared between tasks. */
+static uint8_t s_host_buf[BB_MAX_L2CAP_SDU > BB_MAX_ATTR_LEN ? BB_MAX_L2CAP_SDU : BB_MAX_ATTR_LEN];
+
+static bool in_host_task(void)
+{
+    return s_host_task != NULL && ble_npl_get_current_task_id() == s_host_task;
+}
+
+static void addr_to_bb(const ble_addr_t *in, bb_addr_t *out)
+{
+    /* NimBLE's PUBLIC_ID/RANDOM_ID (2, 3) keep the public/random bit in bit 0. */
+    out->type = (uint8_t)(in->type & 1u);
+    memcpy(out->addr, in->val, BB_ADDR_LEN);
+}
+
+static void uuid_to_bb(const ble_uuid_any_t *in, bb_uuid_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    switch (in->u.type) {
+    case BLE_UUID_TYPE_16:
+        out->len = 2;
+        out->bytes[0] = (uint8_t)in->u16.value;
+        out->bytes[1] = (uint8_t)(in->u16.value >> 8);
+        break;
+    case BLE_UUID_TYPE_32:
+        out->len = 4;
+        for (unsigned i = 0; i < 4; i++) {
+            out->bytes[i] = (uint8_t)(in->u32.value >> (8 * i));
+        }
+        break;
+    default:
+        out->len = 16;
+        memcpy(out->bytes, in->u128.value, 16);
+        break;
+    }
+}
+
+static int uuid_from_bb(const bb_uuid_t *in, ble_uuid_any_t *out)
+{
+    if (ble_uuid_init_from_buf(out, in->bytes, in->len) != 0) {
+        return BB_ERR(EINVAL);
+    }
+    return 0;
+}
+
+static uint8_t own_addr_type(void)
+{
+    switch (s_cfg.addr_mode) {
+    case BB_ADDR_MODE_PUBLIC:
+        return BLE_OWN_ADDR_PUBLIC;
+    case BB_ADDR_MODE_RPA:
+        return BLE_OWN_ADDR_RPA_RANDOM_DEFAULT;
+    default:
+        return BLE_OWN_ADDR_RANDOM;
+    }
+}
+
+/* ========================================================================================= */
+/* Calls deferred to the host task                                                            */
+/* ========================================================================================= */
+
+typedef enum {
+    BB_DEFER_CHR_UPDATED = 1, /* ble_gatts_chr_updated(handle) */
+    BB_DEFER_PAIR,            /* ble_gap_security_initiate(conn) */
+    BB_DEFER_ERASE_BONDS,     /* ble_store_clear() */
+    BB_DEFER_L2CAP_RETRY,     /* hand held-back L2CAP SDUs to the core again */
+} bb_defer_op_t;
+
+typedef struct {
+    uint8_t op;
+    uint16_t arg;
+} bb_defer_t;
+
+static bb_defer_t s_defer[BB_NIMBLE_DEFER_QUEUE];
+static uint8_t s_defer_head, s_defer_count; /* ring, guarded by bb_port_critical_* */
+static struct ble_npl_event s_defer_ev;
+static void l2cap_retry_held(void);
+
+static void defer_run(struct ble_npl_event *ev)
+{
+    (void)ev;
+    for (;;) {
+        bb_defer_t d;
+        bb_port_critical_enter();
+        if (s_defer_count == 0) {
+            bb_port_critical_exit();
+            return;
+        }
+        d = s_defer[s_defer_head];
+        s_defer_head = (uint8_t)((s_defer_head + 1u) % BB_NIMBLE_DEFER_QUEUE);
+        s_defer_count--;
+        bb_port_critical_exit();
+
+        int rc = 0;
+        switch (d.op) {
+        case BB_DEFER_CHR_UPDATED:
+            ble_gatts_chr_updated(d.arg);
+            break;
+        case BB_DEFER_PAIR:
+            rc = ble_gap_security_initiate(d.arg);
+            if (rc != 0 && rc != BLE_HS_EALREADY) {
+                /* The host learns of the failure as an unencrypted link. */
+                bb_on_encryption_update(d.arg, false, false, false, 0);
+                bb_log(1, "gap_pair: ble_gap_security_initiate failed");
+            }
+            break;
+        case BB_DEFER_ERASE_BONDS:
+            rc = ble_store_clear();
+            if (rc != 0) {
+                bb_log(1, "sec_erase_bonds: ble_store_clear failed");
+            }
+            break;
+        case BB_DEFER_L2CAP_RETRY:
+            l2cap_retry_held();
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Queue a call for the host task. Returns 0, -EPERM when the stack is not running, or -ENOMEM. */
+static int defer(bb_defer_op_t op, uint16_t arg)
+{
+    if (!s_synced) {
+        return BB_ERR(EPERM);
+    }
+    bb_port_critical_enter();
+    if (s_defer_count == BB_NIMBLE_DEFER_QUEUE) {
+        bb_port_critical_exit();
+        return BB_ERR(ENOMEM);
+    }
+    s_defer[(s_defer_head + s_defer_count) % BB_NIMBLE_DEFER_QUEUE] =
+        (bb_defer_t){.op = (uint8_t)op, .arg = arg};
+    s_defer_count++;
+    bb_port_critical_exit();
+    /* Putting an event that is already queued is a no-op in NPL; defer_run drains the ring. */
+    ble_npl_eventq_put(nimble_port_get_dflt_eventq(), &s_defer_ev);
+    return 0;
+}
+
+/* ========================================================================================= */
+/* Questions (host task blocks; core task answers)                                            */
+/* ========================================================================================= */
+
+static struct {
+    uint32_t ref;          /* port_ref of the open question, 0: none */
+    uint32_t next_ref;
+    bool answered;
+    bool found;
+    uint32_t u;
+    uint16_t len;
+    uint8_t data[BB_MAX_SECRET];
+} s_q;
+
+static uint32_t question_open(void)
+{
+    bb_nimble_answer_drain();
+    bb_port_critical_enter();
+    s_q.next_ref++;
+    if (s_q.next_ref == 0) {
+        s_q.next_ref = 1;
+    }
+    s_q.ref = s_q.next_ref;
+    s_q.answered = false;
+    uint32_t ref = s_q.ref;
+    bb_port_critical_exit();
+    return ref;
+}
+
+static void question_close(void)
+{
+    bb_port_critical_enter();
+    s_q.ref = 0;
+    bb_port_critical_exit();
+}
+
+/* Wait for the answer to `ref`; true when answered (s_q holds it), false: apply the default. */
+static bool question_wait(uint32_t ref)
+{
+    bb_nimble_answer_wait(BB_DEFAULTS_QUESTION_TIMEOUT_MS + BB_NIMBLE_ANSWER_GRACE_MS);
+    bb_port_critical_enter();
+    bool ok = s_q.answered && s_q.ref == ref;
+    s_q.ref = 0;
+    bb_port_critical_exit();
+    return ok;
+}
+
+/* Releases a waiting host task (radio going off); it then applies the default. */
+static void question_cancel(void)
+{
+    question_close();
+    bb_nimble_answer_signal();
+}
+
+void bb_port_answer(bb_question_kind_t kind, uint32_t port_ref, const bb_answer_t *answer)
+{
+    (void)kind;
+    bool wake = false;
+    bb_port_critical_enter();
+    if (port_ref != 0 && port_ref == s_q.ref && !s_q.answered) {
+        s_q.answered = true;
+        s_q.found = answer->found;
+        s_q.u = answer->u;
+        s_q.len = 0;
+        if (answer->data != NULL) {
+            s_q.len = answer->len < sizeof(s_q.data) ? answer->len : (uint16_t)sizeof(s_q.data);
+            memcpy(s_q.data, answer->data, s_q.len);
+        }
+        wake = true;
+    }
+    bb_port_critical_exit();
+    if (wake) {
+        bb_nimble_answer_signal();
+    }
+}
+
+/* ATT error to answer a peer read with (0 allows). Host task only; elsewhere reads are allowed. */
+static uint8_t ask_read(uint16_t conn, uint16_t handle)
+{
+    if (!in_host_task()) {
+        return 0;
+    }
+    uint32_t ref = question_open();
+    if (bb_on_question_read(ref, conn, handle) < 0) {
+        question_close();
+        return 0;
+    }
+    if (!question_wait(ref)) {
+        return 0;
+    }
+    return (uint8_t)s_q.u;
+}
+
+/* ========================================================================================= */
+/* Bond store: secrets kept by the host (GET_SECRET / SET_SECRET)                              */
+/* ========================================================================================= */
+
+/* NimBLE store object type -> protocol secret_type. */
+static uint8_t store_sec_type(int obj_type)
+{
+    switch (obj_type) {
+    case BLE_STORE_OBJ_TYPE_OUR_SEC:
+        return BB_SECRET_TYPE_OUR_SEC;
+    case BLE_STORE_OBJ_TYPE_PEER_SEC:
+        return BB_SECRET_TYPE_PEER_SEC;
+    case BLE_STORE_OBJ_TYPE_CCCD:
+        return BB_SECRET_TYPE_CCCD;
+    default:
+        return 0;
+    }
+}
+
+/* Keys and values are serialised field by field (not as C structs) so the host keeps bytes that
+ * mean the same to every firmware build: little-endian integers, addr as [type, 6 bytes LSB first]. */
+#define BB_STORE_KEY_MAX 9          /* addr (7) + CCCD value handle (2) */
+#define BB_STORE_SEC_LEN 67         /* addr 7, key_size 1, ediv 2, rand 8, ltk/irk/csrk 16 each, flags 1 */
+#define BB_STORE_CCCD_LEN 12        /* addr 7, handle 2, flags 2, value_changed 1 */
+#define BB_STORE_FLAG_LTK 0x01u
+#define BB_STORE_FLAG_IRK 0x02u
+#define BB_STORE_FLAG_CSRK 0x04u
+#define BB_STORE_FLAG_AUTHENTICATED 0x08u
+#define BB_STORE_FLAG_SC 0x10u
+
+static uint8_t *put_addr(uint8_t *p, const ble_addr_t *a)
+{
+    *p++ = a->type;
+    memcpy(p, a->val, 6);
+    return p + 6;
+}
+
+static const uint8_t *get_addr(const uint8_t *p, ble_addr_t *a)
+{
+    a->type = *p++;
+    memcpy(a->val, p, 6);
+    return p + 6;
+}
+
+static uint8_t *put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        *p++ = (uint8_t)(v >> (8 * i));
+    }
+    return p;
+}
+
+static const uint8_t *get_le(const uint8_t *p, uint64_t *v, unsigned n)
+{
+    *v = 0;
+    for (unsigned i = 0; i < n; i++) {
+        *v |= (uint64_t)p[i] << (8 * i);
+    }
+    return p + n;
+}
+
+static uint16_t store_key_encode(int obj_type, const union ble_store_key *key, uint8_t *out)
+{
+    if (obj_type == BLE_STORE_OBJ_TYPE_CCCD) {
+        uint8_t *p = put_addr(out, &key->cccd.peer_addr);
+        p = put_le(p, key->cccd.chr_val_handle, 2);
+        return (uint16_t)(p - out);
+    }
+    return (uint16_t)(put_addr(out, &key->sec.peer_addr) - out);
+}
+
+static uint16_t store_value_encode(int obj_type, const union ble_store_value *v, uint8_t *out)
+{
+    uint8_t *p;
+    if (obj_type == BLE_STORE_OBJ_TYPE_CCCD) {
+        p = put_addr(out, &v->cccd.peer_addr);
+        p = put_le(p, v->cccd.chr_val_handle, 2);
+        p = put_le(p, v->cccd.flags, 2);
+        *p++ = (uint8_t)v->cccd.value_changed;
+        return (uint16_t)(p - out);
+    }
+    const struct ble_store_value_sec *s = &v->sec;
+    p = put_addr(out, &s->peer_addr);
+    *p++ = s->key_size;
+    p = put_le(p, s->ediv, 2);
+    p = put_le(p, s->rand_num, 8);
+    memcpy(p, s->ltk, 16);
+    p += 16;
+    memcpy(p, s->irk, 16);
+    p += 16;
+    memcpy(p, s->csrk, 16);
+    p += 16;
+    *p++ = (uint8_t)((s->ltk_present ? BB_STORE_FLAG_LTK : 0u) | (s->irk_present ? BB_STORE_FLAG_IRK : 0u) |
+                     (s->csrk_present ? BB_STORE_FLAG_CSRK : 0u) |
+                     (s->authenticated ? BB_STORE_FLAG_AUTHENTICATED : 0u) | (s->sc ? BB_STORE_FLAG_SC : 0u));
+    return (uint16_t)(p - out);
+}
+
+static bool store_value_decode(int obj_type, const uint8_t *in, uint16_t len, union ble_store_value *v)
+{
+    uint64_t x;
+    const uint8_t *p = in;
+    memset(v, 0, sizeof(*v));
+    if (obj_type == BLE_STORE_OBJ_TYPE_CCCD) {
+        if (len != BB_STORE_CCCD_LEN) {
+            return false;
+        }
+        p = get_addr(p, &v->cccd.peer_addr);
+        p = get_le(p, &x, 2);
+        v->cccd.chr_val_handle = (uint16_t)x;
+        p = get_le(p, &x, 2);
+        v->cccd.flags = (uint16_t)x;
+        v->cccd.value_changed = *p ? 1u : 0u;
+        return true;
+    }
+    if (len != BB_STORE_SEC_LEN) {
+        return false;
+    }
+    struct ble_store_value_sec *s = &v->sec;
+    p = get_addr(p, &s->peer_addr);
+    s->key_size = *p++;
+    p = get_le(p, &x, 2);
+    s->ediv = (uint16_t)x;
+    p = get_le(p, &x, 8);
+    s->rand_num = x;
+    memcpy(s->ltk, p, 16);
+    p += 16;
+    memcpy(s->irk, p, 16);
+    p += 16;
+    memcpy(s->csrk, p, 16);
+    p += 16;
+    s->ltk_present = (*p & BB_STORE_FLAG_LTK) ? 1u : 0u;
+    s->irk_present = (*p & BB_STORE_FLAG_IRK) ? 1u : 0u;
+    s->csrk_present = (*p & BB_STORE_FLAG_CSRK) ? 1u : 0u;
+    s->authenticated = (*p & BB_STORE_FLAG_AUTHENTICATED) ? 1u : 0u;
+    s->sc = (*p & BB_STORE_FLAG_SC) ? 1u : 0u;
+    return true;
+}
+
+static int store_read(int obj_type, const union ble_store_key *key, union ble_store_value *value)
+{
+    uint8_t sec_type = store_sec_type(obj_type);
+    if (sec_type == 0 || !in_host_task()) {
+        return BLE_HS_ENOENT;
+    }
+    uint8_t kbuf[BB_STORE_KEY_MAX];
+    const ble_addr_t *peer = obj_type == BLE_STORE_OBJ_TYPE_CCCD ? &key->cccd.peer_addr : &key->sec.peer_addr;
+    uint8_t idx = obj_type == BLE_STORE_OBJ_TYPE_CCCD ? key->cccd.idx : key->sec.idx;
+    /* NimBLE walks the store with peer_addr ANY and a growing idx: that is a lookup by index. */
+    bool by_index = ble_addr_cmp(peer, BLE_ADDR_ANY) == 0;
+    uint16_t klen = by_index ? 0 : store_key_encode(obj_type, key, kbuf);
+
+    uint32_t ref = question_open();
+    if (bb_on_question_get_secret(ref, sec_type, idx, by_index ? NULL : kbuf, klen) < 0) {
+        question_close();
+        return BLE_HS_ENOENT;
+    }
+    if (!question_wait(ref) || !s_q.found) {
+        return BLE_HS_ENOENT;
+    }
+    if (!store_value_decode(obj_type, s_q.data, s_q.len, value)) {
+        bb_log(1, "store: host returned a secret of the wrong length; ignored");
+        return BLE_HS_ENOENT;
+    }
+    return 0;
+}
+
+static int store_set(int obj_type, const union ble_store_key *key, const union ble_store_value *value)
+{
+    uint8_t sec_type = store_sec_type(obj_type);
+    if (sec_type == 0 || !in_host_task()) {
+        return BLE_HS_ESTORE_FAIL;
+    }
+    uint8_t kbuf[BB_STORE_KEY_MAX];
+    uint8_t vbuf[BB_STORE_SEC_LEN];
+    uint16_t klen = store_key_encode(obj_type, key, kbuf);
+    uint16_t vlen = value != NULL ? store_value_encode(obj_type, value, vbuf) : 0;
+
+    uint32_t ref = question_open();
+    if (bb_on_question_set_secret(ref, sec_type, kbuf, klen, value != NULL ? vbuf : NULL, vlen) < 0) {
+        question_close();
+        return BLE_HS_ESTORE_FAIL;
+    }
+    if (!question_wait(ref) || !s_q.found) {
+        return value != NULL ? BLE_HS_ESTORE_FAIL : BLE_HS_ENOENT;
+    }
+    return 0;
+}
+
+static int store_write(int obj_type, const union ble_store_value *value)
+{
+    union ble_store_key key;
+    ble_store_key_from_value(obj_type, &key, value);
+    return store_set(obj_type, &key, value);
+}
+
+static int store_delete(int obj_type, const union ble_store_key *key)
+{
+    return store_set(obj_type, key, NULL);
+}
+
+/* ========================================================================================= */
+/* Platform                                                                                    */
+/* ========================================================================================= */
+
+static bb_port_caps_t s_caps = {
+    .board = BB_BOARD,
+    .port = "nimble",
+    .central = MYNEWT_VAL(BLE_ROLE_CENTRAL) != 0,
+    .peripheral = MYNEWT_VAL(BLE_ROLE_PERIPHERAL) != 0,
+    .observer = MYNEWT_VAL(BLE_ROLE_OBSERVER) != 0,
+    .broadcaster = MYNEWT_VAL(BLE_ROLE_BROADCASTER) != 0,
+    .l2cap = MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0,
+    .pairing = (MYNEWT_VAL(BLE_SM_LEGACY) || MYNEWT_VAL(BLE_SM_SC)) != 0,
+    .ext_adv = MYNEWT_VAL(BLE_EXT_ADV) != 0,
+    .max_connections = (MYNEWT_VAL(BLE_MAX_CONNECTIONS) < BB_MAX_CONNECTIONS ? MYNEWT_VAL(BLE_MAX_CONNECTIONS)
+                                                                              : BB_MAX_CONNECTIONS),
+    .max_mtu = (BLE_ATT_MTU_MAX < BB_MAX_ATTR_LEN + 3 ? BLE_ATT_MTU_MAX : BB_MAX_ATTR_LEN + 3),
+    .max_l2cap_mtu = MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0 ? BB_MAX_L2CAP_SDU : 0,
+};
+
+const bb_port_caps_t *bb_port_caps(void)
+{
+    return &s_caps;
+}
+
+/* L2CAP mbuf pool (no heap: NimBLE carves blocks out of this static array). */
+#define BB_NIMBLE_MBUF_BLOCK_SIZE \
+    (BB_NIMBLE_MBUF_PAYLOAD + sizeof(struct os_mbuf) + sizeof(struct os_mbuf_pkthdr))
+static os_membuf_t s_mbuf_mem[OS_MEMPOOL_SIZE(BB_NIMBLE_MBUF_BLOCKS, BB_NIMBLE_MBUF_BLOCK_SIZE)];
+static struct os_mempool s_mbuf_mempool;
+static struct os_mbuf_pool s_mbuf_pool;
+
+void bb_nimble_init(void)
+{
+    os_mempool_init(&s_mbuf_mempool, BB_NIMBLE_MBUF_BLOCKS, BB_NIMBLE_MBUF_BLOCK_SIZE, s_mbuf_mem,
+                    "bb_l2cap");
+    os_mbuf_pool_init(&s_mbuf_pool, &s_mbuf_mempool, BB_NIMBLE_MBUF_BLOCK_SIZE, BB_NIMBLE_MBUF_BLOCKS);
+    ble_npl_event_init(&s_defer_ev, defer_run, NULL);
+    bb_nimble_random(s_static_addr, sizeof(s_static_addr));
+    s_static_addr[5] |= 0xC0; /* random static: the two most significant bits are 1 */
+    s_cfg.addr_mode = BB_ADDR_MODE_PUBLIC;
+}
+
+/* ========================================================================================= */
+/* GAP events                                                                                  */
+/* ========================================================================================= */
+
+static int gap_event(struct ble_gap_event *event, void *arg);
+static void l2cap_forget_conn(uint16_t conn);
+
+static void report_connect(uint16_t conn)
+{
+    struct ble_gap_conn_desc desc;
+    if (ble_gap_conn_find(conn, &desc) != 0) {
+        return;
+    }
+    bb_addr_t peer;
+    addr_to_bb(&desc.peer_id_addr, &peer);
+    if (desc.role == BLE_GAP_ROLE_MASTER) {
+        bb_on_peripheral_connect(conn, &peer);
+    } else {
+        bb_on_central_connect(conn, &peer);
+    }
+}
+
+static void report_encryption(uint16_t conn)
+{
+    struct ble_gap_conn_desc desc;
+    if (ble_gap_conn_find(conn, &desc) == 0) {
+        bb_on_encryption_update(conn, desc.sec_state.encrypted, desc.sec_state.authenticated,
+                                desc.sec_state.bonded, (uint8_t)desc.sec_state.key_size);
+    }
+}
+
+static void scan_report(const ble_addr_t *addr, uint8_t adv_type, int8_t rssi, const uint8_t *data,
+                        uint8_t len)
+{
+    bb_addr_t a;
+    addr_to_bb(addr, &a);
+    bb_on_scan_result(&a, adv_type, rssi, data, len);
+}
+
+static void scan_finished(void)
+{
+    bool was;
+    bb_port_critical_enter();
+    was = s_scanning;
+    s_scanning = false;
+    bb_port_critical_exit();
+    if (was) {
+        bb_on_scan_done();
+    }
+}
+
+static int gap_event(struct ble_gap_event *event, void *arg)
+{
+    (void)arg;
+    switch (event->type) {
+    case BLE_GAP_EVENT_CONNECT:
+        if (event->connect.status == 0) {
+            report_connect(event->connect.conn_handle);
+        } else {
+            /* A gap_connect that timed out or was cancelled (peripheral role never fails here). */
+            bb_addr_t none = {0};
+            bb_on_peripheral_disconnect(BB_CONN_NONE, &none, hs_hci_reason(event->connect.status));
+        }
+        return 0;
+
+    case BLE_GAP_EVENT_DISCONNECT: {
+        bb_addr_t peer;
+        addr_to_bb(&event->disconnect.conn.peer_id_addr, &peer);
+        uint16_t conn = event->disconnect.conn.conn_handle;
+        l2cap_forget_conn(conn);
+        if (event->disconnect.conn.role == BLE_GAP_ROLE_MASTER) {
+            bb_on_peripheral_disconnect(conn, &peer, hs_hci_reason(event->disconnect.reason));
+        } else {
+            bb_on_central_disconnect(conn, &peer, hs_hci_reason(event->disconnect.reason));
+        }
+        return 0;
+    }
+
+    case BLE_GAP_EVENT_CONN_UPDATE: {
+        struct ble_gap_conn_desc desc;
+        uint16_t conn = event->conn_update.conn_handle;
+        if (ble_gap_conn_find(conn, &desc) == 0) {
+            bb_on_connection_update(conn, desc.conn_itvl, desc.conn_latency, desc.supervision_timeout,
+                                    (uint8_t)hs_status(event->conn_update.status));
+        }
+        return 0;
+    }
+
+    case BLE_GAP_EVENT_CONN_UPDATE_REQ:
+    case BLE_GAP_EVENT_L2CAP_UPDATE_REQ:
+        return 0; /* accept the peer's parameters */
+
+    case BLE_GAP_EVENT_DISC:
+        scan_report(&event->disc.addr, event->disc.event_type, event->disc.rssi, event->disc.data,
+                    event->disc.length_data);
+        return 0;
+
+#if MYNEWT_VAL(BLE_EXT_ADV)
+    case BLE_GAP_EVENT_EXT_DISC: {
+        const struct ble_gap_ext_disc_desc *d = &event->ext_disc;
+        if (d->data_status == BLE_GAP_EXT_ADV_DATA_STATUS_INCOMPLETE) {
+            return 0; /* the rest of the chain follows in another report */
+        }
+        bool legacy = (d->props & BLE_HCI_ADV_LEGACY_MASK) != 0;
+        scan_report(&d->addr, legacy ? d->legacy_event_type : BB_ADV_TYPE_EXT_ADV, d->rssi, d->data,
+                    d->length_data);
+        return 0;
+    }
+#endif /* MYNEWT_VAL(BLE_EXT_ADV) */
+
+    case BLE_GAP_EVENT_DISC_COMPLETE:
+        scan_finished();
+        return 0;
+
+    case BLE_GAP_EVENT_ADV_COMPLETE:
+        /* reason 0: a connection ended it; BLE_HS_ETIMEOUT: duration elapsed. */
+        bb_on_advertise_done(event->adv_complete.reason == 0 ? 1 : 0);
+        return 0;
+
+    case BLE_GAP_EVENT_ENC_CHANGE:
+        report_encryption(event->enc_change.conn_handle);
+        return 0;
+
+    case BLE_GAP_EVENT_PASSKEY_ACTION: {
+        const struct ble_gap_passkey_params *pk = &event->passkey.params;
+        /* NimBLE's IOACT numbers equal the protocol's passkey_action constants. */
+        uint32_t passkey = pk->action == BLE_SM_IOACT_NUMCMP ? pk->numcmp : 0;
+        bb_on_passkey_action(event->passkey.conn_handle, pk->action, passkey);
+        return 0;
+    }
+
+    case BLE_GAP_EVENT_NOTIFY_RX: {
+        uint16_t len = 0;
+        if (ble_hs_mbuf_to_flat(event->notify_rx.om, s_host_buf, BB_MAX_ATTR_LEN, &len) != 0 &&
+            len == 0) {
+            return 0;
+        }
+        if (event->notify_rx.indication) {
+            bb_on_gattc_indicate(event->notify_rx.conn_handle, event->notify_rx.attr_handle, s_host_buf, len);
+        } else {
+            bb_on_gattc_notify(event->notify_rx.conn_handle, event->notify_rx.attr_handle, s_host_buf, len);
+        }
+        return 0;
+    }
+
+    case BLE_GAP_EVENT_NOTIFY_TX:
+        /* For indications: 0 when sent, BLE_HS_EDONE when confirmed, else it failed. */
+        if (event->notify_tx.indication && event->notify_tx.status != 0) {
+            bb_on_gatts_indicate_done(event->notify_tx.conn_handle, event->notify_tx.attr_handle,
+                                      (uint8_t)hs_status(event->notify_tx.status));
+        }
+        return 0;
+
+    case BLE_GAP_EVENT_MTU:
+        bb_on_mtu_exchanged(event->mtu.conn_handle, event->mtu.value);
+        return 0;
+
+    case BLE_GAP_EVENT_REPEAT_PAIRING: {
+        /* The peer lost its keys: forget ours (asks the host to delete) and pair afresh. */
+        struct ble_gap_conn_desc desc;
+        if (ble_gap_conn_find(event->repeat_pairing.conn_handle, &desc) == 0) {
+            ble_store_util_delete_peer(&desc.peer_id_addr);
+        }
+        return BLE_GAP_REPEAT_PAIRING_RETRY;
+    }
+
+    default:
+        return 0;
+    }
+}
+
+/* ========================================================================================= */
+/* Radio and configuration                                                                     */
+/* ========================================================================================= */
+
+static void gatts_register_cb(struct ble_gatt_register_ctxt *ctxt, void *arg);
+static int gatts_add_table(void);
+static void l2cap_reset(void);
+
+static void host_reset_cb(int reason)
+{
+    (void)reason;
+    s_synced = false;
+    bb_log(0, "NimBLE host reset by the controller");
+}
+
+static void apply_address(void)
+{
+    ble_addr_t a;
+    switch (s_cfg.addr_mode) {
+    case BB_ADDR_MODE_PUBLIC:
+        if (ble_hs_id_copy_addr(BLE_ADDR_PUBLIC, NULL, NULL) == 0) {
+            return;
+        }
+        /* No public address: fall back to the random static one. */
+        ble_hs_id_set_rnd(s_static_addr);
+        return;
+    case BB_ADDR_MODE_NRPA:
+        if (ble_hs_id_gen_rnd(1, &a) == 0) {
+            ble_hs_id_set_rnd(a.val);
+        }
+        return;
+    default:
+        /* RANDOM, and the identity behind RPA. */
+        ble_hs_id_set_rnd(s_static_addr);
+        return;
+    }
+}
+
+static void host_sync_cb(void)
+{
+    s_host_task = ble_npl_get_current_task_id();
+    apply_address();
+    s_synced = true;
+}
+
+static void apply_sm_config(void)
+{
+    ble_hs_cfg.sm_io_cap = s_cfg.io;
+    ble_hs_cfg.sm_bonding = s_cfg.bond ? 1u : 0u;
+    ble_hs_cfg.sm_mitm = s_cfg.mitm ? 1u : 0u;
+    ble_hs_cfg.sm_sc = s_cfg.le_secure ? 1u : 0u;
+    uint8_t dist = s_cfg.bond ? (uint8_t)(BLE_SM_PAIR_KEY_DIST_ENC | BLE_SM_PAIR_KEY_DIST_ID) : 0u;
+    ble_hs_cfg.sm_our_key_dist = dist;
+    ble_hs_cfg.sm_their_key_dist = dist;
+}
+
+static int apply_config(void)
+{
+    int rc = ble_svc_gap_device_name_set(s_cfg.gap_name);
+    if (rc != 0) {
+        return hs_errno(rc);
+    }
+    rc = ble_svc_gap_device_appearance_set(s_cfg.appearance);
+    if (rc != 0) {
+        return hs_errno(rc);
+    }
+    if (s_cfg.mtu >= BLE_ATT_MTU_DFLT) {
+        rc = ble_att_set_preferred_mtu(s_cfg.mtu);
+        if (rc != 0) {
+            return hs_errno(rc);
+        }
+    }
+    apply_sm_config();
+    return bb_nimble_set_adv_tx_power(s_cfg.tx_power);
+}
+
+int bb_port_ble_activate(bool on)
+{
+    if (on == s_active) {
+        return 0;
+    }
+    if (on) {
+        int rc = bb_nimble_stack_init();
+        if (rc != 0) {
+            return rc;
+        }
+        ble_hs_cfg.sync_cb = host_sync_cb;
+        ble_hs_cfg.reset_cb = host_reset_cb;
+        ble_hs_cfg.gatts_register_cb = gatts_register_cb;
+        ble_hs_cfg.gatts_register_arg = NULL;
+        ble_hs_cfg.store_read_cb = store_read;
+        ble_hs_cfg.store_write_cb = store_write;
+        ble_hs_cfg.store_delete_cb = store_delete;
+        ble_hs_cfg.store_status_cb = ble_store_util_status_rr;
+        apply_sm_config();
+        /* Services added before the host starts are started by it (ble_gatts_start at sync);
+         * the table registered before a previous ble_active(False) comes back with the same
+         * handles. */
+        ble_svc_gap_init();
+        ble_svc_gatt_init();
+        rc = gatts_add_table();
+        if (rc != 0) {
+            bb_nimble_stack_stop();
+            return rc;
+        }
+        rc = bb_nimble_stack_run();
+        if (rc != 0) {
+            return rc;
+        }
+        for (uint32_t waited = 0; !s_synced; waited += BB_NIMBLE_SYNC_POLL_MS) {
+            if (waited >= BB_NIMBLE_SYNC_TIMEOUT_MS) {
+                bb_nimble_stack_stop();
+                return BB_ERR(ETIMEDOUT);
+            }
+            bb_nimble_sleep_ms(BB_NIMBLE_SYNC_POLL_MS);
+        }
+        s_active = true;
+        if (s_have_cfg) {
+            rc = apply_config();
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        return 0;
+    }
+
+    question_cancel();
+    bb_port_gap_advertise_stop();
+    ble_gap_conn_cancel();
+    if (s_scanning) {
+        ble_gap_disc_cancel();
+        scan_finished();
+    }
+    /* Stopping the host terminates every connection; their DISCONNECT events reach the core. */
+    int rc = bb_nimble_stack_stop();
+    s_active = false;
+    s_synced = false;
+    s_host_task = NULL;
+    l2cap_reset();
+    bb_port_critical_enter();
+    s_defer_count = 0;
+    bb_port_critical_exit();
+    return rc;
+}
+
+static bool s_db_valid;
+
+int bb_port_reset(void)
+{
+    int rc = bb_port_ble_activate(false);
+    s_db_valid = false; /* "as after boot": the next activation has only GAP and GATT services */
+    return rc;
+}
+
+int bb_port_config_apply(const bb_config_t *cfg)
+{
+    bool addr_changed = !s_have_cfg || cfg->addr_mode != s_cfg.addr_mode;
+    s_cfg = *cfg;
+    s_have_cfg = true;
+    if (!s_active) {
+        return 0; /* applied when the radio comes on */
+    }
+    if (addr_changed) {
+        apply_address();
+    }
+    return apply_config();
+}
+
+int bb_port_addr_get(bb_addr_t *out)
+{
+    if (s_active) {
+        uint8_t type = s_cfg.addr_mode == BB_ADDR_MODE_PUBLIC ? BLE_ADDR_PUBLIC : BLE_ADDR_RANDOM;
+        if (ble_hs_id_copy_addr(type, out->addr, NULL) == 0) {
+            out->type = type == BLE_ADDR_PUBLIC ? BB_ADDR_TYPE_PUBLIC : BB_ADDR_TYPE_RANDOM;
+            return 0;
+        }
+    }
+    if (s_cfg.addr_mode == BB_ADDR_MODE_PUBLIC) {
+        out->type = BB_ADDR_TYPE_PUBLIC;
+        bb_nimble_public_addr(out->addr);
+    } else {
+        out->type = BB_ADDR_TYPE_RANDOM;
+        memcpy(out->addr, s_static_addr, BB_ADDR_LEN);
+    }
+    return 0;
+}
+
+int bb_port_addr_set_static(const uint8_t addr[BB_ADDR_LEN])
+{
+    if ((addr[5] & 0xC0) != 0xC0) {
+        return BB_ERR(EINVAL); /* not a random static address */
+    }
+    memcpy(s_static_addr, addr, BB_ADDR_LEN);
+    if (s_active && s_cfg.addr_mode != BB_ADDR_MODE_PUBLIC) {
+        return hs_errno(ble_hs_id_set_rnd(s_static_addr));
+    }
+    return 0;
+}
+
+/* ========================================================================================= */
+/* GAP                                                                                         */
+/* ========================================================================================= */
+
+static uint16_t us_to_units(uint32_t us, uint32_t unit_us, uint16_t min, uint16_t max)
+{
+    uint32_t v = us / unit_us;
+    return (uint16_t)(v < min ? min : (v > max ? max : v));
+}
+
+#if MYNEWT_VAL(BLE_EXT_ADV)
+#define BB_ADV_INSTANCE 0
+
+static int ext_adv_set(int (*setter)(uint8_t, struct os_mbuf *), const uint8_t *data, uint16_t len)
+{
+    struct os_mbuf *om = os_msys_get_pkthdr(len, 0);
+    if (om == NULL) {
+        return BB_ERR(ENOMEM);
+    }
+    if (os_mbuf_append(om, data, len) != 0) {
+        os_mbuf_free_chain(om);
+        return BB_ERR(ENOMEM);
+    }
+    /* The stack owns om from here, on success and on failure. */
+    return hs_errno(setter(BB_ADV_INSTANCE, om));
+}
+
+int bb_port_gap_advertise_start(const bb_adv_params_t *p)
+{
+    if (p->extended && p->connectable && p->scannable) {
+        return BB_ERR(EINVAL); /* an extended advertising set is connectable or scannable */
+    }
+    if (!p->extended && (p->adv_len > BB_MAX_ADV_LEGACY || p->resp_len > BB_MAX_ADV_LEGACY)) {
+        return BB_ERR(E2BIG);
+    }
+    if (ble_gap_ext_adv_active(BB_ADV_INSTANCE)) {
+        ble_gap_ext_adv_stop(BB_ADV_INSTANCE);
+    }
+    struct ble_gap_ext_adv_params ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.connectable = p->connectable ? 1u : 0u;
+    ep.scannable = p->scannable ? 1u : 0u;
+    ep.directed = p->directed ? 1u : 0u;
+    ep.legacy_pdu = p->extended ? 0u : 1u;
+    ep.itvl_min = p->interval_us / BB_US_PER_ADV_UNIT;
+    ep.itvl_max = ep.itvl_min;
+    ep.own_addr_type = own_addr_type();
+    ep.primary_phy = BLE_HCI_LE_PHY_1M;
+    ep.secondary_phy = BLE_HCI_LE_PHY_1M;
+    ep.tx_power = p->has_tx_power ? p->tx_power : 127; /* 127: no preference */
+    if (p->directed) {
+        ep.peer.type = p->peer.type;
+        memcpy(ep.peer.val, p->peer.addr, BB_ADDR_LEN);
+    }
+    int rc = ble_gap_ext_adv_configure(BB_ADV_INSTANCE, &ep, NULL, gap_event, NULL);
+    if (rc != 0) {
+        return hs_errno(rc);
+    }
+    if (!(p->extended && p->scannable)) {
+        rc = ext_adv_set(ble_gap_ext_adv_set_data, p->adv_data, p->adv_len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (p->scannable) {
+        rc = ext_adv_set(ble_gap_ext_adv_rsp_set_data, p->resp_data, p->resp_len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    int duration = (int)(p->timeout_ms / BB_MS_PER_TIMEOUT_UNIT);
+    return hs_errno(ble_gap_ext_adv_start(BB_ADV_INSTANCE, duration, 0));
+}
+
+int bb_port_gap_advertise_stop(void)
+{
+    int rc = ble_gap_ext_adv_stop(BB_ADV_INSTANCE);
+    return rc == BLE_HS_EALREADY ? 0 : hs_errno(rc);
+}
+
+#else /* !MYNEWT_VAL(BLE_EXT_ADV) */
+
+int bb_port_gap_advertise_start(const bb_adv_params_t *p)
+{
+    if (p->extended) {
+        return BB_ERR(EOPNOTSUPP); /* this build's NimBLE has CONFIG_BT_NIMBLE_EXT_ADV off */
+    }
+    if (p->adv_len > BB_MAX_ADV_LEGACY || p->resp_len > BB_MAX_ADV_LEGACY) {
+        return BB_ERR(E2BIG);
+    }
+    if (p->has_tx_power) {
+        int trc = bb_nimble_set_adv_tx_power(p->tx_power);
+        if (trc != 0) {
+            return trc;
+        }
+    }
+    if (ble_gap_adv_active()) {
+        ble_gap_adv_stop();
+    }
+    int rc = ble_gap_adv_set_data(p->adv_data, p->adv_len);
+    if (rc == 0 && p->scannable) {
+        rc = ble_gap_adv_rsp_set_data(p->resp_data, p->resp_len);
+    }
+    if (rc != 0) {
+        return hs_errno(rc);
+    }
+    struct ble_gap_adv_params ap;
+    memset(&ap, 0, sizeof(ap));
+    ap.conn_mode = p->directed ? BLE_GAP_CONN_MODE_DIR
+                               : (p->connectable ? BLE_GAP_CONN_MODE_UND : BLE_GAP_CONN_MODE_NON);
+    /* With conn_mode NON, a discoverable mode selects ADV_SCAN_IND, NON selects ADV_NONCONN_IND. */
+    ap.disc_mode = (p->connectable || p->scannable) ? BLE_GAP_DISC_MODE_GEN : BLE_GAP_DISC_MODE_NON;
+    ap.itvl_min = us_to_units(p->interval_us, BB_US_PER_ADV_UNIT, 0x0020, 0x4000);
+    ap.itvl_max = ap.itvl_min;
+    ble_addr_t peer;
+    if (p->directed) {
+        peer.type = p->peer.type;
+        memcpy(peer.val, p->peer.addr, BB_ADDR_LEN);
+    }
+    int32_t duration = p->timeout_ms != 0 ? (int32_t)p->timeout_ms : BLE_HS_FOREVER;
+    return hs_errno(ble_gap_adv_start(own_addr_type(), p->directed ? &peer : NULL, duration, &ap, gap_event, NULL));
+}
+
+int bb_port_gap_advertise_stop(void)
+{
+    int rc = ble_gap_adv_stop();
+    return rc == BLE_HS_EALREADY ? 0 : hs_errno(rc);
+}
+
+#endif /* MYNEWT_VAL(BLE_EXT_ADV) */
+
+int bb_port_gap_scan_start(const bb_scan_params_t *p)
+{
+    if (s_scanning) {
+        ble_gap_disc_cancel(); /* restart with the new parameters; no SCAN_DONE in between */
+    }
+#if MYNEWT_VAL(BLE_EXT_ADV)
+    struct ble_gap_ext_disc_params uncoded = {
+        .itvl = us_to_units(p->interval_us, BB_US_PER_ADV_UNIT, 0x0004, 0xFFFF),
+        .window = us_to_units(p->window_us, BB_US_PER_ADV_UNIT, 0x0004, 0xFFFF),
+        .passive = p->active ? 0u : 1u,
+    };
+    uint16_t duration = (uint16_t)(p->duration_ms / BB_MS_PER_TIMEOUT_UNIT);
+    int rc = ble_gap_ext_disc(own_addr_type(), duration, 0, p->filter_duplicates ? 1u : 0u, 0, 0,
+                              &uncoded, NULL, gap_event, NULL);
+#else
+    struct ble_gap_disc_params dp;
+    memset(&dp, 0, sizeof(dp));
+    dp.itvl = us_to_units(p->interval_us, BB_US_PER_ADV_UNIT, 0x0004, 0x4000);
+    dp.window = us_to_units(p->window_us, BB_US_PER_ADV_UNIT, 0x0004, 0x4000);
+    dp.passive = p->active ? 0u : 1u;
+    dp.filter_duplicates = p->filter_duplicates ? 1u : 0u;
+    int32_t duration = p->duration_ms != 0 ? (int32_t)p->duration_ms : BLE_HS_FOREVER;
+    int rc = ble_gap_disc(own_addr_type(), duration, &dp, gap_event, NULL);
+#endif
+    if (rc == 0) {
+        s_scanning = true;
+    } else if (s_scanning) {
+        scan_finished();
+    }
+    return hs_errno(rc);
+}
+
+int bb_port_gap_scan_stop(void)
+{
+    int rc = ble_gap_disc_cancel();
+    scan_finished(); /* NimBLE reports no DISC_COMPLETE for a cancel */
+    return rc == BLE_HS_EALREADY ? 0 : hs_errno(rc);
+}
+
+static void conn_params_to_nimble(const bb_conn_params_t *in, struct ble_gap_conn_params *out)
+{
+    out->scan_itvl = BLE_GAP_SCAN_FAST_INTERVAL_MIN;
+    out->scan_window = BLE_GAP_SCAN_FAST_WINDOW;
+    out->itvl_min = in->min_interval_us != 0 ? us_to_units(in->min_interval_us, BB_US_PER_CONN_UNIT, 6, 3200)
+                                             : BLE_GAP_INITIAL_CONN_ITVL_MIN;
+    out->itvl_max = in->max_interval_us != 0 ? us_to_units(in->max_interval_us, BB_US_PER_CONN_UNIT, 6, 3200)
+                                             : BLE_GAP_INITIAL_CONN_ITVL_MAX;
+    out->latency = in->latency;
+    out->supervision_timeout = in->supervision_timeout_ms != 0
+                                   ? (uint16_t)(in->supervision_timeout_ms / BB_MS_PER_TIMEOUT_UNIT)
+                                   : BLE_GAP_INITIAL_SUPERVISION_TIMEOUT;
+    out->min_ce_len = BLE_GAP_INITIAL_CONN_MIN_CE_LEN;
+    out->max_ce_len = BLE_GAP_INITIAL_CONN_MAX_CE_LEN;
+}
+
+int bb_port_gap_connect(const bb_connect_params_t *p)
+{
+    ble_addr_t peer = {.type = p->peer.type};
+    memcpy(peer.val, p->peer.addr, BB_ADDR_LEN);
+    struct ble_gap_conn_params cp;
+    conn_params_to_nimble(&p->conn, &cp);
+    int32_t duration = p->scan_duration_ms != 0 ? (int32_t)p->scan_duration_ms : BLE_HS_FOREVER;
+#if MYNEWT_VAL(BLE_EXT_ADV)
+    return hs_errno(ble_gap_ext_connect(own_addr_type(), &peer, duration, BLE_GAP_LE_PHY_1M_MASK, &cp, NULL,
+                                        NULL, gap_event, NULL));
+#else
+    return hs_errno(ble_gap_connect(own_addr_type(), &peer, duration, &cp, gap_event, NULL));
+#endif
+}
+
+int bb_port_gap_connect_cancel(void)
+{
+    int rc = ble_gap_conn_cancel();
+    return rc == BLE_HS_EALREADY ? BB_ERR(ENOENT) : hs_errno(rc);
+}
+
+int bb_port_gap_disconnect(uint16_t conn)
+{
+    return hs_errno(ble_gap_terminate(conn, BLE_ERR_REM_USER_CONN_TERM));
+}
+
+int bb_port_gap_conn_update(uint16_t conn, const bb_conn_params_t *p)
+{
+    struct ble_gap_conn_params cp;
+    conn_params_to_nimble(p, &cp);
+    struct ble_gap_upd_params up = {
+        .itvl_min = cp.itvl_min,
+        .itvl_max = cp.itvl_max,
+        .latency = cp.latency,
+        .supervision_timeout = cp.supervision_timeout,
+        .min_ce_len = cp.min_ce_len,
+        .max_ce_len = cp.max_ce_len,
+    };
+    return hs_errno(ble_gap_update_params(conn, &up));
+}
+
+/* ========================================================================================= */
+/* GATT server                                                                                 */
+/* ========================================================================================= */
+
+typedef struct {
+    uint16_t handle;   /* value handle (characteristic) or descriptor handle, set at registration */
+    uint32_t flags;    /* BB_FLAG_* */
+    uint16_t max_len;
+} bb_nimble_attr_t;
+
+/* NimBLE keeps pointers to these for as long as the table is registered: all static, each array
+ * sized for the limits in bb_config.h plus one zeroed terminator per level. */
+static struct ble_gatt_svc_def s_svc_defs[BB_MAX_SERVICES + 1];
+static struct ble_gatt_chr_def s_chr_defs[BB_MAX_CHRS + BB_MAX_SERVICES];
+static struct ble_gatt_dsc_def s_dsc_defs[BB_MAX_DSCS + BB_MAX_CHRS];
+static ble_uuid_any_t s_svc_uuids[BB_MAX_SERVICES];
+static ble_uuid_any_t s_chr_uuids[BB_MAX_CHRS];
+static ble_uuid_any_t s_dsc_uuids[BB_MAX_DSCS];
+static bb_nimble_attr_t s_chr_attrs[BB_MAX_CHRS];
+static bb_nimble_attr_t s_dsc_attrs[BB_MAX_DSCS];
+static uint16_t s_svc_handles[BB_MAX_SERVICES];
+static uint8_t s_svc_count;
+
+static uint16_t chr_flags_to_nimble(uint32_t f)
+{
+    /* Property and permission bits below 0x10000 have NimBLE's values (MicroPython's, too).
+     * Authorisation is ours (READ questions), NimBLE's AUTHOR bits are no-ops. LE Secure
+     * Connections per attribute has no NimBLE flag: it is approximated by authenticated
+     * encryption with a 16-byte key (see gatts_add_table). */
+    uint16_t n = (uint16_t)(f & 0xFFFFu & ~(uint32_t)(BB_FLAG_READ_AUTHORIZED | BB_FLAG_WRITE_AUTHORIZED));
+    if (f & BB_FLAG_READ_LESC) {
+        n |= BLE_GATT_CHR_F_READ_ENC | BLE_GATT_CHR_F_READ_AUTHEN;
+    }
+    if (f & BB_FLAG_WRITE_LESC) {
+        n |= BLE_GATT_CHR_F_WRITE_ENC | BLE_GATT_CHR_F_WRITE_AUTHEN;
+    }
+    return n;
+}
+
+static uint8_t dsc_flags_to_nimble(uint32_t f)
+{
+    uint8_t n = 0;
+    n |= (f & BB_FLAG_READ) ? BLE_ATT_F_READ : 0u;
+    n |= (f & (BB_FLAG_WRITE | BB_FLAG_WRITE_NO_RESPONSE)) ? BLE_ATT_F_WRITE : 0u;
+    n |= (f & (BB_FLAG_READ_ENCRYPTED | BB_FLAG_READ_LESC)) ? BLE_ATT_F_READ_ENC : 0u;
+    n |= (f & (BB_FLAG_READ_AUTHENTICATED | BB_FLAG_READ_LESC)) ? BLE_ATT_F_READ_AUTHEN : 0u;
+    n |= (f & (BB_FLAG_WRITE_ENCRYPTED | BB_FLAG_WRITE_LESC)) ? BLE_ATT_F_WRITE_ENC : 0u;
+    n |= (f & (BB_FLAG_WRITE_AUTHENTICATED | BB_FLAG_WRITE_LESC)) ? BLE_ATT_F_WRITE_AUTHEN : 0u;
+    return n;
+}
+
+static uint8_t lesc_key_size(uint32_t f)
+{
+    return (f & (BB_FLAG_READ_LESC | BB_FLAG_WRITE_LESC)) ? 16u : 0u;
+}
+
+/* Host-task scratch copy of an attribute value: the core task may rewrite the pool meanwhile. */
+static uint8_t s_attr_copy[BB_MAX_ATTR_LEN];
+
+static int gatts_access(uint16_t conn, uint16_t attr_handle, struct ble_gatt_access_ctxt *ctxt, void *arg)
+{
+    const bb_nimble_attr_t *a = arg;
+    switch (ctxt->op) {
+    case BLE_GATT_ACCESS_OP_READ_CHR:
+    case BLE_GATT_ACCESS_OP_READ_DSC: {
+        /* NimBLE calls this for every Read Blob of a long read and slices by offset itself, so
+         * the whole value is appended each time (and the question is asked each time). */
+        if ((a->flags & BB_FLAG_READ_AUTHORIZED) || bb_core_read_request()) {
+            uint8_t att = ask_read(conn, attr_handle);
+            if (att != 0) {
+                return att;
+            }
+        }
+        uint16_t len = 0, max_len = 0;
+        bb_port_critical_enter();
+        const uint8_t *v = bb_core_gatts_value(attr_handle, &len, &max_len);
+        if (v != NULL) {
+            len = len < sizeof(s_attr_copy) ? len : (uint16_t)sizeof(s_attr_copy);
+            memcpy(s_attr_copy, v, len);
+        }
+        bb_port_critical_exit();
+        if (v == NULL) {
+            return BLE_ATT_ERR_UNLIKELY;
+        }
+        return os_mbuf_append(ctxt->om, s_attr_copy, len) == 0 ? 0 : BLE_ATT_ERR_INSUFFICIENT_RES;
+    }
+    case BLE_GATT_ACCESS_OP_WRITE_CHR:
+    case BLE_GATT_ACCESS_OP_WRITE_DSC: {
+        uint16_t len = OS_MBUF_PKTLEN(ctxt->om);
+        if (len > BB_MAX_ATTR_LEN || ((a->flags & BB_FLAG_FIXED_LENGTH) && len != a->max_len)) {
+            return BLE_ATT_ERR_INVALID_ATTR_VALUE_LEN;
+        }
+        if (ble_hs_mbuf_to_flat(ctxt->om, s_attr_copy, sizeof(s_attr_copy), &len) != 0) {
+            return BLE_ATT_ERR_UNLIKELY;
+        }
+        /* NimBLE has already assembled prepared (long) writes: offset is 0. When the event queue
+         * is full the peer is told to retry (Insufficient Resources) so the host hears of it. */
+        if (bb_on_gatts_write(conn, attr_handle, s_attr_copy, len, 0) < 0) {
+            return BLE_ATT_ERR_INSUFFICIENT_RES;
+        }
+        return 0;
+    }
+    default:
+        return BLE_ATT_ERR_UNLIKELY;
+    }
+}
+
+static void gatts_register_cb(struct ble_gatt_register_ctxt *ctxt, void *arg)
+{
+    (void)arg;
+    switch (ctxt->op) {
+    case BLE_GATT_REGISTER_OP_SVC:
+        for (uint8_t i = 0; i < s_svc_count; i++) {
+            if (ctxt->svc.svc_def == &s_svc_defs[i]) {
+                s_svc_handles[i] = ctxt->svc.handle;
+            }
+        }
+        break;
+    case BLE_GATT_REGISTER_OP_DSC:
+        if (ctxt->dsc.dsc_def->arg != NULL) {
+            ((bb_nimble_attr_t *)ctxt->dsc.dsc_def->arg)->handle = ctxt->dsc.handle;
+        }
+        break;
+    default:
+        break; /* characteristic value handles arrive through chr_def->val_handle */
+    }
+}
+
+static int gatts_add_table(void)
+{
+    if (!s_db_valid || s_svc_count == 0) {
+        return 0;
+    }
+    int rc = ble_gatts_count_cfg(s_svc_defs);
+    if (rc == 0) {
+        rc = ble_gatts_add_svcs(s_svc_defs);
+    }
+    return hs_errno(rc);
+}
+
+static bool uuid16_is(const bb_uuid_t *u, uint16_t v)
+{
+    return u->len == 2 && u->bytes[0] == (uint8_t)v && u->bytes[1] == (uint8_t)(v >> 8);
+}
+
+/* Fill the static NimBLE table from the core's description. */
+static int gatts_build(const bb_gatts_svc_t *svcs, uint8_t svc_count)
+{
+    unsigned nchr = 0, ndsc = 0, nchr_def = 0, ndsc_def = 0;
+    if (svc_count > BB_MAX_SERVICES) {
+        return BB_ERR(ENOMEM);
+    }
+    memset(s_svc_defs, 0, sizeof(s_svc_defs));
+    memset(s_chr_defs, 0, sizeof(s_chr_defs));
+    memset(s_dsc_defs, 0, sizeof(s_dsc_defs));
+    for (uint8_t s = 0; s < svc_count; s++) {
+        const bb_gatts_svc_t *svc = &svcs[s];
+        if (uuid_from_bb(&svc->uuid, &s_svc_uuids[s]) != 0) {
+            return BB_ERR(EINVAL);
+        }
+        s_svc_defs[s].type = BLE_GATT_SVC_TYPE_PRIMARY;
+        s_svc_defs[s].uuid = &s_svc_uuids[s].u;
+        s_svc_defs[s].characteristics = svc->chr_count ? &s_chr_defs[nchr_def] : NULL;
+        for (uint8_t c = 0; c < svc->chr_count; c++) {
+            const bb_gatts_chr_t *chr = &svc->chrs[c];
+            if (nchr >= BB_MAX_CHRS) {
+                return BB_ERR(ENOMEM);
+            }
+            bb_nimble_attr_t *ca = &s_chr_attrs[nchr];
+            *ca = (bb_nimble_attr_t){.handle = 0, .flags = chr->flags, .max_len = chr->max_len};
+            if (uuid_from_bb(&chr->uuid, &s_chr_uuids[nchr]) != 0) {
+                return BB_ERR(EINVAL);
+            }
+            struct ble_gatt_chr_def *cd = &s_chr_defs[nchr_def++];
+            cd->uuid = &s_chr_uuids[nchr].u;
+            cd->access_cb = gatts_access;
+            cd->arg = ca;
+            cd->flags = chr_flags_to_nimble(chr->flags);
+            cd->min_key_size = lesc_key_size(chr->flags);
+            cd->val_handle = &ca->handle;
+            nchr++;
+            bool any_dsc = false;
+            for (uint8_t d = 0; d < chr->dsc_count; d++) {
+                const bb_gatts_dsc_t *dsc = &chr->dscs[d];
+                if (uuid16_is(&dsc->uuid, BB_UUID_CCCD)) {
+                    continue; /* NimBLE adds the CCCD itself for NOTIFY/INDICATE */
+                }
+                if (ndsc >= BB_MAX_DSCS) {
+                    return BB_ERR(ENOMEM);
+                }
+                if (!any_dsc) {
+                    cd->descriptors = &s_dsc_defs[ndsc_def];
+                    any_dsc = true;
+                }
+                bb_nimble_attr_t *da = &s_dsc_attrs[ndsc];
+                *da = (bb_nimble_attr_t){.handle = 0, .flags = dsc->flags, .max_len = dsc->max_len};
+                if (uuid_from_bb(&dsc->uuid, &s_dsc_uuids[ndsc]) != 0) {
+                    return BB_ERR(EINVAL);
+                }
+                struct ble_gatt_dsc_def *dd = &s_dsc_defs[ndsc_def++];
+                dd->uuid = &s_dsc_uuids[ndsc].u;
+                dd->att_flags = dsc_flags_to_nimble(dsc->flags);
+                dd->min_key_size = lesc_key_size(dsc->flags);
+                dd->access_cb = gatts_access;
+                dd->arg = da;
+                ndsc++;
+            }
+            if (any_dsc) {
+                ndsc_def++; /* zeroed terminator of this characteristic's descriptors */
+            }
+        }
+        nchr_def++; /* zeroed terminator of this service's characteristics */
+    }
+    s_svc_count = svc_count;
+    return 0;
+}
+
+/* Copy the handles NimBLE assigned back into the core's description. */
+static void gatts_report_handles(bb_gatts_svc_t *svcs, uint8_t svc_count)
+{
+    unsigned nchr = 0, ndsc = 0;
+    for (uint8_t s = 0; s < svc_count; s++) {
+        svcs[s].handle = s_svc_handles[s];
+        for (uint8_t c = 0; c < svcs[s].chr_count; c++) {
+            bb_gatts_chr_t *chr = &svcs[s].chrs[c];
+            uint16_t vh = s_chr_attrs[nchr++].handle;
+            chr->value_handle = vh;
+            chr->decl_handle = (uint16_t)(vh - 1u);
+            /* NimBLE places the CCCD right after the value, before user descriptors. */
+            bool has_cccd = (chr->flags & (BB_FLAG_NOTIFY | BB_FLAG_INDICATE)) != 0;
+            chr->cccd_handle = has_cccd ? (uint16_t)(vh + 1u) : 0u;
+            for (uint8_t d = 0; d < chr->dsc_count; d++) {
+                if (uuid16_is(&chr->dscs[d].uuid, BB_UUID_CCCD)) {
+                    chr->dscs[d].handle = chr->cccd_handle;
+                } else {
+                    chr->dscs[d].handle = s_dsc_attrs[ndsc++].handle;
+                }
+            }
+        }
+    }
+}
+
+int bb_port_gatts_register(bb_gatts_svc_t *svcs, uint8_t svc_count)
+{
+    if (!s_active) {
+        return BB_ERR(EPERM);
+    }
+    int rc = ble_gatts_reset(); /* fails with BLE_HS_EBUSY while connected */
+    if (rc != 0) {
+        return hs_errno(rc);
+    }
+    s_db_valid = false;
+    s_svc_count = 0;
+    ble_svc_gap_init();
+    ble_svc_gatt_init();
+    rc = gatts_build(svcs, svc_count);
+    if (rc == 0) {
+        s_db_valid = true;
+        rc = gatts_add_table();
+    }
+    if (rc != 0) {
+        s_db_valid = false;
+        ble_gatts_start(); /* GAP and GATT services alone */
+        return rc;
+    }
+    rc = ble_gatts_start();
+    if (rc != 0) {
+        s_db_valid = false;
+        return hs_errno(rc);
+    }
+    gatts_report_handles(svcs, svc_count);
+    /* A fresh GATT server: the GAP service holds the name and appearance again. */
+    return s_have_cfg ? apply_config() : 0;
+}
+
+int bb_port_gatts_value_changed(uint16_t value_handle)
+{
+    (void)value_handle; /* access callbacks read the core's pool directly */
+    return 0;
+}
+
+static int gatts_send(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len, bool indicate)
+{
+    if (conn == BB_CONN_NONE) {
+        /* Every subscribed peer, with the current value; may update the bond store. */
+        return defer(BB_DEFER_CHR_UPDATED, value_handle);
+    }
+    if (data == NULL) {
+        return hs_errno(indicate ? ble_gatts_indicate(conn, value_handle) : ble_gatts_notify(conn, value_handle));
+    }
+    struct os_mbuf *om = ble_hs_mbuf_from_flat(data, len);
+    if (om == NULL) {
+        return BB_ERR(ENOMEM);
+    }
+    /* The *_custom calls consume om on success and on failure. */
+    return hs_errno(indicate ? ble_gatts_indicate_custom(conn, value_handle, om)
+                             : ble_gatts_notify_custom(conn, value_handle, om));
+}
+
+int bb_port_gatts_notify(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len)
+{
+    return gatts_send(conn, value_handle, data, len, false);
+}
+
+int bb_port_gatts_indicate(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len)
+{
+    return gatts_send(conn, value_handle, data, len, true);
+}
+
+/* ========================================================================================= */
+/* GATT client                                                                                 */
+/* ========================================================================================= */
+
+static int gattc_svc_cb(uint16_t conn, const struct ble_gatt_error *error, const struct ble_gatt_svc *svc,
+                        void *arg)
+{
+    (void)arg;
+    if (error->status == 0 && svc != NULL) {
+        bb_uuid_t u;
+        uuid_to_bb(&svc->uuid, &u);
+        if (bb_on_gattc_service_result(conn, svc->start_handle, svc->end_handle, &u) < 0) {
+            /* Results cannot be held back: end the procedure so the host sees it incomplete. */
+            bb_on_gattc_service_done(conn, BB_STATUS_ENOMEM);
+            return BLE_HS_ENOMEM;
+        }
+        return 0;
+    }
+    bb_on_gattc_service_done(conn, hs_status(error->status));
+    return 0;
+}
+
+int bb_port_gattc_discover_services(uint16_t conn, const bb_uuid_t *uuid)
+{
+    if (uuid == NULL) {
+        return hs_errno(ble_gattc_disc_all_svcs(conn, gattc_svc_cb, NULL));
+    }
+    ble_uuid_any_t u;
+    if (uuid_from_bb(uuid, &u) != 0) {
+        return BB_ERR(EINVAL);
+    }
+    return hs_errno(ble_gattc_disc_svc_by_uuid(conn, &u.u, gattc_svc_cb, NULL));
+}
+
+static int gattc_chr_cb(uint16_t conn, const struct ble_gatt_error *error, const struct ble_gatt_chr *chr,
+                        void *arg)
+{
+    (void)arg;
+    if (error->status == 0 && chr != NULL) {
+        bb_uuid_t u;
+        uuid_to_bb(&chr->uuid, &u);
+        if (bb_on_gattc_characteristic_result(conn, chr->def_handle, chr->val_handle, chr->properties, &u) < 0) {
+            bb_on_gattc_characteristic_done(conn, BB_STATUS_ENOMEM);
+            return BLE_HS_ENOMEM;
+        }
+        return 0;
+    }
+    bb_on_gattc_characteristic_done(conn, hs_status(error->status));
+    return 0;
+}
+
+int bb_port_gattc_discover_characteristics(uint16_t conn, uint16_t start, uint16_t end, const bb_uuid_t *uuid)
+{
+    if (uuid == NULL) {
+        return hs_errno(ble_gattc_disc_all_chrs(conn, start, end, gattc_chr_cb, NULL));
+    }
+    ble_uuid_any_t u;
+    if (uuid_from_bb(uuid, &u) != 0) {
+        return BB_ERR(EINVAL);
+    }
+    return hs_errno(ble_gattc_disc_chrs_by_uuid(conn, start, end, &u.u, gattc_chr_cb, NULL));
+}
+
+/* UUID filters of running descriptor discoveries (NimBLE has no by-UUID descriptor discovery). */
+typedef struct {
+    bool used;
+    bool filter;
+    ble_uuid_any_t uuid;
+} bb_dsc_disc_t;
+
+static bb_dsc_disc_t s_dsc_disc[BB_MAX_CONNECTIONS];
+
+static int gattc_dsc_cb(uint16_t conn, const struct ble_gatt_error *error, uint16_t chr_val_handle,
+                        const struct ble_gatt_dsc *dsc, void *arg)
+{
+    (void)chr_val_handle;
+    bb_dsc_disc_t * slot = arg;
+    if (error->status == 0 && dsc != NULL) {
+        if (slot->filter && ble_uuid_cmp(&slot->uuid.u, &dsc->uuid.u) != 0) {
+            return 0;
+        }
+        bb_uuid_t u;
+        uuid_to_bb(&dsc->uuid, &u);
+        if (bb_on_gattc_descriptor_result(conn, dsc->handle, &u) < 0) {
+            bb_on_gattc_descriptor_done(conn, BB_STATUS_ENOMEM);
+            slot->used = false;
+            return BLE_HS_ENOMEM;
+        }
+        return 0;
+    }
+    bb_on_gattc_descriptor_done(conn, hs_status(error->status));
+    slot->used = false;
+    return 0;
+}
+
+int bb_port_gattc_discover_descriptors(uint16_t conn, uint16_t start, uint16_t end, const bb_uuid_t *uuid)
+{
+    bb_dsc_disc_t * slot = NULL;
+    bb_port_critical_enter();
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_dsc_disc); i++) {
+        if (!s_dsc_disc[i].used) {
+            slot = &s_dsc_disc[i];
+            slot->used = true;
+            break;
+        }
+    }
+    bb_port_critical_exit();
+    if (slot == NULL) {
+        return BB_ERR(EBUSY);
+    }
+    slot->filter = uuid != NULL;
+    if (uuid != NULL && uuid_from_bb(uuid, &slot->uuid) != 0) {
+        slot->used = false;
+        return BB_ERR(EINVAL);
+    }
+    int rc = ble_gattc_disc_all_dscs(conn, start, end, gattc_dsc_cb, slot);
+    if (rc != 0) {
+        slot->used = false;
+    }
+    return hs_errno(rc);
+}
+
+/* Long reads are collected whole, then reported as one GATTC_READ_RESULT. */
+typedef struct {
+    bool used;
+    uint16_t handle;
+    uint16_t len;
+    uint8_t buf[BB_MAX_ATTR_LEN];
+} bb_gattc_read_t;
+
+static bb_gattc_read_t s_reads[BB_NIMBLE_GATTC_READS];
+
+static int gattc_read_cb(uint16_t conn, const struct ble_gatt_error *error, struct ble_gatt_attr *attr, void *arg)
+{
+    bb_gattc_read_t * r = arg;
+    if (error->status == 0 && attr != NULL) {
+        uint16_t chunk = OS_MBUF_PKTLEN(attr->om);
+        uint16_t room = (uint16_t)(sizeof(r->buf) - r->len);
+        chunk = chunk < room ? chunk : room; /* longer than MAX_ATTR_LEN: truncated */
+        os_mbuf_copydata(attr->om, 0, chunk, r->buf + r->len);
+        r->len = (uint16_t)(r->len + chunk);
+        return 0;
+    }
+    uint16_t handle = r->handle;
+    if (error->status == BLE_HS_EDONE) {
+        bb_on_gattc_read_result(conn, handle, r->buf, r->len);
+    }
+    bb_on_gattc_read_done(conn, handle, hs_status(error->status));
+    r->used = false;
+    return 0;
+}
+
+int bb_port_gattc_read(uint16_t conn, uint16_t value_handle)
+{
+    bb_gattc_read_t * r = NULL;
+    bb_port_critical_enter();
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_reads); i++) {
+        if (!s_reads[i].used) {
+            r = &s_reads[i];
+            r->used = true;
+            r->handle = value_handle;
+            r->len = 0;
+            break;
+        }
+    }
+    bb_port_critical_exit();
+    if (r == NULL) {
+        return BB_ERR(EBUSY);
+    }
+    int rc = ble_gattc_read_long(conn, value_handle, 0, gattc_read_cb, r);
+    if (rc != 0) {
+        r->used = false;
+    }
+    return hs_errno(rc);
+}
+
+static int gattc_write_cb(uint16_t conn, const struct ble_gatt_error *error, struct ble_gatt_attr *attr, void *arg)
+{
+    uint16_t handle = (uint16_t)(uintptr_t)arg;
+    (void)attr;
+    bb_on_gattc_write_done(conn, handle, hs_status(error->status));
+    return 0;
+}
+
+int bb_port_gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len,
+                        bool with_response)
+{
+    if (!with_response) {
+        return hs_errno(ble_gattc_write_no_rsp_flat(conn, value_handle, data, len));
+    }
+    void *arg = (void *)(uintptr_t)value_handle;
+    uint16_t mtu = ble_att_mtu(conn);
+    if (mtu == 0) {
+        return BB_ERR(ENOTCONN);
+    }
+    if (len <= mtu - 3u) {
+        return hs_errno(ble_gattc_write_flat(conn, value_handle, data, len, gattc_write_cb, arg));
+    }
+    struct os_mbuf *om = ble_hs_mbuf_from_flat(data, len);
+    if (om == NULL) {
+        return BB_ERR(ENOMEM);
+    }
+    return hs_errno(ble_gattc_write_long(conn, value_handle, 0, om, gattc_write_cb, arg));
+}
+
+static int gattc_mtu_cb(uint16_t conn, const struct ble_gatt_error *error, uint16_t mtu, void *arg)
+{
+    (void)conn;
+    (void)error;
+    (void)mtu;
+    (void)arg;
+    return 0; /* MTU_EXCHANGED comes from BLE_GAP_EVENT_MTU, once per exchange */
+}
+
+int bb_port_gattc_exchange_mtu(uint16_t conn)
+{
+    return hs_errno(ble_gattc_exchange_mtu(conn, gattc_mtu_cb, NULL));
+}
+
+/* ========================================================================================= */
+/* L2CAP connection-oriented channels                                                          */
+/* ========================================================================================= */
+
+typedef struct {
+    bool used;
+    struct ble_l2cap_chan *chan;
+    uint16_t conn, cid, psm;
+    struct os_mbuf *held_rx; /* an SDU the core had no room for; credits are withheld meanwhile */
+} bb_l2cap_slot_t;
+
+static bb_l2cap_slot_t s_chans[BB_MAX_L2CAP_CHANNELS];
+static struct {
+    uint16_t psm;
+    uint16_t mtu;
+    bool listening; /* NimBLE servers cannot be removed on every build: closed ones refuse */
+} s_servers[BB_NIMBLE_L2CAP_SERVERS];
+static volatile bool s_l2cap_held;
+
+static bb_l2cap_slot_t *chan_find(const struct ble_l2cap_chan *chan)
+{
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_chans); i++) {
+        if (s_chans[i].used && s_chans[i].chan == chan) {
+            return &s_chans[i];
+        }
+    }
+    return NULL;
+}
+
+static bb_l2cap_slot_t *chan_by_cid(uint16_t conn, uint16_t cid)
+{
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_chans); i++) {
+        if (s_chans[i].used && s_chans[i].conn == conn && s_chans[i].cid == cid) {
+            return &s_chans[i];
+        }
+    }
+    return NULL;
+}
+
+static bb_l2cap_slot_t *chan_add(struct ble_l2cap_chan *chan, uint16_t conn)
+{
+    struct ble_l2cap_chan_info info;
+    if (ble_l2cap_get_chan_info(chan, &info) != 0) {
+        return NULL;
+    }
+    bb_port_critical_enter();
+    bb_l2cap_slot_t *slot = NULL;
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_chans); i++) {
+        if (!s_chans[i].used) {
+            slot = &s_chans[i];
+            *slot = (bb_l2cap_slot_t){.used = true, .chan = chan, .conn = conn, .cid = info.scid, .psm = info.psm};
+            break;
+        }
+    }
+    bb_port_critical_exit();
+    return slot;
+}
+
+static void chan_free(bb_l2cap_slot_t *slot)
+{
+    bb_port_critical_enter();
+    struct os_mbuf *held = slot->held_rx;
+    slot->held_rx = NULL;
+    slot->used = false;
+    bb_port_critical_exit();
+    if (held != NULL) {
+        os_mbuf_free_chain(held);
+    }
+}
+
+static struct os_mbuf *sdu_alloc(void)
+{
+    return os_mbuf_get_pkthdr(&s_mbuf_pool, 0);
+}
+
+/* Offer one received SDU to the core; false when the core had no room (the SDU is held). */
+static bool l2cap_deliver(bb_l2cap_slot_t *slot, struct os_mbuf *sdu)
+{
+    uint16_t len = OS_MBUF_PKTLEN(sdu);
+    len = len < BB_MAX_L2CAP_SDU ? len : (uint16_t)BB_MAX_L2CAP_SDU;
+    os_mbuf_copydata(sdu, 0, len, s_host_buf);
+    if (bb_on_l2cap_recv(slot->conn, slot->cid, s_host_buf, len) < 0) {
+        slot->held_rx = sdu;
+        s_l2cap_held = true;
+        return false;
+    }
+    os_mbuf_free_chain(sdu);
+    struct os_mbuf *next = sdu_alloc();
+    if (next == NULL || ble_l2cap_recv_ready(slot->chan, next) != 0) {
+        if (next != NULL) {
+            os_mbuf_free_chain(next);
+        }
+        bb_log(0, "l2cap: no receive buffer; disconnecting the channel");
+        ble_l2cap_disconnect(slot->chan);
+    }
+    return true;
+}
+
+/* Host task (deferred): retry SDUs held back by a full event queue. */
+static void l2cap_retry_held(void)
+{
+    s_l2cap_held = false;
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_chans); i++) {
+        bb_l2cap_slot_t *slot = &s_chans[i];
+        if (slot->used && slot->held_rx != NULL) {
+            struct os_mbuf *sdu = slot->held_rx;
+            slot->held_rx = NULL;
+            l2cap_deliver(slot, sdu);
+        }
+    }
+}
+
+void bb_nimble_poll(void)
+{
+    if (s_l2cap_held && s_synced) {
+        defer(BB_DEFER_L2CAP_RETRY, 0);
+    }
+}
+
+static uint16_t l2cap_result_to_hs(uint32_t result)
+{
+    switch (result) {
+    case BB_L2CAP_RESULT_PSM_NOT_SUPPORTED:
+        return BLE_HS_ENOTSUP;
+    case BB_L2CAP_RESULT_INSUFFICIENT_AUTHEN:
+        return BLE_HS_EAUTHEN;
+    case BB_L2CAP_RESULT_INSUFFICIENT_AUTHOR:
+        return BLE_HS_EAUTHOR;
+    case BB_L2CAP_RESULT_INSUFFICIENT_KEY_SZ:
+        return BLE_HS_EENCRYPT_KEY_SZ;
+    case BB_L2CAP_RESULT_INSUFFICIENT_ENC:
+        return BLE_HS_EENCRYPT;
+    case BB_L2CAP_RESULT_UNACCEPTABLE_PARAMS:
+        return BLE_HS_EINVAL;
+    case BB_L2CAP_RESULT_NO_RESOURCES:
+    default:
+        return BLE_HS_ENOMEM;
+    }
+}
+
+static bool server_listening(uint16_t psm)
+{
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_servers); i++) {
+        if (s_servers[i].psm == psm) {
+            return s_servers[i].listening;
+        }
+    }
+    return false;
+}
+
+static int l2cap_event(struct ble_l2cap_event *event, void *arg)
+{
+    (void)arg;
+    switch (event->type) {
+    case BLE_L2CAP_EVENT_COC_ACCEPT: {
+        struct ble_l2cap_chan_info info;
+        if (ble_l2cap_get_chan_info(event->accept.chan, &info) != 0 || !server_listening(info.psm)) {
+            return BLE_HS_ENOTSUP;
+        }
+        uint32_t ref = question_open();
+        if (bb_on_question_l2cap_accept(ref, event->accept.conn_handle, info.scid, info.psm, info.our_coc_mtu,
+                                        event->accept.peer_sdu_size) < 0) {
+            question_close();
+        } else if (question_wait(ref) && s_q.u != 0) {
+            return l2cap_result_to_hs(s_q.u);
+        }
+        struct os_mbuf *sdu = sdu_alloc();
+        if (sdu == NULL) {
+            return BLE_HS_ENOMEM;
+        }
+        int rc = ble_l2cap_recv_ready(event->accept.chan, sdu);
+        if (rc != 0) {
+            os_mbuf_free_chain(sdu);
+        }
+        return rc;
+    }
+
+    case BLE_L2CAP_EVENT_COC_CONNECTED: {
+        struct ble_l2cap_chan_info info;
+        uint16_t conn = event->connect.conn_handle;
+        if (event->connect.status != 0) {
+            /* An outgoing l2cap_connect failed: no channel id was ever reported. */
+            bb_on_l2cap_disconnect(conn, 0, 0, hs_status(event->connect.status));
+            return 0;
+        }
+        if (ble_l2cap_get_chan_info(event->connect.chan, &info) != 0 || chan_add(event->connect.chan, conn) == NULL) {
+            ble_l2cap_disconnect(event->connect.chan);
+            return 0;
+        }
+        bb_on_l2cap_connect(conn, info.scid, info.psm, info.our_coc_mtu, info.peer_coc_mtu);
+        return 0;
+    }
+
+    case BLE_L2CAP_EVENT_COC_DISCONNECTED: {
+        bb_l2cap_slot_t *slot = chan_find(event->disconnect.chan);
+        if (slot != NULL) {
+            bb_on_l2cap_disconnect(slot->conn, slot->cid, slot->psm, 0);
+            chan_free(slot);
+        }
+        return 0;
+    }
+
+    case BLE_L2CAP_EVENT_COC_DATA_RECEIVED: {
+        bb_l2cap_slot_t *slot = chan_find(event->receive.chan);
+        if (slot == NULL) {
+            os_mbuf_free_chain(event->receive.sdu_rx);
+            return 0;
+        }
+        l2cap_deliver(slot, event->receive.sdu_rx);
+        return 0;
+    }
+
+    case BLE_L2CAP_EVENT_COC_TX_UNSTALLED: {
+        bb_l2cap_slot_t *slot = chan_find(event->tx_unstalled.chan);
+        if (slot != NULL) {
+            bb_on_l2cap_send_ready(slot->conn, slot->cid, hs_status(event->tx_unstalled.status));
+        }
+        return 0;
+    }
+
+    default:
+        return 0;
+    }
+}
+
+static void l2cap_forget_conn(uint16_t conn)
+{
+    /* NimBLE reports COC_DISCONNECTED for each channel before the link's DISCONNECT; anything
+     * left here belongs to a link that is gone. */
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_chans); i++) {
+        if (s_chans[i].used && s_chans[i].conn == conn) {
+            chan_free(&s_chans[i]);
+        }
+    }
+}
+
+static void l2cap_reset(void)
+{
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_chans); i++) {
+        if (s_chans[i].used) {
+            chan_free(&s_chans[i]);
+        }
+    }
+    /* Stopping the host drops every NimBLE server. */
+    memset(s_servers, 0, sizeof(s_servers));
+    s_l2cap_held = false;
+}
+
+int bb_port_l2cap_listen(uint16_t psm, uint16_t mtu)
+{
+#if MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_servers); i++) {
+        if (s_servers[i].psm == psm) {
+            /* NimBLE keeps a server for the life of the host; its MTU was fixed at creation. */
+            s_servers[i].listening = true;
+            return 0;
+        }
+    }
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_servers); i++) {
+        if (s_servers[i].psm == 0) {
+            int rc = ble_l2cap_create_server(psm, mtu, l2cap_event, NULL);
+            if (rc != 0) {
+                return hs_errno(rc);
+            }
+            s_servers[i].psm = psm;
+            s_servers[i].mtu = mtu;
+            s_servers[i].listening = true;
+            return 0;
+        }
+    }
+    return BB_ERR(ENOMEM);
+#else
+    (void)psm;
+    (void)mtu;
+    return BB_ERR(EOPNOTSUPP);
+#endif
+}
+
+int bb_port_l2cap_connect(uint16_t conn, uint16_t psm, uint16_t mtu)
+{
+#if MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0
+    struct os_mbuf *sdu = sdu_alloc();
+    if (sdu == NULL) {
+        return BB_ERR(ENOMEM);
+    }
+    int rc = ble_l2cap_connect(conn, psm, mtu, sdu, l2cap_event, NULL);
+    if (rc != 0) {
+        os_mbuf_free_chain(sdu);
+    }
+    return hs_errno(rc);
+#else
+    (void)conn;
+    (void)psm;
+    (void)mtu;
+    return BB_ERR(EOPNOTSUPP);
+#endif
+}
+
+int bb_port_l2cap_send(uint16_t conn, uint16_t cid, const uint8_t *data, uint16_t len)
+{
+    bb_l2cap_slot_t *slot = chan_by_cid(conn, cid);
+    if (slot == NULL) {
+        return BB_ERR(ENOTCONN);
+    }
+    struct os_mbuf *sdu = sdu_alloc();
+    if (sdu == NULL) {
+        return BB_ERR(ENOMEM);
+    }
+    if (os_mbuf_append(sdu, data, len) != 0) {
+        os_mbuf_free_chain(sdu);
+        return BB_ERR(ENOMEM);
+    }
+    int rc = ble_l2cap_send(slot->chan, sdu);
+    switch (rc) {
+    case 0:
+        return 0;
+    case BLE_HS_ESTALLED:
+        return 1; /* taken; COC_TX_UNSTALLED -> L2CAP_SEND_READY follows */
+    case BLE_HS_EBUSY:
+        os_mbuf_free_chain(sdu); /* not taken: the previous SDU is still waiting for credits */
+        return BB_ERR(EAGAIN);
+    case BLE_HS_EBADDATA:
+        os_mbuf_free_chain(sdu); /* not taken: longer than the peer's MTU */
+        return BB_ERR(E2BIG);
+    default:
+        return hs_errno(rc); /* the stack freed the SDU */
+    }
+}
+
+int bb_port_l2cap_disconnect(uint16_t conn, uint16_t cid)
+{
+    bb_l2cap_slot_t *slot = chan_by_cid(conn, cid);
+    if (slot == NULL) {
+        return BB_ERR(ENOTCONN);
+    }
+    return hs_errno(ble_l2cap_disconnect(slot->chan));
+}
+
+/* ========================================================================================= */
+/* Security                                                                                    */
+/* ========================================================================================= */
+
+int bb_port_gap_pair(uint16_t conn)
+{
+    struct ble_gap_conn_desc desc;
+    if (ble_gap_conn_find(conn, &desc) != 0) {
+        return BB_ERR(ENOTCONN);
+    }
+    /* Pairing reads the bond store, which asks the host through this (core) task. */
+    return defer(BB_DEFER_PAIR, conn);
+}
+
+int bb_port_gap_passkey(uint16_t conn, uint8_t action, uint32_t passkey)
+{
+    struct ble_sm_io io;
+    memset(&io, 0, sizeof(io));
+    io.action = action;
+    switch (action) {
+    case BB_PASSKEY_ACTION_INPUT:
+    case BB_PASSKEY_ACTION_DISPLAY:
+        io.passkey = passkey;
+        break;
+    case BB_PASSKEY_ACTION_NUMERIC_COMPARISON:
+        io.numcmp_accept = passkey != 0 ? 1u : 0u;
+        break;
+    default:
+        return BB_ERR(EINVAL);
+    }
+    return hs_errno(ble_sm_inject_io(conn, &io));
+}
+
+int bb_port_sec_erase_bonds(void)
+{
+    if (!s_synced) {
+        return BB_ERR(EPERM);
+    }
+    return defer(BB_DEFER_ERASE_BONDS, 0);
+}
+
+int bb_port_sec_state(uint16_t conn, bool *encrypted, bool *authenticated, bool *bonded, uint8_t *key_size)
+{
+    struct ble_gap_conn_desc desc;
+    if (ble_gap_conn_find(conn, &desc) != 0) {
+        return BB_ERR(ENOTCONN);
+    }
+    *encrypted = desc.sec_state.encrypted;
+    *authenticated = desc.sec_state.authenticated;
+    *bonded = desc.sec_state.bonded;
+    *key_size = (uint8_t)desc.sec_state.key_size;
+    return 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * Port sim: what main.c needs from bb_port_sim.c beyond bb_port.h.
+ */
+#ifndef BB_SIM_H
+#define BB_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Where the air listens and the board's name; set before bb_port_init(). */
+void bb_sim_configure(const char *air_socket, const char *name, int pty_master_fd);
+
+/* File descriptor of the air connection (for poll), -1 when not connected. */
+int bb_sim_air_fd(void);
+
+/* Read what the air sent (call when bb_sim_air_fd() is readable). Returns false when the air
+ * closed the connection. */
+bool bb_sim_air_read(void);
+
+/* Deliver queued air events to the core through bb_on_*; stops early when the core's event
+ * queue is full (the event is kept and retried). Returns true while events remain queued. */
+bool bb_sim_deliver_events(void);
+
+/* True when the held events fill more than half of the queue: stop reading the air so that it
+ * (and Bumble behind it) is held back instead of events being lost. */
+bool bb_sim_backlogged(void);
+
+/* Resend the configuration when the core's READ_REQUEST setting changed (it is not part of
+ * bb_config_t, so the core does not call bb_port_config_apply for it). */
+void bb_sim_sync_read_request(void);
+
+/* Host side of the pseudo-terminal closed (POLLHUP) or open again. While closed, frames are
+ * discarded like bytes sent to an unplugged USB port. */
+void bb_sim_set_host_present(bool present);
+
+/* Pick a new boot id (simulated board reset). */
+void bb_sim_new_boot_id(void);
+
+#endif /* BB_SIM_H */

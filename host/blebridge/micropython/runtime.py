@@ -1,0 +1,208 @@
+"""The parts of the MicroPython runtime a board script leans on, for CPython.
+
+- ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_cpu/ticks_diff/ticks_add`` (added to the
+  real ``time`` module by :func:`install_time_extensions`);
+- ``micropython.schedule`` and ``micropython.const`` (see blebridge/shims/micropython.py);
+- ``machine.idle``.
+
+Concurrency model. On a board, BLE IRQ handlers and scheduled functions run one at a time,
+between the bytecodes of the main script. Here they run on other threads (each board's event
+dispatcher, and one scheduler thread), so the main script keeps running while they do, but
+they never run at the same time as each other: all of them hold :data:`SCHED_LOCK`. A handler
+may call any ``BLE`` method (the board answers on its own reader thread).
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+#: MicroPython's ticks wrap at 2**30 (MICROPY_PY_TIME_TICKS_PERIOD): values stay small ints.
+TICKS_PERIOD = 1 << 30
+_TICKS_MAX = TICKS_PERIOD - 1
+_TICKS_HALFPERIOD = TICKS_PERIOD // 2
+
+#: Pending micropython.schedule() calls allowed at once (MICROPY_SCHEDULER_DEPTH on boards).
+SCHEDULER_DEPTH = 8
+
+#: machine.idle() waits this long (s): it stands for "wait for the next interrupt", and events
+#: arrive on other threads, so a short sleep lets them run without spinning a core.
+IDLE_S = 0.001
+
+#: Held while an IRQ handler or a scheduled function runs (re-entrant: a handler may
+#: trigger another board's handler synchronously through a nested call chain).
+SCHED_LOCK = threading.RLock()
+
+_T0 = time.monotonic_ns()
+
+#: After a BLE call returns, IRQ handlers wait at most this long (s) for the calling thread to
+#: reach a wait (sleep_ms, sleep_us, machine.idle) before they run anyway.
+CALL_GRACE_S = 0.05
+
+
+class _CallGate:
+    """Keeps IRQ handlers from running in the middle of the script's own BLE calls.
+
+    On a board, the handler for an event a call caused (a disconnect, a write done) runs after
+    the call has returned and the script has moved on: the call returns first, the radio is
+    slower. Here the simulated link has no latency and the event is delivered on another
+    thread, so without this gate a handler's print could come before the print of the call's
+    result. While a script thread is inside a BLE call, and until it next waits (or
+    CALL_GRACE_S after the call), handlers are held back. Calls made from inside a handler
+    do not close the gate.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._holder: int | None = None
+        self._depth = 0
+        self._deadline = 0.0
+        self._tls = threading.local()
+
+    def in_handler(self) -> bool:
+        return getattr(self._tls, "handler", False)
+
+    def set_in_handler(self, value: bool) -> None:
+        self._tls.handler = value
+
+    def call_started(self) -> None:
+        if self.in_handler():
+            return
+        with self._cond:
+            self._depth += 1
+            self._holder = threading.get_ident()
+
+    def call_finished(self) -> None:
+        if self.in_handler():
+            return
+        with self._cond:
+            self._depth -= 1
+            self._deadline = time.monotonic() + CALL_GRACE_S
+            self._cond.notify_all()
+
+    def script_waits(self) -> None:
+        if self._holder is None:
+            return
+        with self._cond:
+            if self._holder == threading.get_ident() and self._depth == 0:
+                self._holder = None
+                self._cond.notify_all()
+
+    def wait_for_turn(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            while self._holder is not None and self._holder != me:
+                if self._depth > 0:
+                    self._cond.wait(0.1)
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    self._holder = None
+                    break
+                self._cond.wait(remaining)
+
+
+GATE = _CallGate()
+
+
+def ticks_ms() -> int:
+    return ((time.monotonic_ns() - _T0) // 1_000_000) & _TICKS_MAX
+
+
+def ticks_us() -> int:
+    return ((time.monotonic_ns() - _T0) // 1_000) & _TICKS_MAX
+
+
+def ticks_cpu() -> int:
+    return ticks_us()
+
+
+def ticks_add(ticks: int, delta: int) -> int:
+    return (ticks + delta) & _TICKS_MAX
+
+
+def ticks_diff(ticks1: int, ticks2: int) -> int:
+    """Signed difference ticks1 - ticks2 on the wrapping ticks scale (as MicroPython)."""
+    return ((ticks1 - ticks2 + _TICKS_HALFPERIOD) & _TICKS_MAX) - _TICKS_HALFPERIOD
+
+
+def sleep_ms(ms: float) -> None:
+    GATE.script_waits()
+    if ms > 0:
+        time.sleep(ms / 1000)
+
+
+def sleep_us(us: float) -> None:
+    GATE.script_waits()
+    if us > 0:
+        time.sleep(us / 1_000_000)
+
+
+def idle() -> None:
+    GATE.script_waits()
+    time.sleep(IDLE_S)
+
+
+def install_time_extensions() -> None:
+    """Add MicroPython's time functions to the real ``time`` module (idempotent)."""
+    for name, fn in (("sleep_ms", sleep_ms), ("sleep_us", sleep_us), ("ticks_ms", ticks_ms),
+                     ("ticks_us", ticks_us), ("ticks_cpu", ticks_cpu), ("ticks_add", ticks_add),
+                     ("ticks_diff", ticks_diff)):
+        if not hasattr(time, name):
+            setattr(time, name, fn)
+
+
+def report_exception(header: str) -> None:
+    """Print the current exception as MicroPython prints an unhandled one in a callback."""
+    print(header, file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
+    sys.stderr.flush()
+
+
+class _Scheduler:
+    """micropython.schedule(): run fn(arg) "soon", one at a time, in order."""
+
+    def __init__(self) -> None:
+        self._q: "queue.Queue[tuple[Callable[[Any], Any], Any]]" = queue.Queue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        if not callable(fn):
+            raise TypeError("'%s' object isn't callable" % type(fn).__name__)
+        with self._lock:
+            if self._pending >= SCHEDULER_DEPTH:
+                raise RuntimeError("schedule queue full")
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="micropython.schedule",
+                                                daemon=True)
+                self._thread.start()
+        self._q.put((fn, arg))
+
+    def _run(self) -> None:
+        while True:
+            fn, arg = self._q.get()
+            with self._lock:
+                self._pending -= 1
+            GATE.wait_for_turn()
+            with SCHED_LOCK:
+                try:
+                    GATE.set_in_handler(True)
+                    fn(arg)
+                except Exception:
+                    report_exception("Unhandled exception in scheduled function")
+                finally:
+                    GATE.set_in_handler(False)
+
+
+_scheduler = _Scheduler()
+
+
+def schedule(fn: Callable[[Any], Any], arg: Any) -> None:
+    """Queue ``fn(arg)``; RuntimeError("schedule queue full") past SCHEDULER_DEPTH pending."""
+    _scheduler.schedule(fn, arg)

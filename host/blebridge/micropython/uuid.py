@@ -1,0 +1,145 @@
+"""``bluetooth.UUID`` as MicroPython has it (extmod/modbluetooth.c).
+
+The value is kept as MicroPython keeps it: 2, 4 or 16 bytes, little-endian as on air, so
+``bytes(uuid)`` is what goes over the radio and over our protocol unchanged.
+
+Behaviour copied from the board:
+- ``UUID(int)``: a 16-bit UUID; more than 0xFFFF is ``ValueError("invalid UUID")``.
+- ``UUID(buffer)`` of 2, 4 or 16 bytes (bytes, bytearray, memoryview, another UUID): taken as
+  those bytes, little-endian.
+- ``UUID(str)``: hex digits with any ``-``; 32 digits make a 128-bit UUID. Bad characters,
+  too many or too few digits are ``ValueError`` with MicroPython's messages.
+- ``repr``/``str``: ``UUID(0x2a00)`` or ``UUID('6e400001-b5a3-f393-e0a9-e50e24dcca9e')``.
+- Equality, hash and ordering: UUIDs of the same size compare their little-endian bytes;
+  UUIDs of different sizes order by size (and are never equal). A UUID never equals a non-UUID.
+
+One deliberate difference: MicroPython treats any buffer of length 2, 4 or 16 as raw bytes,
+so ``UUID("180D")`` (a 4-character str) becomes a 32-bit UUID of the ASCII codes. Here a str
+is always parsed as text: 4 hex digits give a 16-bit UUID (``UUID("180D") == UUID(0x180D)``),
+8 give a 32-bit one, 32 a 128-bit one; an optional ``0x`` prefix is accepted on short forms.
+"""
+from __future__ import annotations
+
+from typing import Any, Union
+
+#: Sizes in bytes a UUID can have (MP_BLUETOOTH_UUID_TYPE_16/_32/_128).
+UUID_SIZES = (2, 4, 16)
+
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def buffer_bytes(value: Any) -> bytes:
+    """The bytes of anything MicroPython accepts as a read buffer (str included, as UTF-8).
+
+    Raises TypeError like ``mp_get_buffer_raise`` for objects without the buffer protocol.
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, UUID):
+        return value._data
+    if isinstance(value, (int, float, complex, bool)) or value is None:
+        raise TypeError("object with buffer protocol required")
+    try:
+        with memoryview(value) as mv:
+            return mv.tobytes()
+    except TypeError:
+        raise TypeError("object with buffer protocol required") from None
+
+
+def _parse_text(text: str) -> bytes:
+    digits = text.replace("-", "")
+    short = False
+    if digits[:2] in ("0x", "0X") and len(digits) in (6, 10):
+        digits, short = digits[2:], True
+    for c in digits:
+        if c not in _HEXDIGITS:
+            raise ValueError("invalid char in UUID")
+    if len(digits) in (4, 8) and (short or "-" not in text):
+        return bytes.fromhex(digits)[::-1]
+    if len(digits) > 32:
+        raise ValueError("UUID too long")
+    if len(digits) < 32:
+        raise ValueError("UUID too short")
+    return bytes.fromhex(digits)[::-1]
+
+
+class UUID:
+    """A Bluetooth UUID (16, 32 or 128 bit)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, value: Union[int, str, bytes, bytearray, memoryview, "UUID"], /) -> None:
+        if isinstance(value, int):   # bool included, as mp_obj_is_int accepts it
+            if value < 0 or value > 0xFFFF:
+                raise ValueError("invalid UUID")
+            data = int(value).to_bytes(2, "little")
+        elif isinstance(value, str):
+            data = _parse_text(value)
+        else:
+            raw = buffer_bytes(value)
+            if len(raw) in UUID_SIZES:
+                data = raw
+            else:
+                # MicroPython parses any other buffer as the text of a UUID.
+                try:
+                    text = raw.decode("ascii")
+                except UnicodeDecodeError:
+                    raise ValueError("invalid char in UUID") from None
+                data = _parse_text(text)
+        object.__setattr__(self, "_data", data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("UUID is immutable")
+
+    def __bytes__(self) -> bytes:
+        return self._data
+
+    def __buffer__(self, flags: int) -> memoryview:   # Python 3.12+: memoryview(uuid)
+        return memoryview(self._data)
+
+    def __repr__(self) -> str:
+        n = len(self._data)
+        if n <= 4:
+            return "UUID(0x" + self._data[::-1].hex() + ")"
+        h = self._data[::-1].hex()
+        return f"UUID('{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}')"
+
+    __str__ = __repr__
+
+    def __hash__(self) -> int:
+        return hash(self._data)
+
+    def _cmp(self, other: Any) -> Any:
+        if not isinstance(other, UUID):
+            return NotImplemented
+        if len(self._data) != len(other._data):
+            return (len(self._data), b""), (len(other._data), b"")
+        return self._data, other._data
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, UUID):
+            return NotImplemented
+        return self._data == other._data
+
+    def __ne__(self, other: Any) -> bool:
+        if not isinstance(other, UUID):
+            return NotImplemented
+        return self._data != other._data
+
+    def __lt__(self, other: Any) -> bool:
+        pair = self._cmp(other)
+        return pair if pair is NotImplemented else pair[0] < pair[1]
+
+    def __le__(self, other: Any) -> bool:
+        pair = self._cmp(other)
+        return pair if pair is NotImplemented else pair[0] <= pair[1]
+
+    def __gt__(self, other: Any) -> bool:
+        pair = self._cmp(other)
+        return pair if pair is NotImplemented else pair[0] > pair[1]
+
+    def __ge__(self, other: Any) -> bool:
+        pair = self._cmp(other)
+        return pair if pair is NotImplemented else pair[0] >= pair[1]

@@ -1,0 +1,679 @@
+"""RPC client: one board, many calls in flight, ordered event delivery.
+
+Threads per board:
+  reader      reads the transport, decodes frames and CBOR, resolves pending calls by id, sweeps
+              call deadlines, and hands each chunk's events to the dispatcher in one queue put.
+              It never runs user code.
+  dispatcher  delivers events in wire order to listeners, then tells lost listeners about
+              resets and unplugs. Listeners may call board.call() (the reader keeps running).
+
+Invariants:
+  - The host never drops an event: the dispatcher queue is unbounded.
+  - Every pending call ends: with its result, a BoardError, CallTimeout at its deadline,
+    BoardReset when the board reboots (BOOT with a new boot_id), or BoardLost when the link
+    goes away or the board is closed.
+  - Writes are serialised by one lock; a frame is written whole.
+
+Contract for the API layers: docs/design.md, "Python host RPC client contract".
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import os
+import queue
+import select
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Optional
+
+import cbor2
+
+from . import protocol as P
+from .errors import (BlebridgeError, BoardError, BoardLost, BoardReset, CallTimeout, ProtocolError,
+                     VersionMismatch)
+from .framing import FrameDecoder, encode_frame
+from .transport import READ_POLL_S, describe, open_transport
+
+log = logging.getLogger("blebridge.rpc")
+
+#: Default timeout of one call (s), from the schema.
+DEFAULT_TIMEOUT_S = P.CONSTANTS["defaults"]["CALL_TIMEOUT_MS"] / 1000
+#: Timeout of the handshake on open (s). A board answers in milliseconds once running; this
+#: leaves time for a board that is still booting or printing boot text.
+HANDSHAKE_TIMEOUT_S = 5.0
+#: How often the reader fails calls past their deadline (s). call() itself waits exactly its
+#: timeout; this bounds how late call_nowait()/acall() futures learn of theirs.
+SWEEP_PERIOD_S = 0.05
+#: How long close() waits for the reader thread to notice (s).
+_JOIN_TIMEOUT_S = 2.0
+_READ_CHUNK = 65536
+_ID_MODULO = 1 << 32
+
+_EVENT_NAMES = {code: ev.name for code, ev in P.EVENTS.items()}
+_MSG_RSP, _MSG_EVT, _MSG_EVT_BATCH = P.MSG_RSP, P.MSG_EVT, P.MSG_EVT_BATCH
+_EV_BOOT = P.EV_BOOT
+
+
+class Event(NamedTuple):
+    """One board->host event. ``fields`` are in schema order; bytes fields are ``bytes``."""
+
+    code: int
+    name: str
+    fields: tuple
+
+
+_tuple_new = tuple.__new__     # builds Event without NamedTuple.__new__'s Python frame (hot path)
+
+
+def _make_event(code: Any, fields: tuple) -> Event:
+    name = _EVENT_NAMES.get(code)
+    if name is None:
+        name = f"EVENT_{code}"
+    return _tuple_new(Event, (code, name, fields))
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """What the handshake says about the board and its firmware."""
+
+    proto: tuple[int, int]
+    fw_version: str
+    fw_build: str
+    board: str
+    caps: dict = field(default_factory=dict)
+    addr_type: int = 0
+    addr: bytes = b""
+    boot_id: int = 0
+    port: str = ""
+
+    @classmethod
+    def from_handshake(cls, result: Any) -> "BoardInfo":
+        if not isinstance(result, dict):
+            raise ProtocolError(f"handshake: expected a map, got {type(result).__name__}")
+        try:
+            proto = result["proto"]
+            return cls(
+                proto=(int(proto[0]), int(proto[1])),
+                fw_version=str(result.get("fw_version", "")),
+                fw_build=str(result.get("fw_build", "")),
+                board=str(result.get("board", "")),
+                caps=dict(result.get("caps") or {}),
+                addr_type=int(result.get("addr_type", 0)),
+                addr=bytes(result.get("addr") or b""),
+                boot_id=int(result.get("boot_id", 0)),
+                port=str(result.get("port", "")),
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"handshake: malformed result ({exc})") from exc
+
+    @property
+    def addr_str(self) -> str:
+        """Radio address as usually written (MSB first, colon separated)."""
+        return ":".join(f"{b:02X}" for b in reversed(self.addr))
+
+
+def _fix_command(spec: str, port_name: str) -> str:
+    if spec.startswith("sim:") or port_name == "sim":
+        return "make firmware"
+    return f"blebridge flash --port {spec}" if spec else "blebridge flash"
+
+
+def check_version(info: BoardInfo, spec: str) -> None:
+    """Raise VersionMismatch if the firmware's protocol major differs from ours."""
+    if info.proto[0] != P.PROTO_MAJOR:
+        raise VersionMismatch((P.PROTO_MAJOR, P.PROTO_MINOR), info.proto,
+                              _fix_command(spec, info.port), spec)
+    if info.proto[1] < P.PROTO_MINOR:
+        log.warning("%s: firmware speaks protocol %d.%d, host %d.%d: newer calls may fail "
+                    "with UNKNOWN_METHOD; update with `%s`", spec, *info.proto, P.PROTO_MAJOR,
+                    P.PROTO_MINOR, _fix_command(spec, info.port))
+
+
+def encode_request(req_id: int, method: str, args: tuple) -> bytes:
+    """Wire frame of one request, after checking the arguments against the schema."""
+    m = P.METHODS.get(method)
+    if m is None:
+        raise ValueError(f"unknown method {method!r}")
+    n = len(args)
+    if n < m.argc_min or n > len(m.args):
+        raise TypeError(f"{method}() takes {m.argc_min}..{len(m.args)} arguments ({n} given)")
+    for f, a in zip(m.args, args):
+        if f.max and f.type in ("bytes", "str") and a is not None:
+            size = len(a.encode() if isinstance(a, str) else a)
+            if size > f.max:
+                raise BoardError(P.STATUS["VALUE_TOO_LARGE"], method,
+                                 f"{f.name} is {size} bytes, the limit is {f.max}")
+    payload = cbor2.dumps([P.MSG_REQ, req_id, m.id, *args])
+    if len(payload) > P.LIMITS["MAX_FRAME"]:
+        raise BoardError(P.STATUS["VALUE_TOO_LARGE"], method,
+                         f"request is {len(payload)} bytes, MAX_FRAME is {P.LIMITS['MAX_FRAME']}")
+    return encode_frame(payload)
+
+
+def _make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
+    """A function returning the next chunk (b"" when idle); raises OSError when the link dies.
+
+    Local serial ports and pseudo-terminals are read with select + os.read on the descriptor
+    (one syscall pair per chunk, any size); other pyserial ports through their read().
+    """
+    inner = getattr(ser, "serial", ser)    # SimTransport wraps a pyserial port
+    fd = getattr(inner, "fd", None)
+    abort = getattr(inner, "pipe_abort_read_r", None)
+    if isinstance(fd, int) and isinstance(abort, int):
+        def read_fd() -> bytes:
+            ready, _, _ = select.select([fd, abort], [], [], poll_s)
+            if not ready:
+                return b""
+            if abort in ready:
+                os.read(abort, 1000)
+                return b""
+            try:
+                data = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                return b""
+            if not data:
+                raise EOFError("end of file on the port")
+            return data
+        return read_fd
+    sock = getattr(inner, "_socket", None)
+    if sock is not None:                    # socket:// — its in_waiting only says 0 or 1
+        def read_sock() -> bytes:
+            ready, _, _ = select.select([sock], [], [], poll_s)
+            if not ready:
+                return b""
+            data = sock.recv(_READ_CHUNK)
+            if not data:
+                raise EOFError("connection closed by the remote end")
+            return data
+        return read_sock
+
+    def read_generic() -> bytes:
+        return ser.read(ser.in_waiting or 1)
+    return read_generic
+
+
+class _Pending:
+    __slots__ = ("future", "method", "deadline", "timeout")
+
+    def __init__(self, future: concurrent.futures.Future, method: str, deadline: float, timeout: float) -> None:
+        self.future = future
+        self.method = method
+        self.deadline = deadline
+        self.timeout = timeout
+
+
+# Dispatcher queue items: (kind, payload).
+_Q_EVENTS = 0       # payload: list[Event]
+_Q_LOST = 1         # payload: BoardLost (unplugged) -> lost listeners
+_Q_RESET = 2        # payload: BoardReset -> lost listeners, then handshake again
+_Q_STOP = 3
+
+
+def _fail(fut: concurrent.futures.Future, exc: BaseException) -> None:
+    if not fut.done():
+        try:
+            fut.set_exception(exc)
+        except concurrent.futures.InvalidStateError:   # cancelled meanwhile
+            pass
+
+
+class Board:
+    """A board running blebridge firmware, reached over one transport.
+
+    Normally made by :func:`open_board`. ``Board(transport)`` wraps a transport that is already
+    open (tests, benchmarks); without ``spec`` it cannot :meth:`reopen`.
+    """
+
+    def __init__(self, transport: Any, *, spec: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 transport_kw: Optional[dict] = None) -> None:
+        self.spec = spec or describe(transport)
+        self._reopen_spec = spec
+        self._transport_kw = dict(transport_kw or {})
+        self.timeout = timeout
+        self.info: Optional[BoardInfo] = None
+        self._ser: Any = None
+        self._decoder = FrameDecoder()
+        self._wlock = threading.Lock()     # one writer at a time; a frame is written whole
+        self._plock = threading.Lock()     # registering vs failing all pending calls; never held over I/O
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._listeners: tuple[Callable[[Event], Any], ...] = ()
+        self._lost_listeners: tuple[Callable[[BaseException], Any], ...] = ()
+        self._listener_lock = threading.Lock()
+        self._lost: Optional[BoardLost] = None
+        self._closed = False
+        self._stopping = False
+        self._reader: Optional[threading.Thread] = None
+        self._reopen_lock = threading.RLock()
+        self._q: "queue.SimpleQueue[tuple[int, Any]]" = queue.SimpleQueue()
+        self._counters = {
+            "frames_tx": 0, "bad_messages": 0, "unmatched_responses": 0, "calls_timed_out": 0,
+            "events": 0, "listener_errors": 0, "resets": 0, "links_lost": 0,
+        }
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
+                                            name=f"blebridge-dispatch {self.spec}")
+        self._dispatcher.start()
+        self._attach(transport)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _attach(self, transport: Any) -> None:
+        self._ser = transport
+        self._decoder.reset()
+        self._lost = None
+        self._stopping = False
+        # A leading delimiter ends whatever half frame the board may hold from a previous host.
+        with self._wlock:
+            transport.write(b"\x00")
+        reader = threading.Thread(target=self._read_loop, args=(transport,), daemon=True,
+                                  name=f"blebridge-reader {self.spec}")
+        self._reader = reader
+        reader.start()
+
+    def _detach(self, exc: BoardLost) -> None:
+        """Stop the reader, close the transport, fail every pending call with ``exc``."""
+        ser, self._ser = self._ser, None
+        self._stopping = True
+        if ser is not None:
+            cancel = getattr(ser, "cancel_read", None)
+            if cancel is not None:
+                try:
+                    cancel()
+                except Exception:     # the port may already be gone; closing is what matters
+                    pass
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(_JOIN_TIMEOUT_S)
+        self._reader = None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception as e:   # closing a dead port can fail; the board is gone either way
+                log.debug("%s: close: %s", self.spec, e)
+        self._fail_all(exc)
+
+    def close(self) -> None:
+        """Close the board: pending calls fail with BoardLost, threads end, an owned sim stops."""
+        with self._reopen_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._lost = BoardLost(f"{self.spec}: board closed")
+            self._detach(self._lost)
+        self._q.put((_Q_STOP, None))
+        if self._dispatcher is not threading.current_thread():
+            self._dispatcher.join(_JOIN_TIMEOUT_S)
+
+    def reopen(self, *, handshake: bool = True, timeout: Optional[float] = None) -> Optional[BoardInfo]:
+        """Reconnect (resolving the spec again: sim boards restart, ``auto`` rescans) and
+        handshake again. Listeners stay registered. Returns the new BoardInfo."""
+        if self._reopen_spec is None:
+            raise BlebridgeError(f"{self.spec}: this board was made from an open transport; it cannot reopen")
+        with self._reopen_lock:
+            if self._closed:
+                raise BoardLost(f"{self.spec}: board closed")
+            self._detach(BoardLost(f"{self.spec}: reopening"))
+            transport = open_transport(self._reopen_spec, **self._transport_kw)
+            self._attach(transport)
+        if handshake:
+            return self.handshake(timeout=timeout)
+        return None
+
+    def __enter__(self) -> "Board":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("lost" if self._lost else "open")
+        return f"<Board {self.spec} {state}>"
+
+    @property
+    def is_lost(self) -> bool:
+        """True once the link is gone (unplugged, closed) until :meth:`reopen`."""
+        return self._lost is not None
+
+    @property
+    def transport(self) -> Any:
+        return self._ser
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def call_nowait(self, method: str, *args: Any, timeout: Optional[float] = None) -> concurrent.futures.Future:
+        """Send a request; return a Future for its result. Never waits for the board.
+
+        Argument errors (unknown method, wrong count, too long) raise at once; everything the
+        link or the board reports arrives through the Future.
+        """
+        t = self.timeout if timeout is None else timeout
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        rid = next(self._ids) % _ID_MODULO
+        frame = encode_request(rid, method, args)
+        with self._plock:
+            lost = self._lost
+            if lost is None:
+                self._pending[rid] = _Pending(fut, method, time.monotonic() + t, t)
+        if lost is not None:
+            fut.set_exception(type(lost)(f"{method}: {lost}"))
+            return fut
+        try:
+            with self._wlock:
+                self._ser.write(frame)
+                self._counters["frames_tx"] += 1
+        except Exception as exc:
+            if self._pending.pop(rid, None) is not None:
+                _fail(fut, BoardLost(f"{self.spec}: {method}: write failed ({exc})"))
+        return fut
+
+    def call(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
+        """Call ``method`` and wait for its result (s of ``timeout``, default self.timeout)."""
+        if threading.current_thread() is self._reader:
+            raise RuntimeError("board.call() from the reader thread would deadlock")
+        t = self.timeout if timeout is None else timeout
+        fut = self.call_nowait(method, *args, timeout=t)
+        try:
+            return fut.result(t)
+        except concurrent.futures.TimeoutError:
+            for rid, p in list(self._pending.items()):
+                if p.future is fut:
+                    self._pending.pop(rid, None)
+                    self._counters["calls_timed_out"] += 1
+                    break
+            if fut.done():               # answered in the same instant
+                return fut.result()
+            raise CallTimeout(method, t) from None
+
+    async def acall(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
+        """Call from asyncio: the reader wakes the loop with call_soon_threadsafe."""
+        loop = asyncio.get_running_loop()
+        afut = loop.create_future()
+        cfut = self.call_nowait(method, *args, timeout=timeout)
+
+        def transfer(f: concurrent.futures.Future) -> None:
+            if afut.done():
+                return
+            exc = f.exception()
+            if exc is not None:
+                afut.set_exception(exc)
+            else:
+                afut.set_result(f.result())
+
+        def on_done(f: concurrent.futures.Future) -> None:
+            try:
+                loop.call_soon_threadsafe(transfer, f)
+            except RuntimeError:         # the loop is closed; nobody is waiting any more
+                pass
+
+        cfut.add_done_callback(on_done)
+        try:
+            return await afut
+        except asyncio.CancelledError:
+            cfut.cancel()
+            self._forget(cfut)
+            raise
+
+    def _forget(self, fut: concurrent.futures.Future) -> None:
+        for rid, p in list(self._pending.items()):
+            if p.future is fut:
+                self._pending.pop(rid, None)
+                return
+
+    def _fail_all(self, exc: BoardLost) -> None:
+        with self._plock:
+            pending, self._pending = self._pending, {}
+        for p in pending.values():
+            _fail(p.future, type(exc)(f"{p.method}: {exc}"))
+
+    def _sweep(self, now: float) -> None:
+        expired = [rid for rid, p in list(self._pending.items()) if p.deadline <= now]
+        for rid in expired:
+            p = self._pending.pop(rid, None)
+            if p is not None:
+                self._counters["calls_timed_out"] += 1
+                _fail(p.future, CallTimeout(p.method, p.timeout))
+
+    # -- handshake and diagnostics -----------------------------------------------------------
+
+    def handshake(self, timeout: Optional[float] = None) -> BoardInfo:
+        """Exchange versions; sets and returns :attr:`info`. Raises VersionMismatch."""
+        t = HANDSHAKE_TIMEOUT_S if timeout is None else timeout
+        result = self.call("handshake", P.PROTO_MAJOR, P.PROTO_MINOR, timeout=t)
+        info = BoardInfo.from_handshake(result)
+        check_version(info, self.spec)
+        self.info = info
+        return info
+
+    def host_counters(self) -> dict[str, int]:
+        """Host-side counters: framing (frames_rx, crc_errors, garbage_bytes, oversize) and
+        RPC (frames_tx, bad_messages, unmatched_responses, calls_timed_out, events, ...)."""
+        d = self._decoder
+        out = {"frames_rx": d.frames, "crc_errors": d.crc_errors, "garbage_bytes": d.garbage_bytes,
+               "oversize": d.oversize}
+        out.update(self._counters)
+        out["calls_pending"] = len(self._pending)
+        out["event_queue_depth"] = self._q.qsize()
+        return out
+
+    def diagnostics(self, timeout: Optional[float] = None) -> dict[str, int]:
+        """The board's counters (schema method ``diagnostics``) and the host's, prefixed ``host_``."""
+        result = self.call("diagnostics", timeout=timeout)
+        out = dict(result) if isinstance(result, dict) else {"board_result": result}
+        out.update({f"host_{k}": v for k, v in self.host_counters().items()})
+        return out
+
+    # -- listeners -------------------------------------------------------------------------
+
+    def add_event_listener(self, fn: Callable[[Event], Any]) -> None:
+        """Call ``fn(event)`` for every event, in order, on this board's dispatcher thread."""
+        with self._listener_lock:
+            self._listeners = self._listeners + (fn,)
+
+    def remove_event_listener(self, fn: Callable[[Event], Any]) -> None:
+        with self._listener_lock:
+            ls = list(self._listeners)
+            if fn in ls:
+                ls.remove(fn)
+            self._listeners = tuple(ls)
+
+    def add_lost_listener(self, fn: Callable[[BaseException], Any]) -> None:
+        """Call ``fn(exc)`` (BoardReset or BoardLost) when the board resets or is unplugged."""
+        with self._listener_lock:
+            self._lost_listeners = self._lost_listeners + (fn,)
+
+    def remove_lost_listener(self, fn: Callable[[BaseException], Any]) -> None:
+        with self._listener_lock:
+            ls = list(self._lost_listeners)
+            if fn in ls:
+                ls.remove(fn)
+            self._lost_listeners = tuple(ls)
+
+    # -- reader thread ---------------------------------------------------------------------
+
+    def _read_loop(self, ser: Any) -> None:
+        read = _make_reader(ser, READ_POLL_S)
+        feed = self._decoder.feed
+        loads = cbor2.loads
+        put = self._q.put
+        next_sweep = time.monotonic() + SWEEP_PERIOD_S
+        try:
+            while not self._stopping:
+                data = read()
+                if data:
+                    frames = feed(data)
+                    if frames:
+                        events: list[Event] = []
+                        for f in frames:
+                            try:
+                                msg = loads(f)
+                                kind = msg[0]
+                            except Exception:
+                                self._bad_message(f)
+                                continue
+                            if kind == _MSG_EVT_BATCH:
+                                try:
+                                    for e in msg[1:]:
+                                        ev = _make_event(e[0], tuple(e[1:]))
+                                        if ev.code == _EV_BOOT:
+                                            events = self._on_boot(ev, events)
+                                        events.append(ev)
+                                except (TypeError, IndexError, KeyError):
+                                    self._bad_message(f)
+                            elif kind == _MSG_RSP:
+                                self._on_response(msg)
+                            elif kind == _MSG_EVT:
+                                if len(msg) < 2:
+                                    self._bad_message(f)
+                                    continue
+                                ev = _make_event(msg[1], tuple(msg[2:]))
+                                if ev.code == _EV_BOOT:
+                                    events = self._on_boot(ev, events)
+                                events.append(ev)
+                            else:
+                                self._bad_message(f)
+                        if events:
+                            self._counters["events"] += len(events)
+                            put((_Q_EVENTS, events))
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_PERIOD_S
+                    if self._pending:
+                        self._sweep(now)
+        except Exception as exc:      # SerialException, OSError (EIO on hangup), EOFError
+            if self._stopping:
+                return
+            self._link_lost(exc)
+
+    def _bad_message(self, frame: bytes) -> None:
+        self._counters["bad_messages"] += 1
+        log.debug("%s: not a blebridge message: %s", self.spec, frame[:64].hex())
+
+    def _on_response(self, msg: list) -> None:
+        if len(msg) < 4:
+            self._counters["bad_messages"] += 1
+            return
+        _, rid, status, result = msg[:4]
+        p = self._pending.pop(rid, None) if isinstance(rid, int) else None
+        if p is None:
+            # Late answer to a timed-out call, or [1, null, MALFORMED, null] for a frame the
+            # board could not parse.
+            self._counters["unmatched_responses"] += 1
+            log.debug("%s: response to no pending call: id=%r status=%r", self.spec, rid, status)
+            return
+        fut = p.future
+        if fut.done():
+            return
+        try:
+            if status == 0:
+                fut.set_result(result)
+            else:
+                fut.set_exception(BoardError(status, p.method))
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    def _on_boot(self, ev: Event, events: list[Event]) -> list[Event]:
+        """BOOT seen: if its boot_id differs from the handshake's, the board was reset."""
+        info = self.info
+        boot_id = ev.fields[0] if ev.fields else None
+        if info is None or boot_id == info.boot_id:
+            return events
+        exc = BoardReset(f"{self.spec}: the board restarted (boot id {info.boot_id} -> {boot_id})")
+        self._counters["resets"] += 1
+        self._fail_all(exc)
+        # Events before the BOOT go out first, then the reset, then the BOOT event itself.
+        if events:
+            self._counters["events"] += len(events)
+            self._q.put((_Q_EVENTS, events))
+        self._q.put((_Q_RESET, exc))
+        return []
+
+    def _link_lost(self, cause: BaseException) -> None:
+        exc = BoardLost(f"{self.spec}: link lost ({cause}); call reopen() after reconnecting")
+        with self._plock:
+            self._lost = exc
+        self._counters["links_lost"] += 1
+        self._fail_all(exc)
+        self._q.put((_Q_LOST, exc))
+
+    # -- dispatcher thread -----------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        get = self._q.get
+        while True:
+            kind, payload = get()
+            if kind == _Q_EVENTS:
+                listeners = self._listeners
+                if len(listeners) == 1:
+                    fn = listeners[0]
+                    for ev in payload:
+                        try:
+                            fn(ev)
+                        except Exception:
+                            self._listener_error(fn, ev)
+                else:
+                    for ev in payload:
+                        for fn in listeners:
+                            try:
+                                fn(ev)
+                            except Exception:
+                                self._listener_error(fn, ev)
+            elif kind == _Q_STOP:
+                return
+            else:
+                for fn in self._lost_listeners:
+                    try:
+                        fn(payload)
+                    except Exception:
+                        self._counters["listener_errors"] += 1
+                        log.exception("%s: lost listener %r raised", self.spec, fn)
+                if kind == _Q_RESET and not self._closed and self._lost is None:
+                    try:
+                        self.handshake()
+                    except BlebridgeError as e:
+                        log.warning("%s: handshake after reset failed: %s", self.spec, e)
+
+    def _listener_error(self, fn: Callable, ev: Event) -> None:
+        self._counters["listener_errors"] += 1
+        log.exception("%s: event listener %r raised on %s", self.spec, fn, ev.name)
+
+
+def open_board(spec: str, timeout: float = DEFAULT_TIMEOUT_S, handshake: bool = True, **transport_kw: Any) -> Board:
+    """Open the board at ``spec`` (see blebridge.transport for the grammar) and handshake.
+
+    Raises PortOpenError (cannot open), VersionMismatch (protocol major differs),
+    CallTimeout (nothing answers the handshake: not our firmware, or not running).
+    """
+    transport = open_transport(spec, **transport_kw)
+    board = Board(transport, spec=spec, timeout=timeout, transport_kw=transport_kw)
+    if handshake:
+        try:
+            board.handshake()
+        except BaseException:
+            board.close()
+            raise
+    return board
+
+
+def probe_handshake(ser: Any, timeout: float) -> Optional[BoardInfo]:
+    """Handshake on an open transport without a Board (no threads): BoardInfo, or None if no
+    valid answer came within ``timeout`` s. Used by ``auto`` to find a board that answers."""
+    read = _make_reader(ser, min(READ_POLL_S, timeout))
+    dec = FrameDecoder()
+    ser.write(b"\x00" + encode_request(0, "handshake", (P.PROTO_MAJOR, P.PROTO_MINOR)))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = read()
+        for f in dec.feed(data) if data else ():
+            try:
+                msg = cbor2.loads(f)
+            except Exception:
+                continue
+            if isinstance(msg, list) and len(msg) >= 4 and msg[0] == _MSG_RSP and msg[1] == 0:
+                if msg[2] != 0:
+                    return None
+                return BoardInfo.from_handshake(msg[3])
+    return None

@@ -1,0 +1,211 @@
+"""``blebridge run``: run an unmodified MicroPython board script on the PC against a board.
+
+    blebridge run [--port PORT] script.py [args...]
+    blebridge run [--port PORT] -c CODE [args...]
+    blebridge run [--port PORT] - [args...]          (script from stdin)
+    python -m blebridge.runner ...                   (the same, without the CLI)
+
+The script sees what it sees on a board: ``import bluetooth`` (BLE() is the board at PORT),
+``from micropython import const``, ``micropython.schedule``, ``time.sleep_ms/sleep_us/
+ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the ``u*`` module aliases. The
+shims directory goes first on sys.path, then the script's directory ('' for -c and stdin, as
+python does). Output is unbuffered. When the script ends (or calls sys.exit) every board it
+opened is closed and the process exits with the script's status: 0, 1 after an uncaught
+exception (traceback on stderr), or the SystemExit code.
+
+PORT defaults to env BLEBRIDGE_PORT, else ``sim:blebridge`` (a simulated board).
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import sys
+import threading
+import traceback
+import types
+from typing import Any, Optional, Sequence
+
+SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
+
+_DESCRIPTION = "run a MicroPython board script on this PC against a board"
+_EPILOG = ("PORT: sim:NAME (simulated board), /dev/ttyACM0, rfc2217://host:port, socket://host:port; "
+           "default: $BLEBRIDGE_PORT or sim:blebridge")
+
+
+def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--port", "-p", metavar="PORT", default=None,
+                        help="board to run against (default: $BLEBRIDGE_PORT or sim:blebridge)")
+    parser.add_argument("-c", dest="code", metavar="CODE", default=None,
+                        help="program passed in as a string")
+    parser.add_argument("script", nargs="?", default=None,
+                        help="script file, or - to read it from stdin")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script (sys.argv[1:])")
+    parser.set_defaults(func=_run_from_args)
+    return parser
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``run`` to the blebridge CLI (cli.py calls this)."""
+    parser = subparsers.add_parser("run", help=_DESCRIPTION, description=_DESCRIPTION, epilog=_EPILOG)
+    return _configure(parser)
+
+
+def _load(ns: argparse.Namespace) -> tuple[str, str, list[str], str]:
+    """(source, filename, argv, sys.path[0]) for the script named by the arguments."""
+    if ns.code is not None:
+        argv = ["-c"] + ([ns.script] if ns.script is not None else []) + list(ns.args)
+        return ns.code, "<string>", argv, ""
+    if ns.script is None:
+        raise SystemExit("blebridge run: give a script file, -c CODE, or - for stdin")
+    if ns.script == "-":
+        return sys.stdin.read(), "<stdin>", ["-"] + list(ns.args), ""
+    path = ns.script
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            source = f.read()
+    except OSError as exc:
+        raise SystemExit(f"blebridge run: can't open file {path!r}: {exc.strerror}") from None
+    return source, path, [path] + list(ns.args), os.path.dirname(os.path.abspath(path))
+
+
+class _LineWriter:
+    """A text stream whose lines from different threads never mix.
+
+    IRQ handlers print from other threads than the script's; ``print`` writes its pieces
+    separately, so two threads' lines could interleave mid-line. Each thread's text is kept
+    until its newline (or flush) and then written whole, and flushed at once (unbuffered
+    output, as a board's REPL gives it).
+    """
+
+    def __init__(self, stream: Any, lock: threading.Lock) -> None:
+        self._stream = stream
+        self._lock = lock
+        self._tls = threading.local()
+
+    def write(self, text: str) -> int:
+        pending = getattr(self._tls, "pending", "") + text
+        head, newline, tail = pending.rpartition("\n")
+        if newline:
+            with self._lock:
+                self._stream.write(head + newline)
+                self._stream.flush()
+        self._tls.pending = tail
+        return len(text)
+
+    def flush(self) -> None:
+        pending = getattr(self._tls, "pending", "")
+        self._tls.pending = ""
+        with self._lock:
+            if pending:
+                self._stream.write(pending)
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _prepare_process(port: Optional[str], path0: str) -> None:
+    if port:
+        os.environ["BLEBRIDGE_PORT"] = port
+    # The script's prints must reach a pipe as they happen (mpremote/run-multitests read lines).
+    lock = threading.Lock()
+    if not isinstance(sys.stdout, _LineWriter):
+        sys.stdout = _LineWriter(sys.stdout, lock)
+    if not isinstance(sys.stderr, _LineWriter):
+        sys.stderr = _LineWriter(sys.stderr, lock)
+    runner_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
+    rest = [p for p in sys.path if p not in ("", SHIMS_DIR) and p != runner_dir and p != os.getcwd()]
+    sys.path[:] = [SHIMS_DIR, path0] + rest
+    from .micropython.runtime import install_time_extensions
+    install_time_extensions()
+
+
+def _print_script_exception(exc: BaseException, filename: str) -> None:
+    tb = exc.__traceback__
+    # Drop the runner's own frames: the traceback starts in the script, as on a board.
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+
+
+def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[str] = None,
+               path0: str = "") -> int:
+    """Run ``source`` as __main__ with the board environment; returns the exit status."""
+    _prepare_process(port, path0)
+    sys.argv = list(argv)
+    main = types.ModuleType("__main__")
+    main.__dict__["__file__"] = filename if not filename.startswith("<") else None
+    if main.__dict__["__file__"] is None:
+        del main.__dict__["__file__"]
+    main.__dict__["__builtins__"] = __builtins__
+    saved_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    status = 0
+    try:
+        code = compile(source, filename, "exec")
+        exec(code, main.__dict__)
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException as exc:
+        _print_script_exception(exc, filename)
+        status = 1
+    finally:
+        _finish()
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+    return status
+
+
+def _exit_status(code: Any) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _finish() -> None:
+    from .micropython import close_all
+    try:
+        close_all()
+    except Exception as exc:   # closing must not hide the script's own status
+        print(f"blebridge run: closing the board failed: {exc}", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _run_from_args(ns: argparse.Namespace) -> int:
+    source, filename, argv, path0 = _load(ns)
+    return run_source(source, filename, argv, ns.port, path0)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m blebridge.runner``; returns the exit status."""
+    parser = _configure(argparse.ArgumentParser(prog="blebridge run", description=_DESCRIPTION,
+                                                epilog=_EPILOG))
+    ns = parser.parse_args(argv)
+    return ns.func(ns)
+
+
+def _exit_now(status: int) -> None:
+    """Exit without waiting for threads a script may have left running (as a board reboot)."""
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+
+
+if __name__ == "__main__":
+    _exit_now(main())

@@ -1,0 +1,6 @@
+"""``uarray``: MicroPython's old name for ``array``."""
+import sys
+
+import array
+
+sys.modules[__name__] = array

@@ -1,0 +1,192 @@
+"""Bumble virtual controller with the quirks that matter to the simulated air fixed.
+
+Stock ``bumble.controller.Controller`` (0.0.236) sends every advertisement as a bare
+``AdvExtInd`` (address + data): a scanner cannot tell connectable from non-connectable, legacy
+from extended, and it reports the advertising data a second time as a fake scan response even
+to a passive scan. LE Create Connection Cancel does nothing, so a central's connection timeout
+never completes. See ../../../../shared/design/SIMULATOR-NOTES.md.
+
+``AirController`` fixes this:
+- advertising sets send an :class:`AirAdvPdu` carrying the event properties, the scan
+  response data and the directed target;
+- scanners build honest reports from it: HCI event-type bits as the spec defines them, a scan
+  response only for an active scan of a scannable advertiser, directed advertising only to its
+  target, duplicates filtered per scan when asked;
+- only connectable advertising (to us, when directed) completes a pending LE connection;
+- LE Create Connection Cancel completes the pending connection with
+  UNKNOWN_CONNECTION_IDENTIFIER, as a real controller does.
+A stock controller on the same link still sees our PDUs (``AirAdvPdu`` is an ``AdvExtInd``).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from bumble import hci, ll
+from bumble.controller import AdvertisingSet, Controller
+
+logger = logging.getLogger(__name__)
+
+_Props = hci.HCI_LE_Set_Extended_Advertising_Parameters_Command.AdvertisingProperties
+
+# HCI LE Extended Advertising Report event_type bits (Core 5.x Vol 4 Part E 7.7.65.13).
+EVT_CONNECTABLE = 0x01
+EVT_SCANNABLE = 0x02
+EVT_DIRECTED = 0x04
+EVT_SCAN_RESPONSE = 0x08
+EVT_LEGACY = 0x10
+
+
+@dataclasses.dataclass
+class AirAdvPdu(ll.AdvExtInd):
+    """An advertising event as the air sees it: what a real radio would let a scanner learn."""
+
+    properties: int = int(_Props.CONNECTABLE_ADVERTISING | _Props.SCANNABLE_ADVERTISING
+                          | _Props.USE_LEGACY_ADVERTISING_PDUS)
+    scan_response: bytes = b""
+
+
+class AirAdvertisingSet(AdvertisingSet):
+    def send_extended_advertising_data(self) -> None:
+        if not self.controller.link or self.parameters is None:
+            return
+        address = self.address
+        assert address is not None
+        props = int(self.parameters.advertising_event_properties)
+        target = self.parameters.peer_address if props & _Props.DIRECTED_ADVERTISING else None
+        self.controller.send_advertising_pdu(
+            AirAdvPdu(
+                advertiser_address=address,
+                data=bytes(self.data),
+                target_address=target,
+                sid=self.parameters.advertising_sid,
+                properties=props,
+                scan_response=bytes(self.scan_response_data),
+            )
+        )
+
+
+class AirController(Controller):
+    """Virtual controller used for every device on the air (boards and test peers)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._seen_reports: set[tuple[bytes, int]] = set()
+
+    # Advertising ---------------------------------------------------------------------------
+    def on_hci_le_set_extended_advertising_parameters_command(self, command):
+        handle = command.advertising_handle
+        if not isinstance(self.advertising_sets.get(handle), AirAdvertisingSet):
+            old = self.advertising_sets.get(handle)
+            if old is not None:
+                old.stop()
+            self.advertising_sets[handle] = AirAdvertisingSet(controller=self, handle=handle)
+        return super().on_hci_le_set_extended_advertising_parameters_command(command)
+
+    # Scanning ------------------------------------------------------------------------------
+    def on_hci_le_set_extended_scan_parameters_command(self, command):
+        # The stock controller forgets the scan type, so every scan would look passive.
+        if command.scan_types:
+            self.le_scan_type = command.scan_types[0]
+        return super().on_hci_le_set_extended_scan_parameters_command(command)
+
+    def on_hci_le_set_extended_scan_enable_command(self, command):
+        if command.enable:
+            self._seen_reports.clear()
+        return super().on_hci_le_set_extended_scan_enable_command(command)
+
+    def on_hci_le_set_scan_enable_command(self, command):
+        if command.le_scan_enable:
+            self._seen_reports.clear()
+        return super().on_hci_le_set_scan_enable_command(command)
+
+    def _own_addresses(self) -> set[hci.Address]:
+        return {self.random_address, self.public_address}
+
+    def on_advertising_pdu(self, pdu) -> None:  # type: ignore[override]
+        if isinstance(pdu, AirAdvPdu):
+            props = pdu.properties
+            scan_response = pdu.scan_response
+        else:
+            # A stock controller's advertisement: legacy connectable undirected (ADV_IND).
+            props = int(_Props.CONNECTABLE_ADVERTISING | _Props.SCANNABLE_ADVERTISING
+                        | _Props.USE_LEGACY_ADVERTISING_PDUS)
+            scan_response = b""
+        target = getattr(pdu, "target_address", None)
+        directed = bool(props & _Props.DIRECTED_ADVERTISING)
+        if directed and (target is None or target not in self._own_addresses()):
+            return  # directed to someone else: neither reported nor connectable for us
+
+        if self.le_scan_enable:
+            legacy = bool(props & _Props.USE_LEGACY_ADVERTISING_PDUS)
+            event_type = 0
+            if props & _Props.CONNECTABLE_ADVERTISING:
+                event_type |= EVT_CONNECTABLE
+            if props & _Props.SCANNABLE_ADVERTISING:
+                event_type |= EVT_SCANNABLE
+            if directed:
+                event_type |= EVT_DIRECTED
+            if legacy:
+                event_type |= EVT_LEGACY
+            self._report(pdu, event_type, pdu.data, target)
+            active = self.le_scan_type == 1
+            if active and props & _Props.SCANNABLE_ADVERTISING:
+                self._report(pdu, event_type | EVT_SCAN_RESPONSE, scan_response, target)
+
+        pending = self.pending_le_connection
+        if (
+            pending is not None
+            and pending.peer_address == pdu.advertiser_address
+            and props & _Props.CONNECTABLE_ADVERTISING
+        ):
+            self.create_le_connection(pdu.advertiser_address)
+
+    def _report(self, pdu, event_type: int, data: bytes, target) -> None:
+        if self.filter_duplicates:
+            key = (bytes(pdu.advertiser_address) + bytes([pdu.advertiser_address.address_type]),
+                   event_type)
+            if key in self._seen_reports:
+                return
+            self._seen_reports.add(key)
+        report = hci.HCI_LE_Extended_Advertising_Report_Event.Report(
+            event_type=event_type,
+            address_type=pdu.advertiser_address.address_type,
+            address=pdu.advertiser_address,
+            primary_phy=hci.Phy.LE_1M,
+            secondary_phy=0 if event_type & EVT_LEGACY else hci.Phy.LE_1M,
+            advertising_sid=pdu.sid if not event_type & EVT_LEGACY else 0xFF,
+            tx_power=0x7F,
+            rssi=-50,
+            periodic_advertising_interval=0,
+            direct_address_type=target.address_type if target is not None else 0,
+            direct_address=target if target is not None else hci.Address.ANY,
+            data=data,
+        )
+        self.send_hci_packet(hci.HCI_LE_Extended_Advertising_Report_Event([report]))
+
+    # Connection ----------------------------------------------------------------------------
+    def on_hci_le_create_connection_cancel_command(self, _command):
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        # The command completes first, then the pending connection fails with
+        # UNKNOWN_CONNECTION_IDENTIFIER (Core Vol 4 Part E 7.8.13).
+        asyncio.get_running_loop().call_soon(self._complete_cancelled_connection, pending)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def _complete_cancelled_connection(self, pending) -> None:
+        self.send_hci_packet(
+            hci.HCI_LE_Connection_Complete_Event(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                connection_handle=0,
+                role=hci.Role.CENTRAL,
+                peer_address_type=pending.peer_address_type,
+                peer_address=pending.peer_address,
+                connection_interval=0,
+                peripheral_latency=0,
+                supervision_timeout=0,
+                central_clock_accuracy=0,
+            )
+        )

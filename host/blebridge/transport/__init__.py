@@ -1,0 +1,74 @@
+"""Transports: how the host reaches a board's byte stream.
+
+``open_transport(spec, **kw)`` returns an open pyserial-like object (``read``, ``write``,
+``in_waiting``, ``cancel_read``, ``close``, ``timeout``, ``is_open``). Accepted specs:
+
+  /dev/ttyACM0, COM5            a local serial device, opened exclusively (a port another
+                                program holds is refused with a "busy" error)
+  rfc2217://HOST:PORT[?opts]    RFC 2217 (ser2net on a rig host), via pyserial
+  socket://HOST:PORT            raw TCP, via pyserial
+  hwgrep://REGEXP[&skip_busy]   the first local port whose description matches, via pyserial
+  loop://                       pyserial's loopback (tests)
+  sim:NAME[?air=SOCKET]         a simulated board: the sim launcher starts (or finds) the board
+                                process NAME on the Bumble air at SOCKET and its pseudo-terminal
+                                is opened like a USB port; closing the transport stops a board
+                                process it started
+  id:SERIAL                     the local USB port whose serial number is SERIAL (or a unique
+                                prefix of it)
+  auto                          the first known board (see blebridge.ports) that answers the
+                                protocol handshake
+
+Any other ``scheme://`` pyserial knows (spy://, alt://) works too. Keyword arguments go to
+pyserial (``baudrate``...); ``timeout`` is the read poll period in seconds.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol, runtime_checkable
+
+from .serial_port import DEFAULT_BAUDRATE, READ_POLL_S, open_serial
+from .sim import open_sim
+from .usb import open_auto, open_by_serial
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What the RPC client needs from a transport (a subset of pyserial's Serial)."""
+
+    timeout: Optional[float]
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> Optional[int]: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_transport(spec: str, **kw: Any) -> Any:
+    """Open the transport named by ``spec`` (grammar in this module's docstring).
+
+    Raises blebridge.errors.PortOpenError (with a ``.hint``) when it cannot be opened.
+    """
+    spec = spec.strip()
+    if spec.startswith("sim:"):
+        return open_sim(spec, **kw)
+    if spec.startswith("id:"):
+        return open_by_serial(spec[3:], **kw)
+    if spec == "auto":
+        return open_auto(**kw)
+    return open_serial(spec, **kw)
+
+
+def describe(transport: Any) -> str:
+    """The spec a transport was opened from, resolved (``auto`` and ``id:`` give the device)."""
+    return getattr(transport, "blebridge_spec", None) or getattr(transport, "port", None) or repr(transport)
+
+
+__all__ = ["open_transport", "Transport", "describe", "DEFAULT_BAUDRATE", "READ_POLL_S"]

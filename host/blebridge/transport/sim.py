@@ -1,0 +1,95 @@
+"""``sim:NAME[?air=SOCKET]``: a simulated board (firmware built natively, Bumble air).
+
+blebridge.sim.launcher.resolve(NAME, air=SOCKET) finds the board process NAME or starts one
+(and the air if none listens); its pseudo-terminal is then opened exactly like a USB port.
+The returned transport keeps the launcher's handle: closing it stops the board process when
+this transport started it (a board started with `blebridge sim start` is left running).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+from urllib.parse import parse_qs
+
+from ..errors import BlebridgeError, PortOpenError
+from .serial_port import open_serial
+
+
+def parse_sim_spec(spec: str) -> tuple[str, Optional[str]]:
+    """``sim:NAME[?air=SOCKET]`` -> (NAME, SOCKET or None). Raises PortOpenError if malformed."""
+    body = spec[len("sim:"):]
+    name, _, query = body.partition("?")
+    if not name or "/" in name:
+        raise PortOpenError(spec, "a simulated board needs a name without '/'",
+                            "write sim:NAME, e.g. --port sim:alice")
+    params = parse_qs(query, keep_blank_values=True, strict_parsing=False) if query else {}
+    unknown = set(params) - {"air"}
+    if unknown:
+        raise PortOpenError(spec, f"unknown option {sorted(unknown)[0]!r}",
+                            "the only option is ?air=SOCKET")
+    air = params.get("air", [None])[-1] or None
+    return name, air
+
+
+def _owned(sim_board: Any) -> bool:
+    # The launcher marks boards started for this process; a detached board outlives us.
+    owned = getattr(sim_board, "owned", None)
+    if owned is None:
+        owned = not getattr(sim_board, "detached", False)
+    return bool(owned)
+
+
+class SimTransport:
+    """A pyserial port on the board's pseudo-terminal plus the launcher's handle."""
+
+    def __init__(self, ser: Any, sim_board: Any, spec: str) -> None:
+        self._ser = ser
+        self.sim_board = sim_board
+        self.blebridge_spec = spec
+        self.owned = _owned(sim_board)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ser, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("_ser", "sim_board", "blebridge_spec", "owned"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._ser, name, value)
+
+    @property
+    def serial(self) -> Any:
+        return self._ser
+
+    def close(self) -> None:
+        try:
+            self._ser.close()
+        finally:
+            if self.owned and self.sim_board is not None:
+                board, self.sim_board = self.sim_board, None
+                board.stop()
+
+
+def open_sim(spec: str, **kw: Any) -> SimTransport:
+    name, air = parse_sim_spec(spec)
+    try:
+        from ..sim import launcher
+    except ImportError as exc:
+        raise PortOpenError(spec, f"the simulator is not available ({exc})",
+                            "install the sim extra: pip install 'blebridge[sim]'") from exc
+    try:
+        sim_board = launcher.resolve(name, air=air)
+    except FileNotFoundError as exc:
+        raise PortOpenError(spec, f"cannot start the simulated board: {exc}",
+                            "build the sim firmware first: make firmware (or set BLEBRIDGE_SIM_FIRMWARE)") from exc
+    except (OSError, BlebridgeError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, PortOpenError):
+            raise
+        raise PortOpenError(spec, f"cannot start the simulated board: {exc}",
+                            "run `blebridge sim list`; set BLEBRIDGE_DEBUG=1 for details") from exc
+    try:
+        ser = open_serial(sim_board.pty, **kw)
+    except BaseException:
+        if _owned(sim_board):
+            sim_board.stop()
+        raise
+    return SimTransport(ser, sim_board, spec)

@@ -1,0 +1,83 @@
+"""blebridge run: board scripts run on the PC with MicroPython's modules and behaviour."""
+import os
+import subprocess
+import sys
+import time
+
+HOST = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "host"))
+
+
+def run(*args, stdin=None, timeout=30):
+    env = dict(os.environ, PYTHONPATH=HOST)
+    return subprocess.run([sys.executable, "-m", "blebridge.runner", *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_code_runs_with_micropython_modules():
+    r = run("-c", "from micropython import const\nimport time, machine, ustruct\n"
+                  "machine.idle(); time.sleep_ms(1); time.sleep_us(1)\n"
+                  "print(const(3), time.ticks_diff(time.ticks_add(time.ticks_ms(), 5), time.ticks_ms()) >= 4,"
+                  " ustruct.pack('<h', 1))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "3 True b'\\x01\\x00'\n"
+
+
+def test_code_has_shims_first_and_empty_path_entry():
+    r = run("-c", "import sys; print(sys.path[0].endswith('shims'), sys.path[1] == '')\n"
+                  "sys.path.remove('')")
+    assert r.stdout == "True True\n", r.stderr
+
+
+def test_script_file_gets_its_directory_and_argv(tmp_path):
+    script = tmp_path / "board.py"
+    script.write_text("import sys, os\nprint(sys.argv, sys.path[1] == os.path.dirname(os.path.abspath(__file__)))\n")
+    r = run(str(script), "a", "b")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"[{str(script)!r}, 'a', 'b'] True\n"
+
+
+def test_script_from_stdin():
+    r = run("-", stdin="print('from stdin')\n")
+    assert r.stdout == "from stdin\n"
+
+
+def test_uncaught_exception_prints_traceback_and_exits_1():
+    r = run("-c", "raise ValueError('Timeout waiting for 7')")
+    assert r.returncode == 1
+    assert "ValueError: Timeout waiting for 7" in r.stderr
+    assert "runner.py" not in r.stderr
+
+
+def test_sys_exit_code_is_the_exit_status():
+    assert run("-c", "import sys; sys.exit(3)").returncode == 3
+
+
+def test_output_is_unbuffered():
+    env = dict(os.environ, PYTHONPATH=HOST)
+    p = subprocess.Popen([sys.executable, "-m", "blebridge.runner", "-c",
+                          "print('early')\nimport time\ntime.sleep(5)"],
+                         stdout=subprocess.PIPE, env=env)
+    try:
+        t0 = time.monotonic()
+        line = p.stdout.readline()
+        assert line == b"early\n" and time.monotonic() - t0 < 4
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_multitest_style_broadcast_on_stdin_is_readable():
+    # run-multitests.py sends "BROADCAST msg" lines on stdin to a script started with -c.
+    code = "import sys\nsys.path.remove('')\nprint('ready', flush=True)\nprint(sys.stdin.readline().rstrip())"
+    r = run("-c", code, stdin="BROADCAST peripheral:adv\r\n")
+    assert r.stdout == "ready\nBROADCAST peripheral:adv\n"
+
+
+def test_runner_is_registered_as_a_cli_subcommand():
+    import argparse
+    sys.path.insert(0, HOST)
+    from blebridge import runner
+    parser = argparse.ArgumentParser()
+    runner.add_parser(parser.add_subparsers(dest="cmd"))
+    ns = parser.parse_args(["run", "--port", "sim:x", "-c", "pass"])
+    assert (ns.cmd, ns.port, ns.code) == ("run", "sim:x", "pass")

@@ -1,0 +1,53 @@
+"""MicroPython runtime pieces: ticks arithmetic, micropython.schedule."""
+import threading
+import time
+
+import pytest
+
+from blebridge.micropython import runtime
+
+
+def test_ticks_diff_is_signed_across_the_wrap():
+    assert runtime.ticks_diff(5, runtime.TICKS_PERIOD - 5) == 10
+    assert runtime.ticks_diff(runtime.TICKS_PERIOD - 5, 5) == -10
+
+
+def test_ticks_add_wraps_at_the_period():
+    assert runtime.ticks_add(runtime.TICKS_PERIOD - 1, 2) == 1
+    assert runtime.ticks_add(0, -1) == runtime.TICKS_PERIOD - 1
+
+
+def test_ticks_ms_advances_with_sleep_ms():
+    t0 = runtime.ticks_ms()
+    runtime.sleep_ms(20)
+    assert runtime.ticks_diff(runtime.ticks_ms(), t0) >= 20
+
+
+def test_install_adds_functions_to_time():
+    runtime.install_time_extensions()
+    assert time.ticks_diff is runtime.ticks_diff and time.sleep_us is runtime.sleep_us
+
+
+def test_schedule_runs_the_function_with_its_argument():
+    done = threading.Event()
+    got = []
+    runtime.schedule(lambda arg: (got.append(arg), done.set()), 42)
+    assert done.wait(2)
+    assert got == [42]
+
+
+def test_schedule_queue_full_raises_runtime_error():
+    gate = threading.Event()
+    runtime.schedule(lambda _: gate.wait(5), None)
+    time.sleep(0.05)    # the blocker is running, the queue is empty
+    try:
+        with pytest.raises(RuntimeError, match="schedule queue full"):
+            for _ in range(runtime.SCHEDULER_DEPTH + 1):
+                runtime.schedule(lambda _: None, None)
+    finally:
+        gate.set()
+
+
+def test_schedule_needs_a_callable():
+    with pytest.raises(TypeError):
+        runtime.schedule(5, None)

@@ -1,0 +1,100 @@
+"""A board's side of the air link written in Python: drives the air the way bb_sim's port does.
+
+Used by the air tests to check the air's ops and events without the C firmware. Blocking, with
+a timeout on every wait.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from collections import deque
+from typing import Any, Callable, Optional
+
+from blebridge.sim.air_link import (MSG_EVT, MSG_REQ, MSG_RSP, FrameDecoder, decode_message,
+                                    encode_message)
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class AirOpError(OSError):
+    """An op answered with a negative errno."""
+
+    def __init__(self, op: str, err: int) -> None:
+        super().__init__(-err, f"air op {op} failed with errno {-err}")
+        self.op = op
+
+
+class AirClient:
+    def __init__(self, socket_path: str, name: str) -> None:
+        self.name = name
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(socket_path)
+        self.decoder = FrameDecoder()
+        self.events: deque[tuple[str, tuple[Any, ...]]] = deque()
+        self.responses: dict[int, tuple[int, Any]] = {}
+        self.next_id = 1
+        self.addr_type, self.addr = self.call("hello", name)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _pump(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{self.name}: nothing from the air in time")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout as exc:
+            raise TimeoutError(f"{self.name}: nothing from the air in time") from exc
+        if not chunk:
+            raise ConnectionError(f"{self.name}: air closed the connection")
+        for payload in self.decoder.feed(chunk):
+            msg = decode_message(payload)
+            if msg[0] == MSG_RSP:
+                self.responses[msg[1]] = (msg[2], msg[3])
+            elif msg[0] == MSG_EVT:
+                self.events.append((msg[1], tuple(msg[2:])))
+
+    def call(self, op: str, *args: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        msg_id = self.next_id
+        self.next_id += 1
+        self.sock.sendall(encode_message([MSG_REQ, msg_id, op, *args]))
+        deadline = time.monotonic() + timeout
+        while msg_id not in self.responses:
+            self._pump(deadline)
+        err, result = self.responses.pop(msg_id)
+        if err:
+            raise AirOpError(op, err)
+        return result
+
+    def wait(self, name: str, match: Optional[Callable[[tuple[Any, ...]], bool]] = None,
+             timeout: float = DEFAULT_TIMEOUT) -> tuple[Any, ...]:
+        """Fields of the first (oldest) event NAME (that matches); earlier ones are kept."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, (ev_name, fields) in enumerate(self.events):
+                if ev_name == name and (match is None or match(fields)):
+                    del self.events[i]
+                    return fields
+            try:
+                self._pump(deadline)
+            except TimeoutError:
+                seen = [e[0] for e in self.events]
+                raise TimeoutError(f"{self.name}: no {name} event; queued: {seen}") from None
+
+    def drain(self, settle: float = 0.2) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every event that arrives within ``settle`` seconds, plus those already queued."""
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                self._pump(deadline)
+            except TimeoutError:
+                break
+        out = list(self.events)
+        self.events.clear()
+        return out
+
+    def answer(self, kind: int, ref: int, found: bool = False, u: int = 0,
+               data: Optional[bytes] = None) -> None:
+        self.call("answer", kind, ref, False, found, u, data)
