@@ -6,7 +6,9 @@
  * the main-loop tick, and one callback per event.
  *
  * Rules for ports:
- *  - Every bb_port_* function returns 0 or a negative errno (-EINVAL, -ENOTCONN, ...). Vendor
+ *  - Every bb_port_* function returns 0 or a negative errno numbered as on the wire
+ *    (-BB_STATUS_EINVAL, -BB_STATUS_ENOTCONN, ...: Linux/MicroPython numbers). Never use the C
+ *    library's E* macros: newlib numbers several differently (ENOTCONN is 128 there). Vendor
  *    status codes are translated through a table in the port, never returned raw.
  *  - bb_port_* functions are called from the core's main loop only.
  *  - bb_on_* callbacks may be called from stack context (SoftDevice event handler, NimBLE host
@@ -53,6 +55,8 @@ typedef struct {
     uint8_t io;             /* BB_IO_* */
     bool le_secure;
     int8_t tx_power;        /* dBm */
+    bool read_request;      /* ask the host (GATTS_READ_REQUEST) before every peer read, not only
+                               for attributes flagged BB_FLAG_READ_AUTHORIZED */
 } bb_config_t;
 
 typedef struct {

@@ -143,7 +143,9 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
     sys.modules["__main__"] = main
     status = 0
     try:
-        code = compile(source, filename, "exec")
+        from .micropython.dialect import HELPER, compile_script, mp_add
+        main.__dict__[HELPER] = mp_add
+        code = compile_script(source, filename)
         exec(code, main.__dict__)
     except SystemExit as exc:
         status = _exit_status(exc.code)

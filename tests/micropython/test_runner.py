@@ -81,3 +81,15 @@ def test_runner_is_registered_as_a_cli_subcommand():
     runner.add_parser(parser.add_subparsers(dest="cmd"))
     ns = parser.parse_args(["run", "--port", "sim:x", "-c", "pass"])
     assert (ns.cmd, ns.port, ns.code) == ("run", "sim:x", "pass")
+
+
+def test_bytes_plus_str_concatenates_as_on_micropython():
+    r = run("-c", "import struct\nname = 'acc'\np = struct.pack('BB', 4, 9) + name\nq = b'x'\nq += 'y'\n"
+                  "ba = bytearray(b'1')\nalias = ba\nba += b'2'\nprint(p, q, alias, 1 + 2, 'a' + 'b')")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "b'\\x04\\tacc' b'xy' bytearray(b'12') 3 ab\n"
+
+
+def test_str_plus_bytes_is_still_a_type_error():
+    r = run("-c", "'a' + b'b'")
+    assert r.returncode == 1 and "TypeError" in r.stderr

@@ -1,0 +1,249 @@
+"""pytest plugin: run blebridge's end-to-end tests on real boards (a "rig") or simulated ones.
+
+Load it with ``-p hil.plugin`` (``make hil`` does). Configuration, first match wins:
+
+- ``--hil-rig FILE``: a TOML rig file (format in hil/README.md, example hil/rig.example.toml);
+- ``--hil-port P`` (repeatable): ports as blebridge opens them: /dev/ttyACM0, COM5,
+  rfc2217://rig:4000, id:<USB serial>;
+- env ``BLEBRIDGE_HIL_PORTS``: the same, separated by commas or spaces.
+
+Fixtures (each also overridable by a test module, as pytest-embedded does):
+
+- ``hil_rig``: the configured ``Rig`` (``rig.boards`` empty when none);
+- ``board_urls``: a function, ``board_urls(n)`` -> n port specs: the rig's ports when a rig is
+  configured (the test is skipped if the rig has fewer than n), else n fresh ``sim:`` names;
+- ``boards``: a tuple of opened ``blebridge.Board``s, as many as ``@pytest.mark.boards(n)`` asks
+  (default 1), closed after the test.
+
+Tests marked ``hil`` need a rig: without one they are skipped with a message saying how to
+configure it. With a rig, each board is flashed first (``blebridge flash``) when its firmware is
+older than this checkout's or does not answer, unless ``--hil-no-flash``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ENV_PORTS = "BLEBRIDGE_HIL_PORTS"
+REPO = Path(__file__).resolve().parents[1]
+NO_RIG_MESSAGE = ("no HIL rig configured: pass --hil-rig rig.toml or --hil-port /dev/ttyACM0 "
+                  f"(repeatable), or set {ENV_PORTS}=/dev/ttyACM0,rfc2217://rig:4000; "
+                  "see hil/README.md")
+
+
+class RigError(ValueError):
+    """The rig file or port list is malformed; the message names the file and entry."""
+
+
+@dataclass(frozen=True)
+class RigBoard:
+    """One board of a rig (labgrid's Resource: where it is; Strategy: flash it if stale)."""
+
+    port: str
+    kind: Optional[str] = None      # PlatformIO env / board kind; None: from VID:PID
+    flash: bool = True              # may `blebridge flash` reach it (a local port or esptool over RFC 2217)
+    name: str = ""
+
+
+@dataclass
+class Rig:
+    boards: list[RigBoard] = field(default_factory=list)
+    source: str = ""                # where the configuration came from, for messages
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.boards)
+
+
+def parse_rig_file(path: Path) -> Rig:
+    """Read a TOML rig file: ``[[board]]`` tables with ``port`` and optional ``kind``, ``flash``,
+    ``name``."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RigError(f"rig file {path}: {exc}") from exc
+    entries = data.get("board", [])
+    if not isinstance(entries, list) or not entries:
+        raise RigError(f"rig file {path}: no [[board]] entries")
+    boards = []
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("port"), str) or not entry["port"]:
+            raise RigError(f"rig file {path}: board {i} has no port")
+        unknown = set(entry) - {"port", "kind", "flash", "name"}
+        if unknown:
+            raise RigError(f"rig file {path}: board {i}: unknown keys {sorted(unknown)}")
+        boards.append(RigBoard(port=entry["port"], kind=entry.get("kind"),
+                               flash=bool(entry.get("flash", True)), name=entry.get("name", "")))
+    return Rig(boards, source=str(path))
+
+
+def split_ports(text: str) -> list[str]:
+    return [p for p in re.split(r"[,\s]+", text) if p]
+
+
+def configured_rig(rig_file: Optional[str], ports: Optional[list[str]], env: dict[str, str]) -> Rig:
+    if rig_file:
+        return parse_rig_file(Path(rig_file))
+    if ports:
+        return Rig([RigBoard(p) for p in ports], source="--hil-port")
+    if env.get(ENV_PORTS, "").strip():
+        return Rig([RigBoard(p) for p in split_ports(env[ENV_PORTS])], source=ENV_PORTS)
+    return Rig()
+
+
+def sim_names(test_id: str, n: int) -> list[str]:
+    """n simulated board specs unique to one test (stable names give stable addresses)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", test_id).strip("-")[-40:] or "test"
+    return [f"sim:hil-{slug}-{i}" for i in range(n)]
+
+
+def urls_for(rig: Rig, test_id: str, n: int) -> list[str]:
+    """n port specs for a test: rig ports, else sim names. pytest.skip when the rig is too small."""
+    if n < 1:
+        raise ValueError(f"board_urls: n must be at least 1, got {n}")
+    if not rig.configured:
+        return sim_names(test_id, n)
+    if len(rig.boards) < n:
+        pytest.skip(f"needs {n} boards, the rig ({rig.source}) has {len(rig.boards)}")
+    return [b.port for b in rig.boards[:n]]
+
+
+# -- flashing stale boards ---------------------------------------------------------------------
+
+def checkout_fw_version() -> str:
+    """BB_FW_VERSION of this checkout's firmware (firmware/core/bb_config.h)."""
+    text = (REPO / "firmware" / "core" / "bb_config.h").read_text()
+    m = re.search(r'#define\s+BB_FW_VERSION\s+"([^"]+)"', text)
+    if not m:
+        raise RigError("BB_FW_VERSION not found in firmware/core/bb_config.h")
+    return m.group(1)
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def is_stale(fw_version: Optional[str], proto: Optional[tuple[int, int]], want_fw: str,
+             want_proto: tuple[int, int]) -> bool:
+    """True when a board must be flashed: no firmware answered, or it is older than ours."""
+    if fw_version is None or proto is None:
+        return True
+    if proto[0] != want_proto[0] or proto < want_proto:
+        return True
+    return _version_tuple(fw_version) < _version_tuple(want_fw)
+
+
+def prepare_board(board: RigBoard, allow_flash: bool) -> str:
+    """Bring one rig board to this checkout's firmware; returns what was done (for the report)."""
+    from blebridge import BlebridgeError, open_board
+    from blebridge import protocol as P
+
+    fw = proto = None
+    try:
+        with open_board(board.port) as b:
+            fw, proto = b.info.fw_version, b.info.proto
+    except BlebridgeError:
+        pass
+    want = checkout_fw_version()
+    if not is_stale(fw, proto, want, (P.PROTO_MAJOR, P.PROTO_MINOR)):
+        return f"{board.port}: firmware {fw} (protocol {proto[0]}.{proto[1]}) is current"
+    found = f"firmware {fw}" if fw else "no blebridge firmware answering"
+    if not (allow_flash and board.flash):
+        raise RigError(f"{board.port}: {found}, older than {want}, and flashing is off for it; "
+                       f"flash it with `blebridge flash --port {board.port}`")
+    from blebridge.flash import flash
+    flash(board.port, board=board.kind)
+    return f"{board.port}: {found}; flashed {want}"
+
+
+# -- pytest hooks and fixtures -------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "blebridge hardware-in-the-loop (hil/README.md)")
+    group.addoption("--hil-rig", metavar="FILE", help="TOML rig file naming the boards' ports")
+    group.addoption("--hil-port", action="append", default=[], metavar="P",
+                    help="a board's port (repeatable): /dev/ttyACM0, rfc2217://host:port, id:SERIAL")
+    group.addoption("--hil-no-flash", action="store_true",
+                    help="never flash rig boards, even when their firmware is older")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hil: needs real boards (see hil/README.md)")
+    config.addinivalue_line("markers", "boards(n): the `boards` fixture opens n boards")
+    try:
+        rig = configured_rig(config.getoption("--hil-rig"), config.getoption("--hil-port"), dict(os.environ))
+    except RigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[_RIG_KEY] = rig
+
+
+_RIG_KEY = pytest.StashKey[Rig]()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    rig = config.stash[_RIG_KEY]
+    if not rig.configured:
+        return "hil: no rig (simulated boards; tests marked hil are skipped)"
+    return f"hil: rig from {rig.source}: " + ", ".join(b.port for b in rig.boards)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[_RIG_KEY].configured:
+        return
+    skip = pytest.mark.skip(reason=NO_RIG_MESSAGE)
+    for item in items:
+        if item.get_closest_marker("hil") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def hil_rig(pytestconfig: pytest.Config) -> Rig:
+    return pytestconfig.stash[_RIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def hil_prepared(hil_rig: Rig, pytestconfig: pytest.Config) -> list[str]:
+    """Flash stale rig boards once per session; the lines say what was found and done."""
+    done = []
+    for b in hil_rig.boards:
+        try:
+            done.append(prepare_board(b, allow_flash=not pytestconfig.getoption("--hil-no-flash")))
+        except Exception as exc:  # a flash failure fails the tests that need the rig, with its cause
+            pytest.fail(f"preparing rig board {b.port}: {exc}", pytrace=False)
+    return done
+
+
+@pytest.fixture
+def board_urls(request: pytest.FixtureRequest, hil_rig: Rig) -> Callable[[int], list[str]]:
+    if hil_rig.configured:
+        request.getfixturevalue("hil_prepared")
+    return lambda n: urls_for(hil_rig, request.node.nodeid, n)
+
+
+@pytest.fixture
+def boards(request: pytest.FixtureRequest, board_urls: Callable[[int], list[str]]) -> Iterator[tuple[Any, ...]]:
+    from blebridge import open_board
+
+    marker = request.node.get_closest_marker("boards")
+    n = int(marker.args[0]) if marker is not None and marker.args else 1
+    opened: list[Any] = []
+    try:
+        for url in board_urls(n):
+            opened.append(open_board(url))
+        for b in opened:
+            b.call("reset")
+        yield tuple(opened)
+    finally:
+        for b in opened:
+            b.close()
