@@ -65,7 +65,7 @@ conformance: firmware
 	$(VPY) conformance/run.py --micropython $(MICROPYTHON)
 
 firmware-check: $(STAMP)
-	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
 
 hil: firmware
 	$(VPY) -m pytest -q -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) tests

@@ -182,7 +182,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hil: needs real boards (see hil/README.md)")
     config.addinivalue_line("markers", "boards(n): the `boards` fixture opens n boards")
     try:
-        rig = configured_rig(config.getoption("--hil-rig"), config.getoption("--hil-port"), dict(os.environ))
+        rig = configured_rig(config.getoption("--hil-rig", None), config.getoption("--hil-port", None),
+                             dict(os.environ))
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_RIG_KEY] = rig
@@ -218,7 +219,7 @@ def hil_prepared(hil_rig: Rig, pytestconfig: pytest.Config) -> list[str]:
     done = []
     for b in hil_rig.boards:
         try:
-            done.append(prepare_board(b, allow_flash=not pytestconfig.getoption("--hil-no-flash")))
+            done.append(prepare_board(b, allow_flash=not pytestconfig.getoption("--hil-no-flash", False)))
         except Exception as exc:  # a flash failure fails the tests that need the rig, with its cause
             pytest.fail(f"preparing rig board {b.port}: {exc}", pytrace=False)
     return done

@@ -8,7 +8,6 @@
  */
 #include "bb_core.h"
 
-#include <errno.h>
 #include <string.h>
 
 #include "bb_gatts.h"
@@ -57,7 +56,7 @@ static int emit_locked(uint8_t code, const ev_val_t *v)
 {
     const bb_event_spec_t *spec = bb_event_spec(code);
     if (spec == NULL) {
-        return -EINVAL;
+        return -BB_STATUS_EINVAL;
     }
     ZCBOR_STATE_E(st, 0, ev_scratch, sizeof(ev_scratch), 0);
     bool ok = zcbor_uint32_put(st, code);
@@ -79,7 +78,7 @@ static int emit_locked(uint8_t code, const ev_val_t *v)
     }
     if (!ok) {
         bb_evq_note_drop(&bb_core_evq, spec->droppable);
-        return -ENOMEM;
+        return -BB_STATUS_ENOMEM;
     }
     return bb_evq_push(&bb_core_evq, spec->droppable, (uint8_t)(1 + spec->nfields), ev_scratch,
                        (size_t)(st->payload - ev_scratch));
@@ -232,7 +231,7 @@ static void questions_expire(void)
 /* Open a question and send its event; v[0] receives the token. */
 static int question_open(bb_question_kind_t kind, uint32_t port_ref, uint8_t code, ev_val_t *v)
 {
-    int rc = -ENOMEM;
+    int rc = -BB_STATUS_ENOMEM;
     bb_port_critical_enter();
     for (unsigned i = 0; i < BB_MAX_QUESTIONS; i++) {
         bb_question_t *q = &bb_core.questions[i];

@@ -2,33 +2,27 @@
  * Request handlers, one per schema method. Arguments arrive validated against bb_methods[]
  * (count, CBOR types, nullability, limits); handlers check what the table cannot express:
  * handles (UNKNOWN_HANDLE), radio state (NOT_ACTIVE), value ranges (EINVAL), then call the
- * port. A port's negative errno becomes the response status through errno_status(), because
- * a port's <errno.h> (newlib, ESP-IDF) need not number errors as the protocol (Linux) does.
+ * port. A port returns 0 or a negative protocol errno (-BB_STATUS_E*, bb_port.h); the C library's
+ * E* macros are never used because newlib (ARM, ESP-IDF) numbers several of them differently.
  */
-#include <errno.h>
 #include <string.h>
 
 #include "bb_core.h"
 #include "bb_gatts.h"
 #include "bb_proto.h"
 
+/* A port's negative status is a protocol errno (bb_port.h): pass it through when it is one,
+ * anything else (a port bug) becomes EIO rather than a misleading number. */
 static int errno_status(int e)
 {
     switch (e) {
-    case EPERM: return BB_STATUS_EPERM;
-    case ENOENT: return BB_STATUS_ENOENT;
-    case EIO: return BB_STATUS_EIO;
-    case E2BIG: return BB_STATUS_E2BIG;
-    case EAGAIN: return BB_STATUS_EAGAIN;
-    case ENOMEM: return BB_STATUS_ENOMEM;
-    case EBUSY: return BB_STATUS_EBUSY;
-    case EINVAL: return BB_STATUS_EINVAL;
-    case EOPNOTSUPP: return BB_STATUS_EOPNOTSUPP;
-    case ENOTCONN: return BB_STATUS_ENOTCONN;
-    case ETIMEDOUT: return BB_STATUS_ETIMEDOUT;
-    case EALREADY: return BB_STATUS_EALREADY;
-    case EINPROGRESS: return BB_STATUS_EINPROGRESS;
-    default: return BB_STATUS_EIO;
+    case BB_STATUS_EPERM: case BB_STATUS_ENOENT: case BB_STATUS_EIO: case BB_STATUS_E2BIG:
+    case BB_STATUS_EAGAIN: case BB_STATUS_ENOMEM: case BB_STATUS_EBUSY: case BB_STATUS_EINVAL:
+    case BB_STATUS_EOPNOTSUPP: case BB_STATUS_ENOTCONN: case BB_STATUS_ETIMEDOUT:
+    case BB_STATUS_EALREADY: case BB_STATUS_EINPROGRESS:
+        return e;
+    default:
+        return BB_STATUS_EIO;
     }
 }
 

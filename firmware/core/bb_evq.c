@@ -1,6 +1,5 @@
 #include "bb_evq.h"
 
-#include <errno.h>
 #include <string.h>
 
 void bb_ring_init(bb_ring_t *r, uint8_t *buf, size_t cap)
@@ -115,7 +114,7 @@ int bb_evq_push(bb_evq_t *q, bool droppable, uint8_t nitems, const uint8_t *body
 
 dropped:
     bb_evq_note_drop(q, droppable);
-    return -ENOMEM;
+    return -BB_STATUS_ENOMEM;
 }
 
 void bb_evq_note_drop(bb_evq_t *q, bool droppable)

@@ -1,6 +1,5 @@
 #include "bb_gatts.h"
 
-#include <errno.h>
 #include <string.h>
 
 #include "bb_proto.h"
@@ -250,12 +249,12 @@ bb_attr_t *bb_gatts_attr(uint16_t handle)
 int bb_gatts_local_write(bb_attr_t *a, const uint8_t *data, uint16_t len)
 {
     if (a->fixed && len != a->cap) {
-        return -EINVAL;
+        return -BB_STATUS_EINVAL;
     }
     if (len > a->cap) {
         uint16_t off;
         if (!pool_alloc(len, &off)) {
-            return -ENOMEM;
+            return -BB_STATUS_ENOMEM;
         }
         a->off = off;
         a->cap = len;
@@ -285,7 +284,7 @@ int bb_gatts_set_buffer(bb_attr_t *a, uint16_t len, bool append)
     if (len > a->cap) {
         uint16_t off;
         if (!pool_alloc(len, &off)) {
-            return -ENOMEM;
+            return -BB_STATUS_ENOMEM;
         }
         a->off = off;
     }

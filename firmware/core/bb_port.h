@@ -184,7 +184,9 @@ int bb_port_gap_conn_update(uint16_t conn, const bb_conn_params_t *p);
 
 /* GATT server ------------------------------------------------------------------------------ */
 int bb_port_gatts_register(bb_gatts_svc_t *svcs, uint8_t svc_count);
-/* The core's copy of a value changed by the host (gatts_write / set_buffer). */
+/* The core's copy of a value changed by the host (gatts_write / set_buffer). The value's address
+ * may have moved (the pool grows a buffer by reallocating it): fetch it again with
+ * bb_core_gatts_value(), never keep a pointer across calls. */
 int bb_port_gatts_value_changed(uint16_t value_handle);
 /* data NULL: send the core's current value. conn BB_CONN_NONE: send the current value to every
  * subscribed peer, as a notification or an indication per the CCCD each peer wrote (used by
@@ -207,7 +209,7 @@ int bb_port_gattc_exchange_mtu(uint16_t conn);
 int bb_port_l2cap_listen(uint16_t psm, uint16_t mtu);
 int bb_port_l2cap_connect(uint16_t conn, uint16_t psm, uint16_t mtu);
 /* Returns 0 when taken, 1 when taken but the channel is now stalled (L2CAP_SEND_READY will
- * follow), -EAGAIN when not taken because it is stalled, or another negative errno. */
+ * follow), -BB_STATUS_EAGAIN when not taken because it is stalled, or another negative errno. */
 int bb_port_l2cap_send(uint16_t conn, uint16_t cid, const uint8_t *data, uint16_t len);
 int bb_port_l2cap_disconnect(uint16_t conn, uint16_t cid);
 
@@ -235,7 +237,7 @@ bool bb_core_tx_pending(void);                     /* more to send: call bb_core
 /* Current value bytes of a local attribute (core's attribute pool), NULL if unknown. */
 const uint8_t *bb_core_gatts_value(uint16_t value_handle, uint16_t *len, uint16_t *max_len);
 
-/* Events. Each returns 0, or -ENOMEM when the event queue had no room (the event is then
+/* Events. Each returns 0, or -BB_STATUS_ENOMEM when the event queue had no room (the event is then
  * counted as dropped and reported; a port that can hold the data back should do so). */
 int bb_on_central_connect(uint16_t conn, const bb_addr_t *peer);
 int bb_on_central_disconnect(uint16_t conn, const bb_addr_t *peer, uint8_t reason);
@@ -277,7 +279,7 @@ int bb_on_passkey_action(uint16_t conn, uint8_t action, uint32_t passkey);
 
 /* Questions to the host. The core sends the matching event with a fresh token and later calls
  * bb_port_answer(kind, port_ref, ...) exactly once. Returns 0, or -ENOMEM when
- * BB_MAX_QUESTIONS are already open (the port then applies the safe default itself). */
+ * BB_MAX_QUESTIONS are already open (-BB_STATUS_ENOMEM; the port then applies the safe default itself). */
 int bb_on_question_read(uint32_t port_ref, uint16_t conn, uint16_t value_handle);
 int bb_on_question_l2cap_accept(uint32_t port_ref, uint16_t conn, uint16_t cid, uint16_t psm,
                                 uint16_t our_mtu, uint16_t peer_mtu);
