@@ -112,7 +112,7 @@ class Central:
         self.wait(_IRQ_GATTC_CHARACTERISTIC_DONE)
         temp, temp_end = self.handles[TEMP_UUID]
         interval, _ = self.handles[INTERVAL_UUID]
-        ble.gattc_discover_descriptors(self.conn, temp + 1, temp_end)
+        ble.gattc_discover_descriptors(self.conn, temp, temp_end)
         self.wait(_IRQ_GATTC_DESCRIPTOR_DONE)
         print("temperature at handle", temp, "CCCD at", self.cccd, "interval at", interval)
 

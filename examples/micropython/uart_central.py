@@ -72,7 +72,7 @@ ble.gattc_discover_characteristics(conn, 1, 0xFFFF)
 wait(_IRQ_GATTC_CHARACTERISTIC_DONE)
 tx, tx_end = chars[TX_UUID]
 rx, _ = chars[RX_UUID]
-ble.gattc_discover_descriptors(conn, tx + 1, tx_end)
+ble.gattc_discover_descriptors(conn, tx, tx_end)
 wait(_IRQ_GATTC_DESCRIPTOR_DONE)
 ble.gattc_write(conn, state["cccd"], b"\x01\x00", 1)
 wait(_IRQ_GATTC_WRITE_DONE)

@@ -111,8 +111,9 @@ static int h_handshake(const bb_request_t *r, zcbor_state_t *res)
     const bb_port_caps_t *caps = bb_port_caps();
     bb_addr_t addr;
     memset(&addr, 0, sizeof(addr));
-    if (bb_core.active && bb_port_addr_get(&addr) < 0) {
-        bb_core.n.port_errors++;
+    /* The radio address belongs in the handshake even while the radio is off; a port whose
+     * stack cannot tell it before activation fails here and the handshake reports zeros. */
+    if (bb_port_addr_get(&addr) < 0) {
         memset(&addr, 0, sizeof(addr));
     }
     static const char *const role_names[4] = {"central", "peripheral", "observer", "broadcaster"};

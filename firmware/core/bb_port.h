@@ -169,7 +169,7 @@ int bb_port_transport_write(const uint8_t *buf, size_t len);
 int bb_port_ble_activate(bool on);             /* also clears connections, scans, adverts on off */
 int bb_port_reset(void);                       /* as after boot; bonds kept */
 int bb_port_config_apply(const bb_config_t *cfg);
-int bb_port_addr_get(bb_addr_t *out);
+int bb_port_addr_get(bb_addr_t *out);          /* also while inactive, if the stack can tell */
 int bb_port_addr_set_static(const uint8_t addr[BB_ADDR_LEN]);
 
 /* GAP -------------------------------------------------------------------------------------- */

@@ -143,8 +143,8 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
     sys.modules["__main__"] = main
     status = 0
     try:
-        from .micropython.dialect import HELPER, compile_script, mp_add
-        main.__dict__[HELPER] = mp_add
+        from .micropython.dialect import HELPERS, compile_script
+        main.__dict__.update(HELPERS)
         code = compile_script(source, filename)
         exec(code, main.__dict__)
     except SystemExit as exc:

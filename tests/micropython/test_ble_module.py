@@ -462,7 +462,7 @@ def test_data_events_carry_a_memoryview(ble, board, name, code):
 @pytest.mark.parametrize("name,code,fields", [
     ("GATTC_SERVICE_DONE", 10, (0, 0)), ("GATTC_READ_DONE", 16, (0, 3, 0)),
     ("GATTC_WRITE_DONE", 17, (0, 3, 0)), ("GATTS_INDICATE_DONE", 20, (0, 3, 0)),
-    ("MTU_EXCHANGED", 21, (0, 256)), ("L2CAP_SEND_READY", 26, (0, 64, 0)),
+    ("L2CAP_SEND_READY", 26, (0, 64, 0)),
     ("CONNECTION_UPDATE", 27, (0, 24, 0, 400, 0)), ("PASSKEY_ACTION", 31, (0, 4, 123456)),
 ])
 def test_plain_events_keep_their_fields(ble, board, name, code, fields):
@@ -621,3 +621,37 @@ def test_disconnect_forgets_the_connections_channels(ble, board):
     with pytest.raises(OSError):
         ble.l2cap_send(3, 64, b"x")
     assert ble._channels == {}
+
+
+def test_mtu_exchanged_is_reported_once_per_value(ble, board):
+    rec = Recorder()
+    ble.irq(rec)
+    board.emit("MTU_EXCHANGED", 0, 256)
+    board.emit("MTU_EXCHANGED", 0, 256)
+    assert rec.events == [(21, (0, 256))]
+
+
+def test_mtu_exchanged_again_after_reconnect(ble, board):
+    rec = Recorder()
+    ble.irq(rec)
+    board.emit("MTU_EXCHANGED", 0, 256)
+    board.emit("CENTRAL_DISCONNECT", 0, 0, ADDR_WIRE, 0x13)
+    board.emit("MTU_EXCHANGED", 0, 256)
+    assert [e for e in rec.events if e[0] == 21] == [(21, (0, 256)), (21, (0, 256))]
+
+
+def test_descriptor_discovery_starts_after_the_given_handle(ble, board):
+    ble.gattc_discover_descriptors(0, 11, 14)
+    assert board.calls[-1] == ("gattc_discover_descriptors", 0, 12, 14, None)
+
+
+def test_descriptor_discovery_of_an_empty_range_completes_at_once(ble, board):
+    import time
+    rec = Recorder()
+    ble.irq(rec)
+    ble.gattc_discover_descriptors(0, 14, 14)
+    deadline = time.monotonic() + 2
+    while not rec.events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rec.events == [(14, (0, 0))]
+    assert "gattc_discover_descriptors" not in board.methods()

@@ -93,3 +93,9 @@ def test_bytes_plus_str_concatenates_as_on_micropython():
 def test_str_plus_bytes_is_still_a_type_error():
     r = run("-c", "'a' + b'b'")
     assert r.returncode == 1 and "TypeError" in r.stderr
+
+
+def test_bytearray_item_keeps_low_8_bits_as_on_micropython():
+    r = run("-c", "b = bytearray(2)\nb[-1] = 256 - 0\nb[0] = 0x1FF\nd = {}\nd['k'] = 1\nprint(b, d)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "bytearray(b'\\xff\\x00') {'k': 1}\n"

@@ -257,6 +257,9 @@ class BLE:
         self._discoveries: dict[int, _Discovery] = {}
         self._channels: dict[tuple[int, int], _Channel] = {}
         self._secrets: Optional[SecretStore] = None
+        # conn -> MTU last reported; an ATT MTU is exchanged once per connection, so a second
+        # identical report is a duplicate (the simulated air sends one; see docs/micropython.md).
+        self._mtus: dict[int, int] = {}
         self._closed = False
         board.add_event_listener(self._on_event)
         board.add_lost_listener(self._on_lost)
@@ -321,6 +324,7 @@ class BLE:
         with self._lock:
             self._attrs.clear()
             self._discoveries.clear()
+            self._mtus.clear()
             self._channels.clear()
 
     def config(self, *args: Any, **kwargs: Any) -> Any:
@@ -620,11 +624,21 @@ class BLE:
 
     def gattc_discover_descriptors(self, conn_handle: Any, start_handle: Any, end_handle: Any,
                                    uuid: Any = None, /) -> None:
-        """Discover descriptors in a handle range (blebridge: optionally only ``uuid``)."""
+        """Discover descriptors after ``start_handle`` up to ``end_handle``.
+
+        As with NimBLE, the search starts at start_handle + 1: scripts pass a characteristic's
+        value handle (or a service's start handle), which is not a descriptor itself.
+        blebridge extension: ``uuid`` finds only that descriptor type.
+        """
         conn, start, end = _int(conn_handle), _int(start_handle), _int(end_handle)
         if uuid is not None and not isinstance(uuid, UUID):
             raise TypeError("UUID")
-        self._call("gattc_discover_descriptors", conn, start, end,
+        if start >= end:
+            # Nothing after start_handle: complete at once, as NimBLE does.
+            threading.Thread(target=self._invoke, args=(_IRQ_GATTC_DESCRIPTOR_DONE, (conn, 0)),
+                             daemon=True).start()
+            return
+        self._call("gattc_discover_descriptors", conn, start + 1, end,
                    None if uuid is None else bytes(uuid))
 
     def gattc_read(self, conn_handle: Any, value_handle: Any, /) -> None:
@@ -774,6 +788,7 @@ class BLE:
         conn, addr_type, addr = int(f[0]), f[1], f[2]
         with self._lock:
             self._discoveries.pop(conn, None)
+            self._mtus.pop(conn, None)
             for key in [k for k in self._channels if k[0] == conn]:
                 chan = self._channels[key]
                 chan.open = False
@@ -903,6 +918,13 @@ class BLE:
         conn, action, passkey = (int(x) for x in f)
         self._invoke(_IRQ_PASSKEY_ACTION, (conn, action, passkey))
 
+    def _ev_mtu_exchanged(self, f: tuple) -> None:
+        conn, mtu = int(f[0]), int(f[1])
+        if self._mtus.get(conn) == mtu:
+            return
+        self._mtus[conn] = mtu
+        self._invoke(_IRQ_MTU_EXCHANGED, (conn, mtu))
+
     def _ev_plain(self, code: int, f: tuple) -> None:
         self._invoke(code, tuple(int(x) for x in f))
 
@@ -954,7 +976,7 @@ _EVENT_HANDLERS: dict[int, Callable[[BLE, tuple], None]] = {
     P.EV_GATTC_NOTIFY: lambda b, f: b._ev_data(_IRQ_GATTC_NOTIFY, f),
     P.EV_GATTC_INDICATE: lambda b, f: b._ev_data(_IRQ_GATTC_INDICATE, f),
     P.EV_GATTS_INDICATE_DONE: lambda b, f: b._ev_plain(_IRQ_GATTS_INDICATE_DONE, f),
-    P.EV_MTU_EXCHANGED: lambda b, f: b._ev_plain(_IRQ_MTU_EXCHANGED, f),
+    P.EV_MTU_EXCHANGED: BLE._ev_mtu_exchanged,
     P.EV_L2CAP_ACCEPT: BLE._ev_l2cap_accept,
     P.EV_L2CAP_CONNECT: BLE._ev_l2cap_connect,
     P.EV_L2CAP_DISCONNECT: BLE._ev_l2cap_disconnect,
