@@ -73,7 +73,7 @@ static void handshake_reports_boot_id_caps_and_radio_addr_while_inactive(void)
     TB_CHECK_EQ(max_mtu, 247);
     TB_CHECK(zcbor_search_key_tstr_lit(st, "roles") && zcbor_list_start_decode(st));
     TB_CHECK_EQ(st->elem_count, 3);
-    TB_CHECK_EQ(fp_count("addr_get"), 0);
+    TB_CHECK_EQ(fp_count("addr_get"), 1);
 }
 
 static void handshake_reports_radio_address_when_active(void)
