@@ -24,6 +24,9 @@ RX_UUID = bluetooth.UUID("6E400002-B5A3-F393-E0A9-E50E24DCCA9E")
 CCCD_UUID = bluetooth.UUID(0x2902)
 
 LINES = ("hello", "micropython over blebridge", "bye")
+# Without an MTU exchange a write carries at most 23 - 3 bytes; longer lines go in pieces
+# (the peripheral's RX buffer appends them).
+_CHUNK = const(20)
 _TIMEOUT_MS = const(10_000)
 
 events = {}
@@ -79,9 +82,12 @@ wait(_IRQ_GATTC_WRITE_DONE)
 print("subscribed to TX")
 for i, line in enumerate(LINES):
     print("sending:", line)
-    ble.gattc_write(conn, rx, line + "\n", i & 1)
-    if i & 1:
-        wait(_IRQ_GATTC_WRITE_DONE)
+    data = line.encode() + b"\n"
+    for start in range(0, len(data), _CHUNK):
+        # Alternate between write without and with response, to show both.
+        ble.gattc_write(conn, rx, data[start : start + _CHUNK], i & 1)
+        if i & 1:
+            wait(_IRQ_GATTC_WRITE_DONE)
     t0 = time.ticks_ms()
     while state["received"].count(b"\n") <= i:
         if time.ticks_diff(time.ticks_ms(), t0) > _TIMEOUT_MS:

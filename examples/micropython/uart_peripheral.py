@@ -22,6 +22,8 @@ UART_RX = (bluetooth.UUID("6E400002-B5A3-F393-E0A9-E50E24DCCA9E"), _FLAG_WRITE |
 UART_SERVICE = (UART_UUID, (UART_TX, UART_RX))
 
 _RX_BUFFER = const(200)
+# A notification carries at most MTU - 3 bytes (20 without an MTU exchange).
+_CHUNK = const(20)
 
 
 class UartPeripheral:
@@ -52,7 +54,9 @@ class UartPeripheral:
             while b"\n" in self._pending:
                 line, self._pending = self._pending.split(b"\n", 1)
                 print("received:", line.decode())
-                self._ble.gatts_notify(self.conn, self._tx, line.upper() + b"\n")
+                reply = line.upper() + b"\n"
+                for start in range(0, len(reply), _CHUNK):
+                    self._ble.gatts_notify(self.conn, self._tx, reply[start : start + _CHUNK])
 
 
 ble = bluetooth.BLE()

@@ -506,6 +506,7 @@ static void count_status(int s)
     case BB_STATUS_BAD_ARG_TYPE: bb_core.n.bad_args++; break;
     case BB_STATUS_VALUE_TOO_LARGE: bb_core.n.too_large++; break;
     case BB_STATUS_UNKNOWN_HANDLE: bb_core.n.unknown_handle++; break;
+    case BB_STATUS_NOT_ACTIVE: bb_core.n.not_active++; break;
     default: break;
     }
 }

@@ -22,6 +22,7 @@ typedef struct {
     uint32_t bad_args;          /* BAD_ARG_COUNT and BAD_ARG_TYPE */
     uint32_t too_large;
     uint32_t unknown_handle;
+    uint32_t not_active;        /* radio calls refused while the radio is off */
     uint32_t question_timeouts;
     uint32_t port_errors;       /* negative returns from bb_port_* (transport included) */
     uint32_t responses_dropped; /* response queue full even after flushing */

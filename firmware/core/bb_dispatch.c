@@ -174,11 +174,13 @@ static int h_diagnostics(const bb_request_t *r, zcbor_state_t *res)
               && put_kv_u32(res, "frames_tx", n->frames_tx)
               && put_kv_u32(res, "crc_errors", d->crc_errors)
               && put_kv_u32(res, "garbage_bytes", d->garbage_bytes)
+              && put_kv_u32(res, "oversize", d->oversize)
               && put_kv_u32(res, "malformed", n->malformed)
               && put_kv_u32(res, "unknown_method", n->unknown_method)
               && put_kv_u32(res, "bad_args", n->bad_args)
               && put_kv_u32(res, "too_large", n->too_large)
               && put_kv_u32(res, "unknown_handle", n->unknown_handle)
+              && put_kv_u32(res, "not_active", n->not_active)
               && put_kv_u32(res, "events_dropped_scan", q->dropped_scan)
               && put_kv_u32(res, "events_dropped_other", q->dropped_other)
               && put_kv_u32(res, "events_queue_peak", q->peak_bytes)
@@ -327,8 +329,13 @@ static int h_config_set(const bb_request_t *r, zcbor_state_t *res)
         if ((s = want(v, BB_ARG_BYTES)) != BB_STATUS_OK) {
             return s;
         }
-        /* A static random address: 6 bytes, the two top bits of the MSB (last byte) set. */
-        if (v->len != BB_ADDR_LEN || (v->ptr[5] & 0xC0) != 0xC0) {
+        /* Not 6 bytes is not an address at all: BAD_ARG_TYPE, as for schema `addr` arguments
+         * (bb_msg.c). Six bytes that are not a static random address (the two top bits of the
+         * MSB, the last byte, set) are a wrong value: EINVAL. */
+        if (v->len != BB_ADDR_LEN) {
+            return BB_STATUS_BAD_ARG_TYPE;
+        }
+        if ((v->ptr[5] & 0xC0) != 0xC0) {
             return BB_STATUS_EINVAL;
         }
         s = port(bb_port_addr_set_static(v->ptr));

@@ -24,12 +24,14 @@ size_t bb_frame_encode(const uint8_t *payload, size_t len, uint8_t *out, size_t 
     size_t o = 1;
     size_t code_pos = 0;
     uint8_t code = 1;
+    bool after_full = false;  /* the open block was started by a full block, not by a 0x00 */
     for (size_t i = 0; i < total; i++) {
         uint8_t x = i < len ? payload[i] : (uint8_t)(i == len ? crc & 0xFFu : crc >> 8);
         if (x == 0) {
             out[code_pos] = code;
             code_pos = o++;
             code = 1;
+            after_full = false;
             continue;
         }
         out[o++] = x;
@@ -37,9 +39,14 @@ size_t bb_frame_encode(const uint8_t *payload, size_t len, uint8_t *out, size_t 
             out[code_pos] = code;
             code_pos = o++;
             code = 1;
+            after_full = true;
         }
     }
-    out[code_pos] = code;
+    if (code == 1 && after_full) {
+        o = code_pos;  /* data ended with a full block: no empty final block (canonical form) */
+    } else {
+        out[code_pos] = code;
+    }
     out[o++] = 0;
     return o;
 }
@@ -73,6 +80,9 @@ static void frame_end(bb_frame_decoder_t *d, bb_frame_handler_t handler, void *c
         return; /* empty frame (two delimiters in a row) */
     }
     /* A frame needs at least one payload byte and the two CRC bytes. */
+    if (d->discard) {
+        d->oversize++;
+    }
     if (d->discard || d->left != 0 || d->len < 3) {
         d->garbage_bytes += (uint32_t)d->raw;
         return;

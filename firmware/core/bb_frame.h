@@ -1,9 +1,11 @@
 /*
  * Wire framing (docs/design.md "Framing"): frame = COBS(payload || crc16_le) || 0x00.
  * crc16 is CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xor-out) over the
- * payload. COBS follows Cheshire and Baker's reference: a run of 254 non-zero bytes is a full
- * block (code 0xFF, no implied zero) and the encoder always ends with one more block, so data
- * ending in a full block gets a final 0x01. The decoder accepts either ending.
+ * payload. COBS: a run of 254 non-zero bytes is a full block (code 0xFF, no implied zero).
+ * Data that ends with a full block gets no empty final block (no trailing 0x01): the canonical
+ * form that host/blebridge/framing.py and tests/vectors/frames.json use, so both sides put the
+ * same bytes on the wire. The decoder also accepts the trailing 0x01 of Cheshire and Baker's
+ * reference encoder.
  */
 #ifndef BB_FRAME_H
 #define BB_FRAME_H
@@ -43,6 +45,7 @@ typedef struct {
     uint32_t frames_rx;   /* good frames delivered */
     uint32_t crc_errors;  /* frames with valid COBS whose CRC did not match */
     uint32_t garbage_bytes; /* wire bytes of every discarded frame (bad COBS, CRC, oversize) */
+    uint32_t oversize;    /* frames discarded for growing past BB_FRAME_MAX_BODY decoded bytes */
 } bb_frame_decoder_t;
 
 void bb_frame_decoder_init(bb_frame_decoder_t *d);

@@ -187,6 +187,9 @@ static int arg_check(const bb_arg_t *a, const bb_field_spec_t *spec)
             return BB_STATUS_BAD_ARG_TYPE;
         }
         return (spec->max != 0 && a->len > spec->max) ? BB_STATUS_VALUE_TOO_LARGE : BB_STATUS_OK;
+    /* uuid and addr are byte strings of fixed sizes (2/4/16 and 6 bytes): a wrong size is a
+     * wrong type, BAD_ARG_TYPE, like a text string in their place. VALUE_TOO_LARGE is kept for
+     * values over a schema `max` (a limit, not a shape). */
     case BB_T_UUID:
         return (a->kind == BB_ARG_BYTES && (a->len == 2 || a->len == 4 || a->len == 16))
                    ? BB_STATUS_OK : BB_STATUS_BAD_ARG_TYPE;
