@@ -304,7 +304,12 @@ void bb_core_init(void)
     bb_evq_init(&bb_core_evq);
     bb_frame_decoder_init(&bb_core_rxdec);
     bb_ring_init(&rsp_ring, rsp_buf, sizeof(rsp_buf));
-    tx_len = tx_off = 0;
+    /* A lone delimiter goes out before BOOT. A link that survives a reset (a UART bridge, the
+     * sim's pseudo-terminal) may have carried half a frame when the board reset; without it,
+     * that half and BOOT would decode as one bad frame and the host would never see BOOT. */
+    tx_buf[0] = 0x00;
+    tx_len = 1;
+    tx_off = 0;
     bb_core_state_reset();
     bb_core.boot_id = bb_port_boot_id();
     bb_core.boot_ms = bb_port_millis();
@@ -331,7 +336,9 @@ static bool tx_flush(void)
         tx_off += (size_t)w > tx_len - tx_off ? tx_len - tx_off : (size_t)w;
     }
     if (tx_len != 0) {
-        bb_core.n.frames_tx++;
+        if (tx_len > 1) {
+            bb_core.n.frames_tx++;  /* not the boot delimiter */
+        }
         tx_len = tx_off = 0;
     }
     return true;

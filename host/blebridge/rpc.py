@@ -19,6 +19,7 @@ Contract for the API layers: docs/design.md, "Python host RPC client contract".
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import itertools
 import logging
@@ -196,14 +197,203 @@ def _make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
     return read_generic
 
 
+class _Waiter:
+    """What ``board.call()`` waits on: a bare lock instead of a concurrent.futures.Future.
+
+    It is set at most once (whoever pops the call from ``Board._pending`` sets it) and signalled
+    for two kinds of news: the result is in, or the read token was handed to this caller. One
+    blocking ``acquire`` per wait; no Condition, no done-callbacks. Duck-types the part of the
+    Future interface the resolvers use (done, set_result, set_exception).
+    """
+
+    __slots__ = ("_news", "_signalled", "_done", "_result", "_exc", "handoff", "ident")
+
+    def __init__(self) -> None:
+        self._news = threading.Lock()
+        self._news.acquire()              # held = no news yet; released = news
+        self._signalled = False
+        self._done = False
+        self._result: Any = None
+        self._exc: Optional[BaseException] = None
+        self.handoff = False              # the read token was handed to this caller
+        self.ident = 0                    # thread waiting here (for the token's holder field)
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Any) -> None:
+        self._result = result
+        self._done = True
+        self.signal()
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._exc = exc
+        self._done = True
+        self.signal()
+
+    def signal(self) -> None:
+        with _SIGNAL_MUTEX:               # release the lock once per wait, never twice
+            if not self._signalled:
+                self._signalled = True
+                self._news.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for news; True if there was some."""
+        if not self._news.acquire(True, timeout):
+            return False
+        with _SIGNAL_MUTEX:
+            self._signalled = False       # the lock is held again: armed for the next news
+        return True
+
+    def result(self) -> Any:
+        if self._exc is not None:
+            raise self._exc
+        return self._result
+
+
+_SIGNAL_MUTEX = threading.Lock()
+
+
 class _Pending:
     __slots__ = ("future", "method", "deadline", "timeout")
 
-    def __init__(self, future: concurrent.futures.Future, method: str, deadline: float, timeout: float) -> None:
-        self.future = future
+    def __init__(self, future: Any, method: str, deadline: float, timeout: float) -> None:
+        self.future = future              # concurrent.futures.Future, or a _Waiter for call()
         self.method = method
         self.deadline = deadline
         self.timeout = timeout
+
+
+class _ReadToken:
+    """Who reads a descriptor-backed port now: the reader thread, one caller, or nobody.
+
+    Holding the token means: only this thread selects on and reads ``fd``, feeds the decoder,
+    resolves calls and puts events on the dispatcher queue. Hand-offs go through ``mutex``
+    (a happens-before edge), so chunks are processed one at a time in wire order whoever
+    holds the token. Callers waiting for it queue first come first served; the reader thread
+    gets it only when no caller waits (it parks on ``_gate`` meanwhile).
+    """
+
+    def __init__(self, fd: int, abort_r: int) -> None:
+        self.fd = fd
+        self.abort_r = abort_r            # pyserial's cancel_read() pipe: wakes the holder on close
+        self.wake_r, self.wake_w = os.pipe()   # a caller's byte here asks the reader to yield
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.mutex = threading.Lock()
+        self.holder = 0                   # thread ident of the holder, 0 when free
+        self.reader_holds = False
+        self.waiters: "collections.deque[_Waiter]" = collections.deque()
+        self._gate = threading.Lock()     # held while the reader may run; released to unpark it
+        self._gate.acquire()
+        self._reader_parked = False
+        self.closed = False
+
+    def take(self, w: _Waiter) -> bool:
+        """A caller asks for the token: True if it holds it now, else it is queued (and the
+        reader, if it holds the token, is asked to yield) and ``w`` is signalled on hand-off."""
+        me = threading.get_ident()
+        with self.mutex:
+            if self.closed:
+                return False
+            if self.holder == 0:
+                self.holder = me
+                return True
+            w.ident = me
+            self.waiters.append(w)
+            ask_reader = self.reader_holds
+        if ask_reader:
+            try:
+                os.write(self.wake_w, b"\0")
+            except (BlockingIOError, OSError):   # pipe full: a wake is already pending
+                pass
+        return False
+
+    def after_wait(self, w: _Waiter, leave: bool) -> bool:
+        """After ``w`` woke or timed out: True if the token was handed to it. With ``leave``
+        (timed out, or the call ended), ``w`` also leaves the queue."""
+        with self.mutex:
+            if w.handoff:
+                w.handoff = False
+                return True
+            if leave:
+                try:
+                    self.waiters.remove(w)
+                except ValueError:
+                    pass
+            return False
+
+    def release(self) -> None:
+        """Pass the token to the first queued caller whose call has not ended, else free it
+        and unpark the reader."""
+        with self.mutex:
+            while self.waiters:
+                w = self.waiters.popleft()
+                if not w.done():
+                    self.holder = w.ident
+                    self.reader_holds = False
+                    w.handoff = True
+                    w.signal()
+                    return
+            self.holder = 0
+            self.reader_holds = False
+            if self._reader_parked:
+                self._reader_parked = False
+                self._gate.release()
+
+    def reader_take(self, park_s: float) -> bool:
+        """The reader thread asks for the token: True if it holds it now; else it parks until
+        the token is free (or ``park_s`` s pass) and returns False to be asked again."""
+        with self.mutex:
+            if self.closed:
+                return False
+            if self.holder == 0 and not self.waiters:
+                self.holder = threading.get_ident()
+                self.reader_holds = True
+                return True
+            self._reader_parked = True
+        if not self._gate.acquire(True, park_s):
+            with self.mutex:
+                if self._reader_parked:
+                    self._reader_parked = False
+                    return False
+            self._gate.acquire()          # released just as we timed out: re-arm
+        return False
+
+    def drain_wake(self) -> None:
+        try:
+            os.read(self.wake_r, 4096)
+        except BlockingIOError:
+            pass
+
+    def shut(self) -> None:
+        """No more readers: the parked reader leaves, callers stop asking for the token."""
+        with self.mutex:
+            self.closed = True
+            if self._reader_parked:
+                self._reader_parked = False
+                self._gate.release()
+        try:
+            os.write(self.wake_w, b"\0")
+        except OSError:
+            pass
+
+    def close_pipe(self) -> None:
+        for fd in (self.wake_r, self.wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _fd_of(ser: Any) -> tuple[Optional[int], Optional[int]]:
+    """(descriptor, pyserial abort pipe) of a local serial port or pseudo-terminal, else Nones."""
+    inner = getattr(ser, "serial", ser)    # SimTransport wraps a pyserial port
+    fd = getattr(inner, "fd", None)
+    abort = getattr(inner, "pipe_abort_read_r", None)
+    if isinstance(fd, int) and isinstance(abort, int):
+        return fd, abort
+    return None, None
 
 
 # Dispatcher queue items: (kind, payload).
@@ -213,7 +403,7 @@ _Q_RESET = 2        # payload: BoardReset -> lost listeners, then handshake agai
 _Q_STOP = 3
 
 
-def _fail(fut: concurrent.futures.Future, exc: BaseException) -> None:
+def _fail(fut: Any, exc: BaseException) -> None:
     if not fut.done():
         try:
             fut.set_exception(exc)
@@ -236,11 +426,13 @@ class Board:
         self.timeout = timeout
         self.info: Optional[BoardInfo] = None
         self._ser: Any = None
+        self._token: Optional[_ReadToken] = None   # set while a descriptor-backed port is attached
         self._decoder = FrameDecoder()
         self._wlock = threading.Lock()     # one writer at a time; a frame is written whole
         self._plock = threading.Lock()     # registering vs failing all pending calls; never held over I/O
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
+        self._next_sweep = 0.0             # monotonic s; read and written by the token holder only
         self._listeners: tuple[Callable[[Event], Any], ...] = ()
         self._lost_listeners: tuple[Callable[[BaseException], Any], ...] = ()
         self._listener_lock = threading.Lock()
@@ -266,18 +458,30 @@ class Board:
         self._decoder.reset()
         self._lost = None
         self._stopping = False
+        self._next_sweep = time.monotonic() + SWEEP_PERIOD_S
         # A leading delimiter ends whatever half frame the board may hold from a previous host.
         with self._wlock:
             transport.write(b"\x00")
-        reader = threading.Thread(target=self._read_loop, args=(transport,), daemon=True,
-                                  name=f"blebridge-reader {self.spec}")
+        fd, abort = _fd_of(transport)
+        if fd is not None and abort is not None:
+            token = _ReadToken(fd, abort)
+            self._token = token
+            reader = threading.Thread(target=self._read_loop_fd, args=(token,), daemon=True,
+                                      name=f"blebridge-reader {self.spec}")
+        else:
+            self._token = None
+            reader = threading.Thread(target=self._read_loop, args=(transport,), daemon=True,
+                                      name=f"blebridge-reader {self.spec}")
         self._reader = reader
         reader.start()
 
     def _detach(self, exc: BoardLost) -> None:
-        """Stop the reader, close the transport, fail every pending call with ``exc``."""
+        """Stop whoever reads, close the transport, fail every pending call with ``exc``."""
         ser, self._ser = self._ser, None
+        token, self._token = self._token, None
         self._stopping = True
+        if token is not None:
+            token.shut()
         if ser is not None:
             cancel = getattr(ser, "cancel_read", None)
             if cancel is not None:
@@ -289,12 +493,29 @@ class Board:
         if reader is not None and reader is not threading.current_thread():
             reader.join(_JOIN_TIMEOUT_S)
         self._reader = None
+        if token is not None:
+            self._wait_token_free(token)
         if ser is not None:
             try:
                 ser.close()
             except Exception as e:   # closing a dead port can fail; the board is gone either way
                 log.debug("%s: close: %s", self.spec, e)
+        if token is not None:
+            token.close_pipe()
         self._fail_all(exc)
+
+    def _wait_token_free(self, token: _ReadToken) -> None:
+        """Wait (bounded) until no caller reads the port, so it is not closed under a read.
+        A caller holding the token sees ``_stopping`` at its next wake (the abort pipe) and
+        hands the token on; queued callers see their call end or the token closed."""
+        deadline = time.monotonic() + _JOIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with token.mutex:
+                if token.holder == 0 or token.holder == threading.get_ident():
+                    token.holder = threading.get_ident()
+                    return
+            time.sleep(0.001)
+        log.debug("%s: a caller still held the read token at close", self.spec)
 
     def close(self) -> None:
         """Close the board: pending calls fail with BoardLost, threads end, an owned sim stops."""
@@ -344,14 +565,9 @@ class Board:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def call_nowait(self, method: str, *args: Any, timeout: Optional[float] = None) -> concurrent.futures.Future:
-        """Send a request; return a Future for its result. Never waits for the board.
-
-        Argument errors (unknown method, wrong count, too long) raise at once; everything the
-        link or the board reports arrives through the Future.
-        """
-        t = self.timeout if timeout is None else timeout
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+    def _send(self, method: str, args: tuple, fut: Any, t: float) -> int:
+        """Register ``fut`` for a new request id and write the request; returns the id.
+        Link failures are set on ``fut``; argument errors raise."""
         rid = next(self._ids) % _ID_MODULO
         frame = encode_request(rid, method, args)
         with self._plock:
@@ -360,7 +576,7 @@ class Board:
                 self._pending[rid] = _Pending(fut, method, time.monotonic() + t, t)
         if lost is not None:
             fut.set_exception(type(lost)(f"{method}: {lost}"))
-            return fut
+            return rid
         try:
             with self._wlock:
                 self._ser.write(frame)
@@ -368,28 +584,93 @@ class Board:
         except Exception as exc:
             if self._pending.pop(rid, None) is not None:
                 _fail(fut, BoardLost(f"{self.spec}: {method}: write failed ({exc})"))
+        return rid
+
+    def call_nowait(self, method: str, *args: Any, timeout: Optional[float] = None) -> concurrent.futures.Future:
+        """Send a request; return a Future for its result. Never waits for the board.
+
+        Argument errors (unknown method, wrong count, too long) raise at once; everything the
+        link or the board reports arrives through the Future. Its done-callbacks run on the
+        thread that reads the port (the reader, or a thread inside call()): they must not call
+        ``board.call()``.
+        """
+        t = self.timeout if timeout is None else timeout
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._send(method, args, fut, t)
         return fut
 
     def call(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
         """Call ``method`` and wait for its result (s of ``timeout``, default self.timeout)."""
-        if threading.current_thread() is self._reader:
+        me = threading.get_ident()
+        reader = self._reader
+        if reader is not None and reader.ident == me:
             raise RuntimeError("board.call() from the reader thread would deadlock")
+        token = self._token
+        if token is not None and token.holder == me:
+            raise RuntimeError("board.call() from a callback run while this thread reads the port "
+                               "would deadlock")
         t = self.timeout if timeout is None else timeout
-        fut = self.call_nowait(method, *args, timeout=t)
-        try:
-            return fut.result(t)
-        except concurrent.futures.TimeoutError:
-            for rid, p in list(self._pending.items()):
-                if p.future is fut:
-                    self._pending.pop(rid, None)
+        w = _Waiter()
+        deadline = time.monotonic() + t
+        rid = self._send(method, args, w, t)
+        if token is not None and not w.done():
+            self._read_for(token, w, deadline)
+        while not w.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not w.wait(remaining):
+                if self._pending.pop(rid, None) is not None:
                     self._counters["calls_timed_out"] += 1
-                    break
-            if fut.done():               # answered in the same instant
-                return fut.result()
-            raise CallTimeout(method, t) from None
+                    raise CallTimeout(method, t)
+                # Popped by a resolver in this instant: its result is being set.
+                while not w.done():
+                    w.wait(SWEEP_PERIOD_S)
+        return w.result()
+
+    def _read_for(self, token: _ReadToken, w: _Waiter, deadline: float) -> None:
+        """Read the port on this thread until ``w``'s call ends or ``deadline`` passes, holding
+        the read token; other calls' responses and events met meanwhile are handled exactly as
+        the reader thread handles them. Returns without the token."""
+        if not token.take(w):
+            while True:
+                remaining = deadline - time.monotonic()
+                woke = remaining > 0 and w.wait(remaining)
+                if token.after_wait(w, leave=not woke or w.done()):
+                    break                       # handed to us
+                if not woke or w.done() or token.closed:
+                    return
+        fd, abort = token.fd, token.abort_r
+        rlist = [fd, abort]
+        try:
+            while not w.done() and not token.closed:
+                now = time.monotonic()
+                remaining = deadline - now
+                if remaining <= 0:
+                    return
+                if now >= self._next_sweep:
+                    self._next_sweep = now + SWEEP_PERIOD_S
+                    if self._pending:
+                        self._sweep(now)
+                ready = select.select(rlist, [], [], min(remaining, SWEEP_PERIOD_S))[0]
+                if not ready:
+                    continue
+                if abort in ready:
+                    os.read(abort, 1000)
+                    continue                    # close() or reopen(): token.closed is set
+                try:
+                    data = os.read(fd, _READ_CHUNK)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    raise EOFError("end of file on the port")
+                self._on_chunk(data)
+        except Exception as exc:      # OSError (EIO on hangup), EOFError
+            if not token.closed:
+                self._link_lost(exc)
+        finally:
+            token.release()
 
     async def acall(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
-        """Call from asyncio: the reader wakes the loop with call_soon_threadsafe."""
+        """Call from asyncio: the thread that reads the port wakes the loop with call_soon_threadsafe."""
         loop = asyncio.get_running_loop()
         afut = loop.create_future()
         cfut = self.call_nowait(method, *args, timeout=timeout)
@@ -492,52 +773,52 @@ class Board:
                 ls.remove(fn)
             self._lost_listeners = tuple(ls)
 
-    # -- reader thread ---------------------------------------------------------------------
+    # -- reading: the reader thread, or a caller holding the read token -----------------------
+
+    def _read_loop_fd(self, token: _ReadToken) -> None:
+        """Reader thread of a descriptor-backed port: reads while no caller holds the token."""
+        fd, abort, wake = token.fd, token.abort_r, token.wake_r
+        rlist = [fd, wake, abort]
+        while not token.closed and self._lost is None:
+            if not token.reader_take(READ_POLL_S):
+                continue
+            try:
+                ready = select.select(rlist, [], [], READ_POLL_S)[0]
+                if ready:
+                    if abort in ready:
+                        os.read(abort, 1000)
+                    if fd in ready:
+                        try:
+                            data = os.read(fd, _READ_CHUNK)
+                        except BlockingIOError:
+                            data = None
+                        if data == b"":
+                            raise EOFError("end of file on the port")
+                        if data:
+                            self._on_chunk(data)
+                    if wake in ready:
+                        token.drain_wake()      # a caller waits: release() hands it the token
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._next_sweep = now + SWEEP_PERIOD_S
+                    if self._pending:
+                        self._sweep(now)
+            except Exception as exc:      # OSError (EIO on hangup), EOFError
+                if not token.closed:
+                    self._link_lost(exc)
+                return
+            finally:
+                token.release()
 
     def _read_loop(self, ser: Any) -> None:
+        """Reader thread of other ports (socket://, rfc2217://, loop://): the only reader."""
         read = _make_reader(ser, READ_POLL_S)
-        feed = self._decoder.feed
-        loads = cbor2.loads
-        put = self._q.put
         next_sweep = time.monotonic() + SWEEP_PERIOD_S
         try:
             while not self._stopping:
                 data = read()
                 if data:
-                    frames = feed(data)
-                    if frames:
-                        events: list[Event] = []
-                        for f in frames:
-                            try:
-                                msg = loads(f)
-                                kind = msg[0]
-                            except Exception:
-                                self._bad_message(f)
-                                continue
-                            if kind == _MSG_EVT_BATCH:
-                                try:
-                                    for e in msg[1:]:
-                                        ev = _make_event(e[0], tuple(e[1:]))
-                                        if ev.code == _EV_BOOT:
-                                            events = self._on_boot(ev, events)
-                                        events.append(ev)
-                                except (TypeError, IndexError, KeyError):
-                                    self._bad_message(f)
-                            elif kind == _MSG_RSP:
-                                self._on_response(msg)
-                            elif kind == _MSG_EVT:
-                                if len(msg) < 2:
-                                    self._bad_message(f)
-                                    continue
-                                ev = _make_event(msg[1], tuple(msg[2:]))
-                                if ev.code == _EV_BOOT:
-                                    events = self._on_boot(ev, events)
-                                events.append(ev)
-                            else:
-                                self._bad_message(f)
-                        if events:
-                            self._counters["events"] += len(events)
-                            put((_Q_EVENTS, events))
+                    self._on_chunk(data)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_PERIOD_S
@@ -547,6 +828,46 @@ class Board:
             if self._stopping:
                 return
             self._link_lost(exc)
+
+    def _on_chunk(self, data: bytes) -> None:
+        """Decode one chunk read from the port: resolve calls by id, queue the events in one put.
+        Runs only on the thread holding the right to read (so chunks are handled in order)."""
+        frames = self._decoder.feed(data)
+        if not frames:
+            return
+        events: list[Event] = []
+        loads = cbor2.loads
+        for f in frames:
+            try:
+                msg = loads(f)
+                kind = msg[0]
+            except Exception:
+                self._bad_message(f)
+                continue
+            if kind == _MSG_RSP:
+                self._on_response(msg)
+            elif kind == _MSG_EVT_BATCH:
+                try:
+                    for e in msg[1:]:
+                        ev = _make_event(e[0], tuple(e[1:]))
+                        if ev.code == _EV_BOOT:
+                            events = self._on_boot(ev, events)
+                        events.append(ev)
+                except (TypeError, IndexError, KeyError):
+                    self._bad_message(f)
+            elif kind == _MSG_EVT:
+                if len(msg) < 2:
+                    self._bad_message(f)
+                    continue
+                ev = _make_event(msg[1], tuple(msg[2:]))
+                if ev.code == _EV_BOOT:
+                    events = self._on_boot(ev, events)
+                events.append(ev)
+            else:
+                self._bad_message(f)
+        if events:
+            self._counters["events"] += len(events)
+            self._q.put((_Q_EVENTS, events))
 
     def _bad_message(self, frame: bytes) -> None:
         self._counters["bad_messages"] += 1

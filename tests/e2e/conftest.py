@@ -27,7 +27,6 @@ HOST = REPO / "host"
 if str(HOST) not in sys.path:
     sys.path.insert(0, str(HOST))
 
-pytest.importorskip("bumble")
 import cbor2  # noqa: E402
 
 from blebridge import protocol as P  # noqa: E402
@@ -167,6 +166,7 @@ def cli_board_counters(spec: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def air(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An air process of this test module only; its socket path."""
+    pytest.importorskip("bumble")
     try:
         launcher.firmware_path()
     except FileNotFoundError as exc:

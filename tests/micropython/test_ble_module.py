@@ -655,3 +655,23 @@ def test_descriptor_discovery_of_an_empty_range_completes_at_once(ble, board):
         time.sleep(0.01)
     assert rec.events == [(14, (0, 0))]
     assert "gattc_discover_descriptors" not in board.methods()
+
+
+def test_refused_l2cap_connect_is_retried_while_the_peer_may_still_listen(ble, board):
+    rec = Recorder()
+    ble.irq(rec)
+    ble.l2cap_connect(0, 22, 450)
+    board.emit("L2CAP_DISCONNECT", 0, 0, 22, 2)
+    assert board.methods().count("l2cap_connect") == 2
+    board.emit("L2CAP_CONNECT", 0, 64, 22, 450, 450)
+    assert [e for e, _ in rec.events] == [23]
+
+
+def test_refused_l2cap_connect_is_reported_after_the_retry_window(ble, board, monkeypatch):
+    import blebridge.micropython.ble as mod
+    monkeypatch.setattr(mod, "L2CAP_CONNECT_RETRY_S", 0.0)
+    rec = Recorder()
+    ble.irq(rec)
+    ble.l2cap_connect(0, 22, 450)
+    board.emit("L2CAP_DISCONNECT", 0, 0, 22, 2)
+    assert rec.events == [(24, (0, 0, 22, 2))]

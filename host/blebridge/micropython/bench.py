@@ -127,27 +127,30 @@ def run(ports: tuple[str, str], count: int) -> int:
         sdu = bytes(i & 0xFF for i in range(peer_mtu))
         rx = bytearray(L2CAP_MTU * 4)
 
-        def drain(data: tuple) -> None:
-            while True:
-                n = p.ble.l2cap_recvinto(conn_p, cid_p, rx)
-                if not n:
-                    break
-                p.bytes_in += n
-            p.last_rx = time.perf_counter()
-
-        p.handlers[_IRQ_L2CAP_RECV] = drain
         total = count * len(sdu)
+
+        def drain() -> None:
+            # The receiving script's loop: take what arrived, as l2cap_server.py does.
+            deadline = time.monotonic() + TIMEOUT_S
+            while p.bytes_in < total and time.monotonic() < deadline:
+                n = p.ble.l2cap_recvinto(conn_p, cid_p, rx)
+                if n:
+                    p.bytes_in += n
+                    p.last_rx = time.perf_counter()
+                else:
+                    time.sleep(0.0005)
+
+        receiver = threading.Thread(target=drain, daemon=True)
+        receiver.start()
         t0 = time.perf_counter()
         ready = 0
         for _ in range(count):
             if not c.ble.l2cap_send(conn_c, cid_c, sdu):
                 ready += 1
                 c.wait(_IRQ_L2CAP_SEND_READY, count=ready)
-        deadline = time.monotonic() + TIMEOUT_S
-        while p.bytes_in < total and time.monotonic() < deadline:
-            time.sleep(0.001)
+        receiver.join(TIMEOUT_S)
         ok = p.bytes_in >= total
-        secs = p.last_rx - t0
+        secs = max(0.0, p.last_rx - t0)
         print(f"  {'L2CAP CoC':28} {_rate(p.bytes_in, secs):9.0f} kbit/s  "
               f"({p.bytes_in} of {total} bytes in {secs * 1000:.0f} ms, L2CAP MTU {peer_mtu})"
               + ("" if ok else "  INCOMPLETE"))
@@ -170,7 +173,7 @@ def _report(name: str, side: _Side, event: int, count: int, t0: float, mtu_text:
     except TimeoutError:
         ok = False
     got = len(side.seen.get(event, []))
-    secs = side.last_rx - t0
+    secs = max(0.0, side.last_rx - t0)
     print(f"  {name:28} {_rate(side.bytes_in, secs):9.0f} kbit/s  "
           f"({got} of {count} packets, {side.bytes_in} bytes in {secs * 1000:.0f} ms, {mtu_text})"
           + ("" if ok else "  INCOMPLETE"))

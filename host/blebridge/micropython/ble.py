@@ -26,6 +26,7 @@ import errno as _errno
 import os
 import sys
 import threading
+import time
 from typing import Any, Callable, Optional, Sequence
 
 from .. import protocol as P
@@ -48,6 +49,11 @@ DEFAULT_SCAN_INTERVAL_US = 1_280_000
 DEFAULT_SCAN_WINDOW_US = 11_250
 #: L2CAP MTU bounds applied by modbluetooth.c before the stack sees it, bytes.
 L2CAP_MIN_MTU = 32
+#: A refused l2cap_connect is retried for this long (s): on a radio the request reaches the
+#: peer a connection interval or more after the connection, by when a script that calls
+#: l2cap_listen on _IRQ_CENTRAL_CONNECT listens; the simulated link has no such delay.
+L2CAP_CONNECT_RETRY_S = 0.3
+L2CAP_CONNECT_RETRY_GAP_S = 0.02
 #: rxbuf bounds checked by modbluetooth.c, bytes.
 RXBUF_MIN, RXBUF_MAX = 16, 0xFFFF
 #: Connection handle MicroPython reports for a connect that timed out or was cancelled.
@@ -260,7 +266,10 @@ class BLE:
         # conn -> MTU last reported; an ATT MTU is exchanged once per connection, so a second
         # identical report is a duplicate (the simulated air sends one; see docs/micropython.md).
         self._mtus: dict[int, int] = {}
+        # (conn, psm) -> (retry deadline, mtu) of our l2cap_connect calls not yet answered.
+        self._l2cap_connecting: dict[tuple[int, int], tuple[float, int]] = {}
         self._closed = False
+        self._gate = runtime.CallGate()
         board.add_event_listener(self._on_event)
         board.add_lost_listener(self._on_lost)
 
@@ -283,7 +292,7 @@ class BLE:
 
     def _rpc(self, method: str, *args: Any) -> Any:
         """board.call, with IRQ handlers held back while it runs (see runtime._CallGate)."""
-        gate = runtime.GATE
+        gate = self._gate
         gate.call_started()
         try:
             return self.board.call(method, *args)
@@ -674,7 +683,13 @@ class BLE:
 
     def l2cap_connect(self, conn_handle: Any, psm: Any, mtu: Any, /) -> None:
         """Open an L2CAP channel; _IRQ_L2CAP_CONNECT (or _DISCONNECT with a status) follows."""
-        self._call("l2cap_connect", _int(conn_handle), _int(psm), self._l2cap_mtu(mtu))
+        conn, channel_psm, our_mtu = _int(conn_handle), _int(psm), self._l2cap_mtu(mtu)
+        self._l2cap_connecting[(conn, channel_psm)] = (time.monotonic() + L2CAP_CONNECT_RETRY_S, our_mtu)
+        try:
+            self._call("l2cap_connect", conn, channel_psm, our_mtu)
+        except BaseException:
+            self._l2cap_connecting.pop((conn, channel_psm), None)
+            raise
 
     def l2cap_disconnect(self, conn_handle: Any, cid: Any, /) -> None:
         """Close an L2CAP channel; _IRQ_L2CAP_DISCONNECT follows."""
@@ -725,12 +740,11 @@ class BLE:
         handler = self._irq
         if handler is None:
             return None
-        gate = runtime.GATE
-        if not gate.in_handler():
-            gate.wait_for_turn()
+        if not runtime.in_handler():
+            self._gate.wait_for_turn()
         with runtime.SCHED_LOCK:
-            nested = gate.in_handler()
-            gate.set_in_handler(True)
+            nested = runtime.in_handler()
+            runtime.set_in_handler(True)
             try:
                 return handler(event, data)
             except Exception:
@@ -740,7 +754,7 @@ class BLE:
                     self._irq = None
                 return None
             finally:
-                gate.set_in_handler(nested)
+                runtime.set_in_handler(nested)
                 for mv in views:
                     try:
                         mv.release()
@@ -789,6 +803,8 @@ class BLE:
         with self._lock:
             self._discoveries.pop(conn, None)
             self._mtus.pop(conn, None)
+            for key in [k for k in self._l2cap_connecting if k[0] == conn]:
+                del self._l2cap_connecting[key]
             for key in [k for k in self._channels if k[0] == conn]:
                 chan = self._channels[key]
                 chan.open = False
@@ -862,12 +878,22 @@ class BLE:
 
     def _ev_l2cap_connect(self, f: tuple) -> None:
         conn, cid, psm, our_mtu, peer_mtu = (int(x) for x in f)
+        self._l2cap_connecting.pop((conn, psm), None)
         with self._lock:
             self._channels[(conn, cid)] = _Channel(psm, our_mtu, peer_mtu)
         self._invoke(_IRQ_L2CAP_CONNECT, (conn, cid, psm, our_mtu, peer_mtu))
 
     def _ev_l2cap_disconnect(self, f: tuple) -> None:
         conn, cid, psm, status = (int(x) for x in f)
+        pending = self._l2cap_connecting.pop((conn, psm), None)
+        if status and pending is not None and time.monotonic() < pending[0]:
+            time.sleep(L2CAP_CONNECT_RETRY_GAP_S)
+            try:
+                self._l2cap_connecting[(conn, psm)] = pending
+                self._rpc("l2cap_connect", conn, psm, pending[1])
+                return
+            except BoardError:
+                self._l2cap_connecting.pop((conn, psm), None)
         with self._lock:
             chan = self._channels.get((conn, cid))
             if chan is not None:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from typing import Any, Callable
 
 #: MicroPython's ticks wrap at 2**30 (MICROPY_PY_TIME_TICKS_PERIOD): values stay small ints.
@@ -43,16 +44,29 @@ _T0 = time.monotonic_ns()
 CALL_GRACE_S = 0.05
 
 
-class _CallGate:
+_HANDLER_TLS = threading.local()
+
+
+def in_handler() -> bool:
+    """True on a thread that is running an IRQ handler or a scheduled function."""
+    return getattr(_HANDLER_TLS, "handler", False)
+
+
+def set_in_handler(value: bool) -> None:
+    _HANDLER_TLS.handler = value
+
+
+class CallGate:
     """Keeps IRQ handlers from running in the middle of the script's own BLE calls.
 
     On a board, the handler for an event a call caused (a disconnect, a write done) runs after
     the call has returned and the script has moved on: the call returns first, the radio is
     slower. Here the simulated link has no latency and the event is delivered on another
     thread, so without this gate a handler's print could come before the print of the call's
-    result. While a script thread is inside a BLE call, and until it next waits (or
-    CALL_GRACE_S after the call), handlers are held back. Calls made from inside a handler
-    do not close the gate.
+    result. While a script thread is inside a call to a board, and until it next waits (or
+    CALL_GRACE_S after the call), that board's handlers are held back. There is one gate per
+    board, so several boards in one process do not hold each other up. Calls made from
+    inside a handler do not close a gate.
     """
 
     def __init__(self) -> None:
@@ -60,23 +74,17 @@ class _CallGate:
         self._holder: int | None = None
         self._depth = 0
         self._deadline = 0.0
-        self._tls = threading.local()
-
-    def in_handler(self) -> bool:
-        return getattr(self._tls, "handler", False)
-
-    def set_in_handler(self, value: bool) -> None:
-        self._tls.handler = value
+        _GATES.add(self)
 
     def call_started(self) -> None:
-        if self.in_handler():
+        if in_handler():
             return
         with self._cond:
             self._depth += 1
             self._holder = threading.get_ident()
 
     def call_finished(self) -> None:
-        if self.in_handler():
+        if in_handler():
             return
         with self._cond:
             self._depth -= 1
@@ -105,7 +113,13 @@ class _CallGate:
                 self._cond.wait(remaining)
 
 
-GATE = _CallGate()
+_GATES: "weakref.WeakSet[CallGate]" = weakref.WeakSet()
+
+
+def script_waits() -> None:
+    """The calling thread waits (sleep_ms, idle): open every gate it holds."""
+    for gate in list(_GATES):
+        gate.script_waits()
 
 
 def ticks_ms() -> int:
@@ -130,19 +144,19 @@ def ticks_diff(ticks1: int, ticks2: int) -> int:
 
 
 def sleep_ms(ms: float) -> None:
-    GATE.script_waits()
+    script_waits()
     if ms > 0:
         time.sleep(ms / 1000)
 
 
 def sleep_us(us: float) -> None:
-    GATE.script_waits()
+    script_waits()
     if us > 0:
         time.sleep(us / 1_000_000)
 
 
 def idle() -> None:
-    GATE.script_waits()
+    script_waits()
     time.sleep(IDLE_S)
 
 
@@ -189,15 +203,14 @@ class _Scheduler:
             fn, arg = self._q.get()
             with self._lock:
                 self._pending -= 1
-            GATE.wait_for_turn()
             with SCHED_LOCK:
                 try:
-                    GATE.set_in_handler(True)
+                    set_in_handler(True)
                     fn(arg)
                 except Exception:
                     report_exception("Unhandled exception in scheduled function")
                 finally:
-                    GATE.set_in_handler(False)
+                    set_in_handler(False)
 
 
 _scheduler = _Scheduler()
