@@ -58,11 +58,11 @@ demo: firmware
 
 bench: firmware
 	$(BB) bench --port sim:bench-board
-	$(VPY) -m blebridge.micropython.bench_ble
+	$(VPY) -m blebridge.micropython.bench
 
 conformance: firmware
 	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout>"; exit 2; }
-	$(VPY) conformance/run.py --micropython $(MICROPYTHON)
+	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON)
 
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS=$(NIMBLE_HEADERS)

@@ -106,7 +106,9 @@
 #define BB_NRF_SD_SCAN_DEDUP 32       /* advertisers remembered for filter_duplicates */
 #endif
 #ifndef BB_NRF_SD_QUEUED_WRITE_BYTES
-#define BB_NRF_SD_QUEUED_WRITE_BYTES (BB_MAX_ATTR_LEN + 64) /* peer long-write queue */
+/* Peer long-write queue in the SoftDevice's format: 6 bytes of header per Prepare Write entry
+ * plus a 2-byte terminator; a BB_MAX_ATTR_LEN value at ATT MTU 23 takes 18-byte entries. */
+#define BB_NRF_SD_QUEUED_WRITE_BYTES (BB_MAX_ATTR_LEN + 6 * ((BB_MAX_ATTR_LEN + 17) / 18) + 2)
 #endif
 
 /* NimBLE port (firmware/ports/nimble). */

@@ -49,6 +49,11 @@ HANDSHAKE_TIMEOUT_S = 5.0
 #: How often the reader fails calls past their deadline (s). call() itself waits exactly its
 #: timeout; this bounds how late call_nowait()/acall() futures learn of theirs.
 SWEEP_PERIOD_S = 0.05
+#: How long the reader thread stays off the port after a caller of call() stops reading it
+#: (s). A caller that comes within this time finds the token free and the reader parked, so
+#: back-to-back calls cost no thread wake-ups; events and call_nowait() results arriving
+#: after the last call() are read at most this much later.
+READER_RESUME_S = 0.001
 #: How long close() waits for the reader thread to notice (s).
 _JOIN_TIMEOUT_S = 2.0
 _READ_CHUNK = 65536
@@ -265,49 +270,58 @@ class _Pending:
 
 
 class _ReadToken:
-    """Who reads a descriptor-backed port now: the reader thread, one caller, or nobody.
+    """The right to read a descriptor-backed port, held by one thread at a time.
 
-    Holding the token means: only this thread selects on and reads ``fd``, feeds the decoder,
-    resolves calls and puts events on the dispatcher queue. Hand-offs go through ``mutex``
-    (a happens-before edge), so chunks are processed one at a time in wire order whoever
-    holds the token. Callers waiting for it queue first come first served; the reader thread
-    gets it only when no caller waits (it parks on ``_gate`` meanwhile).
+    The holder alone reads ``fd``, feeds the decoder, resolves calls and puts events on the
+    dispatcher queue, so chunks are handled one at a time in wire order whoever reads them;
+    every change of holder goes through ``mutex`` (a happens-before edge). A caller holds the
+    token for its whole wait; the reader thread only while it reads and handles one chunk: it
+    waits in select() *without* the token, so a caller takes a free token at once. Callers
+    that find it held queue first come first served and are handed it in turn; the reader
+    takes it only when no caller holds or waits for it, and parks on ``_gate`` meanwhile.
     """
 
     def __init__(self, fd: int, abort_r: int) -> None:
         self.fd = fd
         self.abort_r = abort_r            # pyserial's cancel_read() pipe: wakes the holder on close
-        self.wake_r, self.wake_w = os.pipe()   # a caller's byte here asks the reader to yield
+        self.wake_r, self.wake_w = os.pipe()   # a byte here moves the reader from select() to its gate
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
         self.mutex = threading.Lock()
         self.holder = 0                   # thread ident of the holder, 0 when free
-        self.reader_holds = False
         self.waiters: "collections.deque[_Waiter]" = collections.deque()
-        self._gate = threading.Lock()     # held while the reader may run; released to unpark it
+        self._gate = threading.Lock()     # released to unpark the reader
         self._gate.acquire()
         self._reader_parked = False
+        self._reader_deep = False         # parked until release() (the hold is a long one)
+        self._reader_selecting = False    # the reader waits in select() on fd
+        self._taken_at = 0.0              # monotonic s: when the current holder got the token
+        self._freed_at = 0.0              # monotonic s: when the token was last freed
         self.closed = False
 
     def take(self, w: _Waiter) -> bool:
-        """A caller asks for the token: True if it holds it now, else it is queued (and the
-        reader, if it holds the token, is asked to yield) and ``w`` is signalled on hand-off."""
+        """A caller asks for the token: True if it holds it now, else ``w`` is queued and
+        signalled when the token is handed to it."""
         me = threading.get_ident()
         with self.mutex:
             if self.closed:
                 return False
-            if self.holder == 0:
-                self.holder = me
-                return True
-            w.ident = me
-            self.waiters.append(w)
-            ask_reader = self.reader_holds
-        if ask_reader:
+            if self.holder != 0:
+                w.ident = me
+                self.waiters.append(w)
+                return False
+            self.holder = me
+            self._taken_at = time.monotonic()
+            nudge = self._reader_selecting
+            self._reader_selecting = False
+        if nudge:
+            # Without this the reader would wake with us on the response and compete for the
+            # GIL; this way it leaves select() while the board is still working on the request.
             try:
                 os.write(self.wake_w, b"\0")
-            except (BlockingIOError, OSError):   # pipe full: a wake is already pending
+            except OSError:               # pipe full: a nudge is already pending
                 pass
-        return False
+        return True
 
     def after_wait(self, w: _Waiter, leave: bool) -> bool:
         """After ``w`` woke or timed out: True if the token was handed to it. With ``leave``
@@ -325,40 +339,58 @@ class _ReadToken:
 
     def release(self) -> None:
         """Pass the token to the first queued caller whose call has not ended, else free it
-        and unpark the reader."""
+        (the reader resumes READER_RESUME_S later, or at once after a long hold)."""
         with self.mutex:
+            now = time.monotonic()
             while self.waiters:
                 w = self.waiters.popleft()
                 if not w.done():
                     self.holder = w.ident
-                    self.reader_holds = False
+                    self._taken_at = now
                     w.handoff = True
                     w.signal()
                     return
             self.holder = 0
-            self.reader_holds = False
-            if self._reader_parked:
+            self._freed_at = now
+            if self._reader_parked and (self._reader_deep or now - self._taken_at >= READER_RESUME_S):
                 self._reader_parked = False
                 self._gate.release()
 
-    def reader_take(self, park_s: float) -> bool:
-        """The reader thread asks for the token: True if it holds it now; else it parks until
-        the token is free (or ``park_s`` s pass) and returns False to be asked again."""
+    def reader_may_select(self, park_s: float) -> bool:
+        """The reader asks whether it may wait on fd: True once no caller has held or waited
+        for the token for READER_RESUME_S; else it parks and gets False (to ask again)."""
         with self.mutex:
             if self.closed:
                 return False
+            now = time.monotonic()
             if self.holder == 0 and not self.waiters:
-                self.holder = threading.get_ident()
-                self.reader_holds = True
-                return True
+                wait = self._freed_at + READER_RESUME_S - now
+                if wait <= 0:
+                    self._reader_selecting = True
+                    return True
+                self._reader_deep = False
+            else:
+                wait = self._taken_at + READER_RESUME_S - now
+                self._reader_deep = wait <= 0     # a long hold: its release() unparks us
+                if self._reader_deep:
+                    wait = park_s
             self._reader_parked = True
-        if not self._gate.acquire(True, park_s):
+        if not self._gate.acquire(True, wait):
             with self.mutex:
                 if self._reader_parked:
                     self._reader_parked = False
                     return False
             self._gate.acquire()          # released just as we timed out: re-arm
         return False
+
+    def reader_take(self) -> bool:
+        """The reader, back from select(), takes the token if it is free and nobody waits."""
+        with self.mutex:
+            self._reader_selecting = False
+            if self.holder == 0 and not self.waiters and not self.closed:
+                self.holder = threading.get_ident()
+                return True
+            return False
 
     def drain_wake(self) -> None:
         try:
@@ -384,6 +416,26 @@ class _ReadToken:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _write_fd(token: _ReadToken, frame: bytes) -> None:
+    """Write ``frame`` whole to the token's descriptor. One os.write() in the usual case;
+    pyserial's write() adds a select() per call even when the bytes all went out."""
+    fd = token.fd
+    view = memoryview(frame)
+    while True:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            n = 0
+        if n == len(view):
+            return
+        view = view[n:]
+        # Output buffer full (the board is not reading): wait for room, a bounded wait at a
+        # time so a close() is noticed.
+        while not select.select([], [fd], [], READ_POLL_S)[1]:
+            if token.closed:
+                raise EOFError("port closed while writing")
 
 
 def _fd_of(ser: Any) -> tuple[Optional[int], Optional[int]]:
@@ -496,10 +548,15 @@ class Board:
         if token is not None:
             self._wait_token_free(token)
         if ser is not None:
+            # Not under a writer: a descriptor closed mid-write could be reused by another file.
+            wrote = self._wlock.acquire(True, _JOIN_TIMEOUT_S)
             try:
                 ser.close()
             except Exception as e:   # closing a dead port can fail; the board is gone either way
                 log.debug("%s: close: %s", self.spec, e)
+            finally:
+                if wrote:
+                    self._wlock.release()
         if token is not None:
             token.close_pipe()
         self._fail_all(exc)
@@ -565,26 +622,31 @@ class Board:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def _send(self, method: str, args: tuple, fut: Any, t: float) -> int:
-        """Register ``fut`` for a new request id and write the request; returns the id.
-        Link failures are set on ``fut``; argument errors raise."""
+    def _new_request(self, method: str, args: tuple) -> tuple[int, bytes]:
+        """A fresh request id and the request's frame; argument errors raise here."""
         rid = next(self._ids) % _ID_MODULO
-        frame = encode_request(rid, method, args)
+        return rid, encode_request(rid, method, args)
+
+    def _submit(self, rid: int, frame: bytes, fut: Any, method: str, t: float) -> None:
+        """Register ``fut`` under ``rid`` and write ``frame``; link failures are set on ``fut``."""
         with self._plock:
             lost = self._lost
             if lost is None:
                 self._pending[rid] = _Pending(fut, method, time.monotonic() + t, t)
         if lost is not None:
             fut.set_exception(type(lost)(f"{method}: {lost}"))
-            return rid
+            return
         try:
             with self._wlock:
-                self._ser.write(frame)
+                token = self._token
+                if token is not None:
+                    _write_fd(token, frame)
+                else:
+                    self._ser.write(frame)
                 self._counters["frames_tx"] += 1
         except Exception as exc:
             if self._pending.pop(rid, None) is not None:
                 _fail(fut, BoardLost(f"{self.spec}: {method}: write failed ({exc})"))
-        return rid
 
     def call_nowait(self, method: str, *args: Any, timeout: Optional[float] = None) -> concurrent.futures.Future:
         """Send a request; return a Future for its result. Never waits for the board.
@@ -596,7 +658,8 @@ class Board:
         """
         t = self.timeout if timeout is None else timeout
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._send(method, args, fut, t)
+        rid, frame = self._new_request(method, args)
+        self._submit(rid, frame, fut, method, t)
         return fut
 
     def call(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
@@ -610,11 +673,17 @@ class Board:
             raise RuntimeError("board.call() from a callback run while this thread reads the port "
                                "would deadlock")
         t = self.timeout if timeout is None else timeout
+        rid, frame = self._new_request(method, args)
         w = _Waiter()
         deadline = time.monotonic() + t
-        rid = self._send(method, args, w, t)
-        if token is not None and not w.done():
-            self._read_for(token, w, deadline)
+        if token is None:
+            self._submit(rid, frame, w, method, t)
+        else:
+            # The token is taken before the request goes out, so the reader thread cannot be
+            # the one to read the response (which would cost a thread wake-up to hand it over).
+            holding = token.take(w)
+            self._submit(rid, frame, w, method, t)
+            self._read_for(token, w, deadline, holding)
         while not w.done():
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not w.wait(remaining):
@@ -626,11 +695,12 @@ class Board:
                     w.wait(SWEEP_PERIOD_S)
         return w.result()
 
-    def _read_for(self, token: _ReadToken, w: _Waiter, deadline: float) -> None:
+    def _read_for(self, token: _ReadToken, w: _Waiter, deadline: float, holding: bool) -> None:
         """Read the port on this thread until ``w``'s call ends or ``deadline`` passes, holding
-        the read token; other calls' responses and events met meanwhile are handled exactly as
-        the reader thread handles them. Returns without the token."""
-        if not token.take(w):
+        the read token (now, or once it is handed over: ``w`` was queued by ``token.take``);
+        other calls' responses and events met meanwhile are handled exactly as the reader
+        thread handles them. Returns without the token."""
+        if not holding:
             while True:
                 remaining = deadline - time.monotonic()
                 woke = remaining > 0 and w.wait(remaining)
@@ -780,24 +850,35 @@ class Board:
         fd, abort, wake = token.fd, token.abort_r, token.wake_r
         rlist = [fd, wake, abort]
         while not token.closed and self._lost is None:
-            if not token.reader_take(READ_POLL_S):
+            if not token.reader_may_select(READ_POLL_S):
                 continue
             try:
                 ready = select.select(rlist, [], [], READ_POLL_S)[0]
-                if ready:
-                    if abort in ready:
-                        os.read(abort, 1000)
-                    if fd in ready:
-                        try:
+            except OSError as exc:            # the port was closed under us
+                if not token.closed:
+                    self._link_lost(exc)
+                return
+            if wake in ready:
+                token.drain_wake()
+            if not token.reader_take():
+                continue                      # a caller reads now; park until it is done
+            try:
+                if abort in ready:
+                    os.read(abort, 1000)
+                if fd in ready:
+                    try:
+                        data = os.read(fd, _READ_CHUNK)
+                    except BlockingIOError:
+                        data = None
+                    if data == b"":
+                        # A tty (VMIN=0) reads b"" when empty: a caller may have read what
+                        # select() saw. Only still "readable" and still empty is end of file.
+                        if select.select([fd], [], [], 0)[0]:
                             data = os.read(fd, _READ_CHUNK)
-                        except BlockingIOError:
-                            data = None
-                        if data == b"":
-                            raise EOFError("end of file on the port")
-                        if data:
-                            self._on_chunk(data)
-                    if wake in ready:
-                        token.drain_wake()      # a caller waits: release() hands it the token
+                            if not data:
+                                raise EOFError("end of file on the port")
+                    if data:
+                        self._on_chunk(data)
                 now = time.monotonic()
                 if now >= self._next_sweep:
                     self._next_sweep = now + SWEEP_PERIOD_S

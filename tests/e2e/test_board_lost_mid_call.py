@@ -109,7 +109,8 @@ def test_call_pending_when_board_resets_fails_with_board_reset(sim: Any):
     try:
         board.handshake()
         lost: list[BaseException] = []
-        board.add_lost_listener(lost.append)
+        told = threading.Event()
+        board.add_lost_listener(lambda exc: (lost.append(exc), told.set()))
         gated.gate.clear()
         # The board fills the pseudo-terminal with BENCH events the host no longer reads, so
         # the answer to the echo below stays in the board's transmit queue.
@@ -125,7 +126,8 @@ def test_call_pending_when_board_resets_fails_with_board_reset(sim: Any):
         assert time.monotonic() - t0 < LOST_WITHIN_S
         assert isinstance(exc, BoardReset)
         assert "echo" in str(exc) and "restarted" in str(exc)
-        assert lost and isinstance(lost[0], BoardReset)
+        # Lost listeners run on the dispatcher thread, after the pending calls have failed.
+        assert told.wait(LOST_WITHIN_S) and isinstance(lost[0], BoardReset)
     finally:
         gated.gate.set()
         board.close()

@@ -24,6 +24,7 @@
 #include "ble_gatts.h"
 #include "ble_l2cap.h"
 
+#include "bb_core.h"   /* bb_core_read_request(), bb_config_defaults() */
 #include "bb_port.h"
 
 #ifdef __cplusplus
@@ -38,6 +39,16 @@ extern "C" {
 
 /* L2CAP PDU payload (MPS) in bytes: one 251-byte LL PDU minus the 4-byte L2CAP header. */
 #define BB_NRF_L2CAP_MPS 247
+
+/* SoftDevice configuration that costs SoftDevice RAM, not application buffers (sd_ble_cfg_set). */
+#define BB_NRF_VS_UUID_COUNT 10   /* 128-bit UUID bases the stack can tell apart */
+#define BB_NRF_EVENT_LENGTH 6     /* radio time per link and interval, 1.25 ms units: 7.5 ms */
+#define BB_NRF_HVN_QUEUE 4        /* notifications queued per link */
+#define BB_NRF_WRCMD_QUEUE 4      /* write commands queued per link */
+
+#if BB_NRF_SD_MAX_CONNECTIONS < 2
+#error "BB_NRF_SD_MAX_CONNECTIONS must be at least 2: one peripheral and one central link"
+#endif
 
 /* Discovery results parked while 128-bit UUIDs unknown to the SoftDevice are read back from
  * their declarations (the SoftDevice reports them as BLE_UUID_TYPE_UNKNOWN). */
@@ -57,6 +68,7 @@ typedef enum {
     BB_NRF_GATTC_READ,
     BB_NRF_GATTC_WRITE,
     BB_NRF_GATTC_WRITE_LONG,
+    BB_NRF_GATTC_CANCELLING,  /* a failed long write's Execute Write (cancel) awaits its response */
 } bb_nrf_gattc_op_t;
 
 typedef struct {
@@ -65,6 +77,9 @@ typedef struct {
     uint8_t role;             /* BLE_GAP_ROLE_PERIPH: a central connected to us */
     bb_addr_t peer;
     uint16_t att_mtu;         /* effective ATT MTU (23 until exchanged) */
+    uint16_t mtu_ours;        /* our RX MTU given in this link's first exchange (either
+                                 direction), 0: none yet; the SoftDevice requires the same
+                                 value in both directions */
 
     /* GATT server */
     uint16_t indicate_handle; /* value handle of the indication awaiting confirmation, 0: none */
@@ -92,11 +107,13 @@ typedef struct {
     ble_gap_lesc_p256_pk_t peer_pk;
 } bb_nrf_conn_t;
 
+/* One attribute the port added: a characteristic value or a descriptor. */
 typedef struct {
-    uint16_t value_handle;
-    uint16_t cccd_handle;
-    uint32_t flags;
-} bb_nrf_chr_t;
+    uint16_t handle;
+    uint16_t cccd_handle;     /* characteristic with NOTIFY/INDICATE: its CCCD, else 0 */
+    uint32_t flags;           /* BB_FLAG_* */
+    bool chr;                 /* characteristic value (false: descriptor) */
+} bb_nrf_attr_t;
 
 /* nrf_sd_port.c ------------------------------------------------------------------------------ */
 extern bb_nrf_conn_t bb_nrf_conns[BB_NRF_SD_MAX_CONNECTIONS];
@@ -107,6 +124,10 @@ extern bool bb_nrf_active;              /* ble_active(true) and the stack is ena
 
 int bb_nrf_err(uint32_t nrf_err);       /* NRF_ERROR_* / BLE_ERROR_* -> 0 or -errno */
 uint8_t bb_nrf_att_status(uint16_t gatt_status); /* BLE_GATT_STATUS_* -> ATT error code, 0 ok */
+/* Our RX MTU for this link: what its first exchange used, else the configured one. */
+uint16_t bb_nrf_mtu_ours(bb_nrf_conn_t *c);
+/* ATT bearer timed out (GATT client or server): the link cannot run ATT again, end it. */
+void bb_nrf_att_timeout(uint16_t conn);
 bb_nrf_conn_t *bb_nrf_conn(uint16_t handle);
 void bb_nrf_addr_from_sd(bb_addr_t *out, const ble_gap_addr_t *in);
 void bb_nrf_addr_to_sd(ble_gap_addr_t *out, const bb_addr_t *in);
@@ -134,6 +155,7 @@ void bb_nrf_gatts_reset(void);
 void bb_nrf_l2cap_reset(void);
 int bb_nrf_l2cap_conn_closed(uint16_t conn);  /* reports its open channels closed */
 void bb_nrf_gattc_conn_closed(bb_nrf_conn_t *c);
+void bb_nrf_gatts_conn_closed(uint16_t conn);   /* releases its long-write queue */
 
 /* nrf_sd_gap.c */
 bool bb_nrf_gap_busy(void);             /* advertising, scanning or connecting */

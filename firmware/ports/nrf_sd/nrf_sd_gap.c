@@ -33,6 +33,10 @@ static bb_addr_t s_connect_peer;
 #define DEFAULT_MAX_INTERVAL_1250US 24   /* 30 ms */
 #define DEFAULT_SUP_TIMEOUT_10MS 400     /* 4 s */
 
+/* Scan timing of gap_connect's initiator, 0.625 ms units. */
+#define CONNECT_SCAN_INTERVAL_625US 0x00A0  /* 100 ms */
+#define CONNECT_SCAN_WINDOW_625US 0x0050    /* 50 ms */
+
 void bb_nrf_gap_reset(void)
 {
     s_adv_handle = BLE_GAP_ADV_SET_HANDLE_NOT_SET;
@@ -61,19 +65,34 @@ static uint16_t ms_to_10ms(uint32_t ms)
     return (uint16_t)(v > 0xFFFFu ? 0xFFFFu : v);
 }
 
+/* Connection parameters in SoftDevice units (interval 1.25 ms, supervision timeout 10 ms),
+ * clamped to BLE_GAP_CP_LIMITS. A value the host gave that breaks the spec's rule
+ * timeout > (1 + latency) * max_interval * 2 is passed on and refused (-EINVAL); a defaulted
+ * timeout is raised to the smallest one that keeps the rule. */
 static void conn_params_to_sd(ble_gap_conn_params_t *out, const bb_conn_params_t *in)
 {
-    uint32_t min = in->min_interval_us ? in->min_interval_us / 1250u : DEFAULT_MIN_INTERVAL_1250US;
-    uint32_t max = in->max_interval_us ? in->max_interval_us / 1250u : DEFAULT_MAX_INTERVAL_1250US;
+    uint32_t min = in->min_interval_us ? (in->min_interval_us + 625u) / 1250u : DEFAULT_MIN_INTERVAL_1250US;
+    uint32_t max = in->max_interval_us ? (in->max_interval_us + 625u) / 1250u : DEFAULT_MAX_INTERVAL_1250US;
     if (min < BLE_GAP_CP_MIN_CONN_INTVL_MIN) min = BLE_GAP_CP_MIN_CONN_INTVL_MIN;
     if (max < min) max = min;
     if (max > BLE_GAP_CP_MAX_CONN_INTVL_MAX) max = BLE_GAP_CP_MAX_CONN_INTVL_MAX;
     if (min > max) min = max;
+    uint32_t latency = in->latency > BLE_GAP_CP_SLAVE_LATENCY_MAX ? BLE_GAP_CP_SLAVE_LATENCY_MAX : in->latency;
+    uint32_t sup;
+    if (in->supervision_timeout_ms) {
+        sup = ms_to_10ms(in->supervision_timeout_ms);
+    } else {
+        sup = DEFAULT_SUP_TIMEOUT_10MS;
+        /* sup * 4 > (1 + latency) * max, both sides in 2.5 ms units */
+        uint32_t least = (1u + latency) * max / 4u + 1u;
+        if (sup < least) sup = least;
+    }
+    if (sup < BLE_GAP_CP_CONN_SUP_TIMEOUT_MIN) sup = BLE_GAP_CP_CONN_SUP_TIMEOUT_MIN;
+    if (sup > BLE_GAP_CP_CONN_SUP_TIMEOUT_MAX) sup = BLE_GAP_CP_CONN_SUP_TIMEOUT_MAX;
     out->min_conn_interval = (uint16_t)min;
     out->max_conn_interval = (uint16_t)max;
-    out->slave_latency = in->latency;
-    out->conn_sup_timeout = in->supervision_timeout_ms ? ms_to_10ms(in->supervision_timeout_ms)
-                                                       : DEFAULT_SUP_TIMEOUT_10MS;
+    out->slave_latency = (uint16_t)latency;
+    out->conn_sup_timeout = (uint16_t)sup;
 }
 
 /* nRF52840 radio steps (dBm); a request between steps gets the next lower one. */
@@ -123,9 +142,32 @@ static int adv_type(const bb_adv_params_t *p, uint8_t *out)
     return 0;
 }
 
+/* Which data the PDU type carries (ble_gap.h BLE_GAP_ADV_TYPES): directed legacy advertising
+ * has no advertising data, extended scannable advertising only scan-response data, and only
+ * scannable types take a scan response. */
+static bool type_has_adv_data(uint8_t t)
+{
+    return t != BLE_GAP_ADV_TYPE_CONNECTABLE_NONSCANNABLE_DIRECTED &&
+           t != BLE_GAP_ADV_TYPE_CONNECTABLE_NONSCANNABLE_DIRECTED_HIGH_DUTY_CYCLE &&
+           t != BLE_GAP_ADV_TYPE_EXTENDED_NONCONNECTABLE_SCANNABLE_UNDIRECTED &&
+           t != BLE_GAP_ADV_TYPE_EXTENDED_NONCONNECTABLE_SCANNABLE_DIRECTED;
+}
+
+static bool type_is_scannable(uint8_t t)
+{
+    return t == BLE_GAP_ADV_TYPE_CONNECTABLE_SCANNABLE_UNDIRECTED ||
+           t == BLE_GAP_ADV_TYPE_NONCONNECTABLE_SCANNABLE_UNDIRECTED ||
+           t == BLE_GAP_ADV_TYPE_EXTENDED_NONCONNECTABLE_SCANNABLE_UNDIRECTED ||
+           t == BLE_GAP_ADV_TYPE_EXTENDED_NONCONNECTABLE_SCANNABLE_DIRECTED;
+}
+
 int bb_port_gap_advertise_start(const bb_adv_params_t *p)
 {
-    uint16_t max = p->extended ? BB_MAX_ADV_EXT : BB_MAX_ADV_LEGACY;
+    /* Data limits: 31 bytes legacy; extended up to BB_MAX_ADV_EXT (the stack takes 255), but
+     * 238 when connectable (BLE_GAP_ADV_SET_DATA_SIZE_EXTENDED_CONNECTABLE_MAX_SUPPORTED). */
+    uint16_t max = !p->extended ? BLE_GAP_ADV_SET_DATA_SIZE_MAX
+                 : p->connectable ? BLE_GAP_ADV_SET_DATA_SIZE_EXTENDED_CONNECTABLE_MAX_SUPPORTED
+                                  : BB_MAX_ADV_EXT;
     if (p->adv_len > max || p->resp_len > max) {
         return -BB_STATUS_E2BIG;
     }
@@ -134,6 +176,9 @@ int bb_port_gap_advertise_start(const bb_adv_params_t *p)
     int err = adv_type(p, &ap.properties.type);
     if (err) {
         return err;
+    }
+    if (p->adv_len && !type_has_adv_data(ap.properties.type)) {
+        return -BB_STATUS_EINVAL; /* directed legacy or extended scannable: no advertising data */
     }
     /* Parameters of a running set cannot change: stop, then configure afresh. */
     if (s_advertising) {
@@ -153,13 +198,17 @@ int bb_port_gap_advertise_start(const bb_adv_params_t *p)
         ap.p_peer_addr = &s_adv_peer;
     }
 
+    /* The stack reads these buffers while it advertises: static, and written only while the
+     * set is stopped. */
     memcpy(s_adv_data, p->adv_data, p->adv_len);
     memcpy(s_resp_data, p->resp_data, p->resp_len);
     ble_gap_adv_data_t data;
     memset(&data, 0, sizeof data);
-    data.adv_data.p_data = p->adv_len ? s_adv_data : NULL;
-    data.adv_data.len = p->adv_len;
-    if (p->scannable && p->resp_len) {
+    if (p->adv_len) {
+        data.adv_data.p_data = s_adv_data;
+        data.adv_data.len = p->adv_len;
+    }
+    if (p->resp_len && type_is_scannable(ap.properties.type)) { /* legacy ADV_IND is scannable */
         data.scan_rsp_data.p_data = s_resp_data;
         data.scan_rsp_data.len = p->resp_len;
     }
@@ -297,25 +346,26 @@ int bb_port_gap_connect(const bb_connect_params_t *p)
     bb_nrf_addr_to_sd(&peer, &p->peer);
     ble_gap_scan_params_t sp;
     memset(&sp, 0, sizeof sp);
+    sp.extended = 1; /* also connect to a peer that advertises with extended PDUs only */
     sp.filter_policy = BLE_GAP_SCAN_FP_ACCEPT_ALL;
     sp.scan_phys = BLE_GAP_PHY_1MBPS;
-    sp.interval = 0x00A0; /* 100 ms */
-    sp.window = 0x0050;   /* 50 ms */
-    sp.timeout = ms_to_10ms(p->scan_duration_ms);
+    sp.interval = CONNECT_SCAN_INTERVAL_625US;
+    sp.window = CONNECT_SCAN_WINDOW_625US;
+    sp.timeout = ms_to_10ms(p->scan_duration_ms); /* 10 ms units, 0: until cancelled */
     ble_gap_conn_params_t cp;
     conn_params_to_sd(&cp, &p->conn);
     bool was_scanning = s_scanning;
     int err = bb_nrf_err(sd_ble_gap_connect(&peer, &sp, &cp, BB_NRF_CONN_CFG_TAG));
+    if (was_scanning) {
+        /* ble_gap.h: sd_ble_gap_connect stops a running scan, even when it returns an error. */
+        s_scanning = false;
+        (void)bb_on_scan_done();
+    }
     if (err) {
         return err;
     }
     s_connecting = true;
     s_connect_peer = p->peer;
-    if (was_scanning) {
-        /* sd_ble_gap_connect ends a running scan. */
-        s_scanning = false;
-        (void)bb_on_scan_done();
-    }
     return 0;
 }
 
@@ -379,8 +429,9 @@ static int on_connected(const ble_gap_evt_t *g)
 {
     bb_nrf_conn_t *c = conn_add(g);
     if (!c) {
-        /* More links than this port tracks (cannot happen with matching configuration). */
-        (void)sd_ble_gap_disconnect(g->conn_handle, BLE_HCI_STATUS_CODE_LMP_ERROR_TRANSACTION_COLLISION);
+        /* More links than this port tracks (cannot happen with matching configuration).
+         * sd_ble_gap_disconnect takes only these two HCI reasons. */
+        (void)sd_ble_gap_disconnect(g->conn_handle, BLE_HCI_REMOTE_USER_TERMINATED_CONNECTION);
         return 0;
     }
     int r;
@@ -437,6 +488,7 @@ static int on_disconnected(const ble_gap_evt_t *g)
         r = bb_on_peripheral_disconnect(c->handle, &c->peer, g->params.disconnected.reason);
     }
     if (r == -BB_STATUS_ENOMEM) return r;
+    bb_nrf_gatts_conn_closed(c->handle);
     c->used = false;
     return 0;
 }
@@ -488,8 +540,12 @@ int bb_nrf_gap_on_event(const ble_evt_t *evt)
         return r == -BB_STATUS_ENOMEM ? r : 0;
     }
     case BLE_GAP_EVT_CONN_PARAM_UPDATE_REQUEST:
-        /* As central: accept what the peripheral asks for. */
-        (void)sd_ble_gap_conn_param_update(g->conn_handle, &g->params.conn_param_update_request.conn_params);
+        /* As central: accept what the peripheral asks for; parameters the stack refuses are
+         * rejected (NULL) so the peripheral's request gets an answer either way. */
+        if (sd_ble_gap_conn_param_update(g->conn_handle, &g->params.conn_param_update_request.conn_params) !=
+            NRF_SUCCESS) {
+            (void)sd_ble_gap_conn_param_update(g->conn_handle, NULL);
+        }
         return 0;
     case BLE_GAP_EVT_PHY_UPDATE_REQUEST: {
         const ble_gap_phys_t phys = {BLE_GAP_PHY_AUTO, BLE_GAP_PHY_AUTO};
@@ -497,8 +553,12 @@ int bb_nrf_gap_on_event(const ble_evt_t *evt)
         return 0;
     }
     case BLE_GAP_EVT_DATA_LENGTH_UPDATE_REQUEST:
-        /* NULL: let the SoftDevice pick the largest data length its configuration allows. */
-        (void)sd_ble_gap_data_length_update(g->conn_handle, NULL, NULL);
+        /* NULL: the largest data length the configuration allows. Should the event length not
+         * hold it, answer with the 27-byte minimum rather than leave the request open. */
+        if (sd_ble_gap_data_length_update(g->conn_handle, NULL, NULL) != NRF_SUCCESS) {
+            const ble_gap_data_length_params_t dl = {27, 27, BLE_GAP_DATA_LENGTH_AUTO, BLE_GAP_DATA_LENGTH_AUTO};
+            (void)sd_ble_gap_data_length_update(g->conn_handle, &dl, NULL);
+        }
         return 0;
     default:
         return 0;

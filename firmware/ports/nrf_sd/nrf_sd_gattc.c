@@ -59,7 +59,7 @@ static int finish(bb_nrf_conn_t *c, uint16_t status)
     case BB_NRF_GATTC_READ: r = bb_on_gattc_read_done(c->handle, c->gattc_handle, status); break;
     case BB_NRF_GATTC_WRITE:
     case BB_NRF_GATTC_WRITE_LONG: r = bb_on_gattc_write_done(c->handle, c->gattc_handle, status); break;
-    default: break;
+    default: break; /* CANCELLING: its write was reported when the cancel went out */
     }
     if (r == -BB_STATUS_ENOMEM) {
         return r;
@@ -291,9 +291,15 @@ int bb_port_gattc_read(uint16_t conn, uint16_t value_handle)
     return 0;
 }
 
+/* A long read collects Read Blob responses in s_long_buf. Held-event stages: 0 nothing done,
+ * 1 this response appended (a re-run must not append it twice), 2 the value reported. */
 static int on_read_rsp(bb_nrf_conn_t *c, const ble_gattc_evt_t *e)
 {
     const ble_gattc_evt_read_rsp_t *r = &e->params.read_rsp;
+    if (c->gattc_op != BB_NRF_GATTC_READ && c->gattc_op != BB_NRF_GATTC_SERVICES &&
+        c->gattc_op != BB_NRF_GATTC_CHARACTERISTICS) {
+        return 0; /* no read of ours is running */
+    }
     if (c->gattc_op != BB_NRF_GATTC_READ) {
         /* A declaration read for UUID resolution. */
         if (c->disc_idx < c->disc_count) {
@@ -328,10 +334,13 @@ static int on_read_rsp(bb_nrf_conn_t *c, const ble_gattc_evt_t *e)
                 return 0;
             }
         }
+        bb_nrf_stage = 1;
+    }
+    if (bb_nrf_stage == 1) {
         if (bb_on_gattc_read_result(c->handle, c->gattc_handle, s_long_buf, s_long_len) == -BB_STATUS_ENOMEM) {
             return -BB_STATUS_ENOMEM;
         }
-        bb_nrf_stage = 1;
+        bb_nrf_stage = 2;
     }
     return finish(c, 0);
 }
@@ -402,18 +411,37 @@ int bb_port_gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *dat
     return 0;
 }
 
+/* Held-event stages for a failed Prepare Write: 0 nothing done, 1 the cancelling Execute
+ * Write sent (its response then ends BB_NRF_GATTC_CANCELLING without an event). */
 static int on_write_rsp(bb_nrf_conn_t *c, const ble_gattc_evt_t *e)
 {
+    if (c->gattc_op == BB_NRF_GATTC_CANCELLING) {
+        c->gattc_op = BB_NRF_GATTC_IDLE; /* the server dropped its queue (or could not) */
+        return 0;
+    }
+    if (c->gattc_op != BB_NRF_GATTC_WRITE && c->gattc_op != BB_NRF_GATTC_WRITE_LONG) {
+        return 0;
+    }
     if (e->gatt_status != BLE_GATT_STATUS_SUCCESS) {
-        if (c->gattc_op == BB_NRF_GATTC_WRITE_LONG && e->params.write_rsp.write_op == BLE_GATT_OP_PREP_WRITE_REQ) {
+        bool cancel = c->gattc_op == BB_NRF_GATTC_WRITE_LONG &&
+                      e->params.write_rsp.write_op == BLE_GATT_OP_PREP_WRITE_REQ;
+        if (cancel && bb_nrf_stage == 0) {
             /* Drop what the server queued so far; the done event reports the failure. */
             ble_gattc_write_params_t wp;
             memset(&wp, 0, sizeof wp);
             wp.write_op = BLE_GATT_OP_EXEC_WRITE_REQ;
             wp.flags = BLE_GATT_EXEC_WRITE_FLAG_PREPARED_CANCEL;
-            (void)sd_ble_gattc_write(c->handle, &wp);
+            cancel = sd_ble_gattc_write(c->handle, &wp) == NRF_SUCCESS;
+            bb_nrf_stage = cancel ? 1 : 2;
+        } else {
+            cancel = cancel && bb_nrf_stage == 1;
         }
-        return finish(c, bb_nrf_att_status(e->gatt_status));
+        int r = finish(c, bb_nrf_att_status(e->gatt_status));
+        if (r == 0 && cancel) {
+            /* Busy until the cancel's WRITE_RSP, so it cannot end a later procedure. */
+            c->gattc_op = BB_NRF_GATTC_CANCELLING;
+        }
+        return r;
     }
     if (c->gattc_op == BB_NRF_GATTC_WRITE_LONG && e->params.write_rsp.write_op == BLE_GATT_OP_PREP_WRITE_REQ) {
         ble_gattc_write_params_t wp;
@@ -444,11 +472,16 @@ static int on_write_rsp(bb_nrf_conn_t *c, const ble_gattc_evt_t *e)
 
 int bb_port_gattc_exchange_mtu(uint16_t conn)
 {
-    if (!bb_nrf_conn(conn)) {
+    bb_nrf_conn_t *c = bb_nrf_conn(conn);
+    if (!c) {
         return -BB_STATUS_ENOTCONN;
     }
-    uint16_t ours = bb_nrf_cfg.mtu > bb_nrf_att_mtu_max ? bb_nrf_att_mtu_max : bb_nrf_cfg.mtu;
-    return bb_nrf_err(sd_ble_gattc_exchange_mtu_request(conn, ours));
+    uint16_t ours = bb_nrf_mtu_ours(c);
+    int err = bb_nrf_err(sd_ble_gattc_exchange_mtu_request(conn, ours));
+    if (err == 0) {
+        c->mtu_ours = ours;
+    }
+    return err;
 }
 
 int bb_nrf_gattc_on_event(const ble_evt_t *evt)
@@ -460,9 +493,11 @@ int bb_nrf_gattc_on_event(const ble_evt_t *evt)
     }
     switch (evt->header.evt_id) {
     case BLE_GATTC_EVT_PRIM_SRVC_DISC_RSP:
+        return c->gattc_op == BB_NRF_GATTC_SERVICES ? on_discovery_rsp(c, e, evt->header.evt_id) : 0;
     case BLE_GATTC_EVT_CHAR_DISC_RSP:
+        return c->gattc_op == BB_NRF_GATTC_CHARACTERISTICS ? on_discovery_rsp(c, e, evt->header.evt_id) : 0;
     case BLE_GATTC_EVT_ATTR_INFO_DISC_RSP:
-        return on_discovery_rsp(c, e, evt->header.evt_id);
+        return c->gattc_op == BB_NRF_GATTC_DESCRIPTORS ? on_discovery_rsp(c, e, evt->header.evt_id) : 0;
     case BLE_GATTC_EVT_READ_RSP:
         return on_read_rsp(c, e);
     case BLE_GATTC_EVT_WRITE_RSP:
@@ -481,7 +516,7 @@ int bb_nrf_gattc_on_event(const ble_evt_t *evt)
         return r == -BB_STATUS_ENOMEM ? r : 0;
     }
     case BLE_GATTC_EVT_EXCHANGE_MTU_RSP: {
-        uint16_t ours = bb_nrf_cfg.mtu > bb_nrf_att_mtu_max ? bb_nrf_att_mtu_max : bb_nrf_cfg.mtu;
+        uint16_t ours = bb_nrf_mtu_ours(c);
         uint16_t theirs = e->params.exchange_mtu_rsp.server_rx_mtu;
         uint16_t eff = theirs < ours ? theirs : ours;
         if (eff < BLE_GATT_ATT_MTU_DEFAULT) eff = BLE_GATT_ATT_MTU_DEFAULT;
@@ -490,8 +525,13 @@ int bb_nrf_gattc_on_event(const ble_evt_t *evt)
         return 0;
     }
     case BLE_GATTC_EVT_TIMEOUT:
-        /* ATT timeout: the bearer is dead (the link will be closed); end the procedure. */
-        return c->gattc_op != BB_NRF_GATTC_IDLE ? finish(c, BB_STATUS_ETIMEDOUT) : 0;
+        /* ATT timeout: the bearer is dead; end the procedure, then the link. */
+        if (c->gattc_op != BB_NRF_GATTC_IDLE && finish(c, BB_STATUS_ETIMEDOUT) == -BB_STATUS_ENOMEM) {
+            return -BB_STATUS_ENOMEM;
+        }
+        c->gattc_op = BB_NRF_GATTC_IDLE;
+        bb_nrf_att_timeout(c->handle);
+        return 0;
     case BLE_GATTC_EVT_WRITE_CMD_TX_COMPLETE: {
         uint8_t n = e->params.write_cmd_tx_complete.count;
         c->wrcmd_inflight = n > c->wrcmd_inflight ? 0 : (uint8_t)(c->wrcmd_inflight - n);

@@ -8,24 +8,31 @@
  * VLOC_STACK a peer write lands in the SoftDevice copy, the core gets it by bb_on_gatts_write,
  * and a host write reaches the SoftDevice by bb_port_gatts_value_changed -> value_set. The cost
  * is a second copy inside the attribute table (BB_NRF_SD_ATTR_TAB_SIZE).
+ *
+ * Every readable attribute is added with read authorisation (rd_auth): each peer read comes to
+ * the port, which answers with the core's current value (so append-mode and truncated values
+ * read back as the core holds them) and asks the host first when the attribute is flagged
+ * READ_AUTHORIZED or config READ_REQUEST is on. READ_REQUEST can change at any time, and the
+ * SoftDevice fixes rd_auth when the attribute is added, hence rd_auth on all of them.
  */
 #include <string.h>
 
 #include "bb_nrf_sd.h"
 
-static bb_nrf_chr_t s_chrs[BB_MAX_CHRS];
-static uint8_t s_chr_count;
+static bb_nrf_attr_t s_attrs[BB_MAX_CHRS + BB_MAX_DSCS];
+static uint16_t s_attr_count;
 static bool s_registered;
 
 /* Peer long writes (Prepare Write queue) are collected here: entries of handle u16, offset u16,
- * len u16, data, terminated by handle 0 (format set by the SoftDevice, see ble_gatts.h). */
+ * len u16, data, terminated by handle 0 (format set by the SoftDevice, see ble_gatts.h). One
+ * link owns the block at a time; other links are refused with Prepare Queue Full. */
 static uint8_t s_qw_mem[BB_NRF_SD_QUEUED_WRITE_BYTES];
 static uint16_t s_qw_owner = BLE_CONN_HANDLE_INVALID;
 static uint16_t s_qw_pos;       /* bytes of the queue already reported (held-event progress) */
 
 void bb_nrf_gatts_reset(void)
 {
-    s_chr_count = 0;
+    s_attr_count = 0;
     s_registered = false;
     s_qw_owner = BLE_CONN_HANDLE_INVALID;
     s_qw_pos = 0;
@@ -36,24 +43,53 @@ bool bb_nrf_gatts_registered(void)
     return s_registered;
 }
 
-static const bb_nrf_chr_t *chr_by_value(uint16_t value_handle)
+void bb_nrf_gatts_conn_closed(uint16_t conn)
 {
-    for (uint8_t i = 0; i < s_chr_count; i++) {
-        if (s_chrs[i].value_handle == value_handle) {
-            return &s_chrs[i];
+    /* Released here too in case no BLE_EVT_USER_MEM_RELEASE comes for a link that dropped in
+     * the middle of a queued write; a new link cannot ask for the block before its CONNECTED. */
+    if (s_qw_owner == conn) {
+        s_qw_owner = BLE_CONN_HANDLE_INVALID;
+        s_qw_pos = 0;
+    }
+}
+
+static const bb_nrf_attr_t *attr_find(uint16_t handle)
+{
+    for (uint16_t i = 0; i < s_attr_count; i++) {
+        if (s_attrs[i].handle == handle) {
+            return &s_attrs[i];
         }
     }
     return NULL;
 }
 
+static const bb_nrf_attr_t *chr_by_value(uint16_t value_handle)
+{
+    const bb_nrf_attr_t *a = attr_find(value_handle);
+    return (a != NULL && a->chr) ? a : NULL;
+}
+
 static bool is_cccd(uint16_t handle)
 {
-    for (uint8_t i = 0; i < s_chr_count; i++) {
-        if (s_chrs[i].cccd_handle == handle) {
+    for (uint16_t i = 0; i < s_attr_count; i++) {
+        if (s_attrs[i].cccd_handle == handle) {
             return true;
         }
     }
     return false;
+}
+
+static int attr_record(uint16_t handle, uint16_t cccd_handle, uint32_t flags, bool chr)
+{
+    if (s_attr_count >= sizeof s_attrs / sizeof s_attrs[0]) {
+        return -BB_STATUS_ENOMEM;
+    }
+    s_attrs[s_attr_count].handle = handle;
+    s_attrs[s_attr_count].cccd_handle = cccd_handle;
+    s_attrs[s_attr_count].flags = flags;
+    s_attrs[s_attr_count].chr = chr;
+    s_attr_count++;
+    return 0;
 }
 
 /* Security mode 1 levels: 1 open, 2 encrypted, 3 encrypted+MITM, 4 LESC encrypted+MITM. */
@@ -83,22 +119,22 @@ static void attr_md(ble_gatts_attr_md_t *md, uint32_t f)
          (f & BB_FLAG_WRITE_LESC) != 0);
     md->vloc = BLE_GATTS_VLOC_STACK;
     md->vlen = (f & BB_FLAG_FIXED_LENGTH) ? 0 : 1;
-    md->rd_auth = (f & BB_FLAG_READ_AUTHORIZED) ? 1 : 0;
+    md->rd_auth = (f & BB_FLAG_READ) ? 1 : 0; /* see the file comment */
     md->wr_auth = 0; /* the protocol has no write authorisation question */
 }
 
-static uint16_t value_max(uint16_t max_len, uint16_t init_len)
+/* Attribute buffer in the SoftDevice (bytes): at least the initial value, at most the stack's
+ * limit for fixed (510) or variable (512) length values. */
+static uint16_t value_max(uint16_t max_len, uint16_t init_len, bool fixed)
 {
+    uint16_t cap = fixed ? BLE_GATTS_FIX_ATTR_LEN_MAX : BLE_GATTS_VAR_ATTR_LEN_MAX;
     uint16_t m = max_len ? max_len : BB_DEFAULT_ATTR_LEN;
     if (m < init_len) m = init_len;
-    return m > BLE_GATTS_VAR_ATTR_LEN_MAX ? BLE_GATTS_VAR_ATTR_LEN_MAX : m;
+    return m > cap ? cap : m;
 }
 
 static int add_chr(uint16_t svc_handle, bb_gatts_chr_t *ch)
 {
-    if (s_chr_count >= BB_MAX_CHRS) {
-        return -BB_STATUS_ENOMEM;
-    }
     ble_uuid_t uuid;
     int err = bb_nrf_uuid_to_sd(&uuid, &ch->uuid);
     if (err) return err;
@@ -114,7 +150,8 @@ static int add_chr(uint16_t svc_handle, bb_gatts_chr_t *ch)
     cmd.char_props.indicate = (f & BB_FLAG_INDICATE) ? 1 : 0;
     cmd.char_props.auth_signed_wr = (f & BB_FLAG_AUTHENTICATED_SIGNED_WRITE) ? 1 : 0;
 
-    /* CCCD: readable by anyone, writable at the characteristic's read security. */
+    /* CCCD: readable by anyone (the stack requires it), writable at the characteristic's read
+     * security, so only a peer allowed to read the value can subscribe to it. */
     ble_gatts_attr_md_t cccd_md;
     memset(&cccd_md, 0, sizeof cccd_md);
     BLE_GAP_CONN_SEC_MODE_SET_OPEN(&cccd_md.read_perm);
@@ -131,12 +168,13 @@ static int add_chr(uint16_t svc_handle, bb_gatts_chr_t *ch)
     memset(&val, 0, sizeof val);
     val.p_uuid = &uuid;
     val.p_attr_md = &vmd;
-    val.max_len = value_max(ch->max_len, ch->init_len);
+    val.max_len = value_max(ch->max_len, ch->init_len, !vmd.vlen);
     val.init_len = ch->init_len > val.max_len ? val.max_len : ch->init_len;
     if (!vmd.vlen) {
         val.init_len = val.max_len; /* fixed length: the whole buffer is the value */
     }
-    /* A fixed-length value is max_len bytes from the start: pad the initial bytes with zeros. */
+    /* A fixed-length value is max_len bytes from the start: pad the initial bytes with zeros.
+     * VLOC_STACK copies the value during the call, so one static buffer serves every add. */
     static uint8_t pad[BLE_GATTS_VAR_ATTR_LEN_MAX];
     val.p_value = (uint8_t *)(uintptr_t)ch->init;
     if (val.init_len > ch->init_len) {
@@ -151,10 +189,8 @@ static int add_chr(uint16_t svc_handle, bb_gatts_chr_t *ch)
     ch->value_handle = h.value_handle;
     ch->decl_handle = (uint16_t)(h.value_handle - 1); /* declaration precedes the value */
     ch->cccd_handle = h.cccd_handle;
-    s_chrs[s_chr_count].value_handle = h.value_handle;
-    s_chrs[s_chr_count].cccd_handle = h.cccd_handle;
-    s_chrs[s_chr_count].flags = f;
-    s_chr_count++;
+    err = attr_record(h.value_handle, h.cccd_handle, f, true);
+    if (err) return err;
 
     for (uint8_t i = 0; i < ch->dsc_count; i++) {
         bb_gatts_dsc_t *d = &ch->dscs[i];
@@ -172,13 +208,15 @@ static int add_chr(uint16_t svc_handle, bb_gatts_chr_t *ch)
         memset(&dv, 0, sizeof dv);
         dv.p_uuid = &du;
         dv.p_attr_md = &dmd;
-        dv.max_len = value_max(d->max_len, d->init_len);
+        dv.max_len = value_max(d->max_len, d->init_len, !dmd.vlen);
         dv.init_len = d->init_len > dv.max_len ? dv.max_len : d->init_len;
         dv.p_value = (uint8_t *)(uintptr_t)d->init;
         if (!dmd.vlen && dv.init_len < dv.max_len) {
             dmd.vlen = 1; /* nothing to fill a fixed descriptor with: keep the given bytes */
         }
         err = bb_nrf_err(sd_ble_gatts_descriptor_add(BLE_GATT_HANDLE_INVALID, &dv, &d->handle));
+        if (err) return err;
+        err = attr_record(d->handle, 0, d->flags, false);
         if (err) return err;
     }
     return 0;
@@ -211,6 +249,7 @@ int bb_port_gatts_register(bb_gatts_svc_t *svcs, uint8_t svc_count)
 
 int bb_port_gatts_value_changed(uint16_t value_handle)
 {
+    /* Fetched now: the core's pool may have moved the value since any earlier call. */
     uint16_t len = 0, max = 0;
     const uint8_t *v = bb_core_gatts_value(value_handle, &len, &max);
     if (!v) {
@@ -220,30 +259,38 @@ int bb_port_gatts_value_changed(uint16_t value_handle)
     return bb_nrf_err(sd_ble_gatts_value_set(BLE_CONN_HANDLE_INVALID, value_handle, &gv));
 }
 
-static bool subscribed(uint16_t conn, uint16_t cccd_handle, uint16_t bit)
+/* CCCD bits a peer wrote (1 notify, 2 indicate); 0 when unknown. */
+static uint16_t cccd_bits(uint16_t conn, uint16_t cccd_handle)
 {
     uint8_t v[2] = {0, 0};
     ble_gatts_value_t gv = {sizeof v, 0, v};
     if (sd_ble_gatts_value_get(conn, cccd_handle, &gv) != NRF_SUCCESS || gv.len < 1) {
-        return false;
+        return 0;
     }
-    return ((uint16_t)(v[0] | (v[1] << 8)) & bit) != 0;
+    return (uint16_t)(v[0] | (v[1] << 8));
 }
 
+/* One notification or indication, cut to ATT_MTU - 3 bytes as one PDU carries. With p_data
+ * set, sd_ble_gatts_hvx also stores those bytes as the stack's copy of the value; peer reads
+ * are answered from the core's value (rd_auth), so that copy is not read back. The stack sends
+ * only to a peer whose CCCD has the matching bit (else NRF_ERROR_INVALID_STATE -> EPERM). */
 static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_t *data, uint16_t len)
 {
     if (type == BLE_GATT_HVX_INDICATION && c->indicate_handle) {
         return -BB_STATUS_EBUSY; /* one indication at a time per link (ATT) */
     }
+    uint16_t room = (uint16_t)(c->att_mtu - 3);
+    uint16_t n = len > room ? room : len;
     ble_gatts_hvx_params_t hp;
     memset(&hp, 0, sizeof hp);
     hp.handle = handle;
     hp.type = type;
-    hp.p_len = &len;
+    hp.p_len = &n;
     hp.p_data = data;
     uint32_t e = sd_ble_gatts_hvx(c->handle, &hp);
     if (e == BLE_ERROR_GATTS_SYS_ATTR_MISSING) {
         (void)sd_ble_gatts_sys_attr_set(c->handle, NULL, 0, 0);
+        n = len > room ? room : len;
         e = sd_ble_gatts_hvx(c->handle, &hp);
     }
     if (e != NRF_SUCCESS) {
@@ -259,31 +306,40 @@ static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_
 
 static int hvx(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len, uint8_t type)
 {
-    const bb_nrf_chr_t *ch = chr_by_value(value_handle);
+    const bb_nrf_attr_t *ch = chr_by_value(value_handle);
     if (!ch) {
         return -BB_STATUS_EINVAL;
     }
-    uint16_t core_len = 0, core_max = 0;
     if (!data) {
-        data = bb_core_gatts_value(value_handle, &core_len, &core_max);
-        len = core_len;
+        uint16_t core_max = 0;
+        data = bb_core_gatts_value(value_handle, &len, &core_max);
+        if (!data) {
+            return -BB_STATUS_EINVAL;
+        }
     }
     if (conn != BB_CONN_NONE) {
         bb_nrf_conn_t *c = bb_nrf_conn(conn);
         return c ? hvx_one(c, type, value_handle, data, len) : -BB_STATUS_ENOTCONN;
     }
-    /* BB_CONN_NONE: every link whose CCCD has the matching bit (1 notify, 2 indicate). */
+    /* BB_CONN_NONE: every link, as its CCCD asks (notification preferred when both bits are
+     * set, as NimBLE does); links not subscribed are skipped. */
     if (!ch->cccd_handle) {
         return 0;
     }
-    uint16_t bit = type == BLE_GATT_HVX_NOTIFICATION ? 1 : 2;
     int first_err = 0;
     for (size_t i = 0; i < BB_NRF_SD_MAX_CONNECTIONS; i++) {
         bb_nrf_conn_t *c = &bb_nrf_conns[i];
-        if (c->used && subscribed(c->handle, ch->cccd_handle, bit)) {
-            int err = hvx_one(c, type, value_handle, data, len);
-            if (err && !first_err) first_err = err;
+        if (!c->used) {
+            continue;
         }
+        uint16_t bits = cccd_bits(c->handle, ch->cccd_handle);
+        uint8_t t = (bits & 1u) ? BLE_GATT_HVX_NOTIFICATION
+                  : (bits & 2u) ? BLE_GATT_HVX_INDICATION : BLE_GATT_HVX_INVALID;
+        if (t == BLE_GATT_HVX_INVALID) {
+            continue;
+        }
+        int err = hvx_one(c, t, value_handle, data, len);
+        if (err && !first_err) first_err = err;
     }
     return first_err;
 }
@@ -298,15 +354,16 @@ int bb_port_gatts_indicate(uint16_t conn, uint16_t value_handle, const uint8_t *
     return hvx(conn, value_handle, data, len, BLE_GATT_HVX_INDICATION);
 }
 
-/* Read authorisation reply: always hand the SoftDevice the core's current value, which the
- * host may have just set while answering the question. */
+/* Read authorisation reply: hand the SoftDevice the core's current value (which the host may
+ * have just set while answering), the stack then answers the requested offset from it. Every
+ * request must be answered or the peer's ATT bearer waits until it times out (30 s). */
 static void read_reply(uint16_t conn, uint16_t handle, uint8_t att_error)
 {
     ble_gatts_rw_authorize_reply_params_t rp;
     memset(&rp, 0, sizeof rp);
     rp.type = BLE_GATTS_AUTHORIZE_TYPE_READ;
     if (att_error) {
-        rp.params.read.gatt_status = (uint16_t)(0x0100u | att_error);
+        rp.params.read.gatt_status = (uint16_t)(BLE_GATT_STATUS_ATTERR_INVALID | att_error);
     } else {
         uint16_t len = 0, max = 0;
         const uint8_t *v = bb_core_gatts_value(handle, &len, &max);
@@ -318,6 +375,32 @@ static void read_reply(uint16_t conn, uint16_t handle, uint8_t att_error)
             rp.params.read.p_data = v;
         }
     }
+    uint32_t e = sd_ble_gatts_rw_authorize_reply(conn, &rp);
+    if (e != NRF_SUCCESS && rp.params.read.update) {
+        /* The core's value does not fit the stack's attribute (a fixed-length value shorter
+         * than its buffer): answer from the stack's copy rather than leave the peer waiting. */
+        rp.params.read.update = 0;
+        rp.params.read.len = 0;
+        rp.params.read.p_data = NULL;
+        e = sd_ble_gatts_rw_authorize_reply(conn, &rp);
+    }
+    if (e != NRF_SUCCESS && e != BLE_ERROR_INVALID_CONN_HANDLE) {
+        (void)bb_log(1, "nrf_sd: read authorisation reply refused by the SoftDevice");
+    }
+}
+
+static void write_auth_reply(uint16_t conn, uint16_t gatt_status, const ble_gatts_evt_write_t *w)
+{
+    ble_gatts_rw_authorize_reply_params_t rp;
+    memset(&rp, 0, sizeof rp);
+    rp.type = BLE_GATTS_AUTHORIZE_TYPE_WRITE;
+    rp.params.write.gatt_status = gatt_status;
+    if (w != NULL) {
+        rp.params.write.update = 1; /* ble_gatts.h: always set for an accepted write */
+        rp.params.write.offset = w->offset;
+        rp.params.write.len = w->len;
+        rp.params.write.p_data = w->data;
+    }
     (void)sd_ble_gatts_rw_authorize_reply(conn, &rp);
 }
 
@@ -326,31 +409,48 @@ static int on_authorize(const ble_gatts_evt_t *e)
     const ble_gatts_evt_rw_authorize_request_t *a = &e->params.authorize_request;
     if (a->type == BLE_GATTS_AUTHORIZE_TYPE_READ) {
         uint16_t h = a->request.read.handle;
-        if (a->request.read.offset > 0) {
-            read_reply(e->conn_handle, h, 0); /* Read Blob continuing an authorised read */
-            return 0;
-        }
+        const bb_nrf_attr_t *attr = attr_find(h);
+        bool ask = attr != NULL && a->request.read.offset == 0 && /* offset > 0: Read Blob */
+                   ((attr->flags & BB_FLAG_READ_AUTHORIZED) || bb_nrf_cfg.read_request ||
+                    bb_core_read_request());
         uint32_t ref = ((uint32_t)e->conn_handle << 16) | h;
-        if (bb_on_question_read(ref, e->conn_handle, h) != 0) {
-            read_reply(e->conn_handle, h, 0); /* no question slot: the safe default, allow */
+        if (!ask || bb_on_question_read(ref, e->conn_handle, h) != 0) {
+            read_reply(e->conn_handle, h, 0); /* not asked, or no question slot: allow */
         }
         return 0;
     }
-    if (a->type == BLE_GATTS_AUTHORIZE_TYPE_WRITE) {
-        /* Not requested by this port (wr_auth 0); answer so the peer is not left waiting. */
-        ble_gatts_rw_authorize_reply_params_t rp;
-        memset(&rp, 0, sizeof rp);
-        rp.type = BLE_GATTS_AUTHORIZE_TYPE_WRITE;
-        rp.params.write.gatt_status = BLE_GATT_STATUS_SUCCESS;
-        rp.params.write.update = 1;
-        (void)sd_ble_gatts_rw_authorize_reply(e->conn_handle, &rp);
+    if (a->type != BLE_GATTS_AUTHORIZE_TYPE_WRITE) {
+        return 0;
     }
-    return 0;
+    const ble_gatts_evt_write_t *w = &a->request.write;
+    switch (w->op) {
+    case BLE_GATTS_OP_PREP_WRITE_REQ:
+        /* A link that got no queue block (another link owns it, BLE_EVT_USER_MEM_REQUEST
+         * answered NULL): the stack hands each Prepare Write here. */
+        write_auth_reply(e->conn_handle, BLE_GATT_STATUS_ATTERR_PREPARE_QUEUE_FULL, NULL);
+        return 0;
+    case BLE_GATTS_OP_EXEC_WRITE_REQ_NOW:
+    case BLE_GATTS_OP_EXEC_WRITE_REQ_CANCEL:
+        write_auth_reply(e->conn_handle, BLE_GATT_STATUS_SUCCESS, NULL); /* nothing was queued */
+        return 0;
+    default:
+        /* Write Request on an attribute with wr_auth, which this port never sets: take it as a
+         * plain write rather than leave it unanswered. */
+        if (!is_cccd(w->handle) &&
+            bb_on_gatts_write(e->conn_handle, w->handle, w->data, w->len, w->offset) == -BB_STATUS_ENOMEM) {
+            return -BB_STATUS_ENOMEM;
+        }
+        write_auth_reply(e->conn_handle, BLE_GATT_STATUS_SUCCESS, w);
+        return 0;
+    }
 }
 
 void bb_nrf_gatts_answer_read(uint32_t port_ref, const bb_answer_t *answer)
 {
-    uint8_t att = answer->timed_out ? 0 : (uint8_t)answer->u;
+    uint8_t att = 0;
+    if (!answer->timed_out && answer->u != 0) {
+        att = answer->u > 0xFFu ? BB_ATT_ERROR_UNLIKELY_ERROR : (uint8_t)answer->u;
+    }
     read_reply((uint16_t)(port_ref >> 16), (uint16_t)(port_ref & 0xFFFFu), att);
 }
 
@@ -411,12 +511,15 @@ int bb_nrf_gatts_on_event(const ble_evt_t *evt)
             s_qw_pos = 0;
             (void)sd_ble_user_mem_reply(conn, &block);
         } else {
-            (void)sd_ble_user_mem_reply(conn, NULL); /* busy: the peer gets an ATT error */
+            /* NULL: this link's Prepare Writes come as write authorisation requests, refused
+             * in on_authorize (the peer sees Prepare Queue Full). */
+            (void)sd_ble_user_mem_reply(conn, NULL);
         }
         return 0;
     }
     case BLE_EVT_USER_MEM_RELEASE:
-        if (evt->evt.common_evt.params.user_mem_release.mem_block.p_mem == s_qw_mem) {
+        if (evt->evt.common_evt.params.user_mem_release.mem_block.p_mem == s_qw_mem &&
+            evt->evt.common_evt.conn_handle == s_qw_owner) {
             s_qw_owner = BLE_CONN_HANDLE_INVALID;
         }
         return 0;
@@ -436,13 +539,15 @@ int bb_nrf_gatts_on_event(const ble_evt_t *evt)
         }
         return 0;
     case BLE_GATTS_EVT_TIMEOUT:
-        /* ATT transaction timeout: the pending indication will never be confirmed. */
+        /* ATT transaction timeout: the pending indication will never be confirmed, and the
+         * bearer is unusable until the link is re-established. */
         c = bb_nrf_conn(e->conn_handle);
         if (c && c->indicate_handle) {
             r = bb_on_gatts_indicate_done(c->handle, c->indicate_handle, BB_STATUS_ETIMEDOUT);
             if (r == -BB_STATUS_ENOMEM) return r;
             c->indicate_handle = 0;
         }
+        bb_nrf_att_timeout(e->conn_handle);
         return 0;
     case BLE_GATTS_EVT_HVN_TX_COMPLETE:
         c = bb_nrf_conn(e->conn_handle);
@@ -452,13 +557,16 @@ int bb_nrf_gatts_on_event(const ble_evt_t *evt)
         }
         return 0;
     case BLE_GATTS_EVT_EXCHANGE_MTU_REQUEST: {
-        uint16_t ours = bb_nrf_cfg.mtu > bb_nrf_att_mtu_max ? bb_nrf_att_mtu_max : bb_nrf_cfg.mtu;
+        c = bb_nrf_conn(e->conn_handle);
+        uint16_t ours = bb_nrf_mtu_ours(c);
         uint16_t theirs = e->params.exchange_mtu_request.client_rx_mtu;
         uint16_t eff = theirs < ours ? theirs : ours;
         if (eff < BLE_GATT_ATT_MTU_DEFAULT) eff = BLE_GATT_ATT_MTU_DEFAULT;
-        if (bb_on_mtu_exchanged(e->conn_handle, eff) == -BB_STATUS_ENOMEM) return -BB_STATUS_ENOMEM;
-        c = bb_nrf_conn(e->conn_handle);
-        if (c) c->att_mtu = eff;
+        if (c && bb_on_mtu_exchanged(c->handle, eff) == -BB_STATUS_ENOMEM) return -BB_STATUS_ENOMEM;
+        if (c) {
+            c->att_mtu = eff;
+            c->mtu_ours = ours;
+        }
         (void)sd_ble_gatts_exchange_mtu_reply(e->conn_handle, ours);
         return 0;
     }

@@ -13,6 +13,7 @@
 
 typedef struct {
     bool used;
+    bool local;           /* we asked for it (l2cap_connect): the host waits for its outcome */
     bool open;            /* setup completed */
     bool tx_busy;         /* tx buffer handed to the SoftDevice */
     bool stalled;         /* the core was told "stalled": owes it a SEND_READY */
@@ -49,7 +50,7 @@ static l2cap_ch_t *ch_alloc(void)
         if (!s_ch[i].used) {
             l2cap_ch_t *ch = &s_ch[i];
             ch->used = true;
-            ch->open = ch->tx_busy = ch->stalled = false;
+            ch->local = ch->open = ch->tx_busy = ch->stalled = false;
             ch->credits = 0;
             return ch;
         }
@@ -92,6 +93,7 @@ int bb_port_l2cap_connect(uint16_t conn, uint16_t psm, uint16_t mtu)
     }
     ch->conn = conn;
     ch->psm = psm;
+    ch->local = true;
     ch->our_mtu = clamp_mtu(mtu);
     ble_l2cap_ch_setup_params_t p;
     setup_params(&p, ch, psm, BLE_L2CAP_CH_STATUS_CODE_SUCCESS);
@@ -138,6 +140,18 @@ int bb_port_l2cap_disconnect(uint16_t conn, uint16_t cid)
     return bb_nrf_err(sd_ble_l2cap_ch_release(conn, cid));
 }
 
+/* Refuse a peer's channel request. The RX parameters are not used for a refusal but are kept
+ * within their documented minimums. */
+static void refuse(uint16_t conn, uint16_t cid, uint16_t status)
+{
+    ble_l2cap_ch_setup_params_t p;
+    memset(&p, 0, sizeof p);
+    p.rx_params.rx_mtu = BLE_L2CAP_MTU_MIN;
+    p.rx_params.rx_mps = BLE_L2CAP_MPS_MIN;
+    p.status = status;
+    (void)sd_ble_l2cap_ch_setup(conn, &cid, &p);
+}
+
 void bb_nrf_l2cap_answer(uint32_t port_ref, const bb_answer_t *answer)
 {
     uint16_t conn = (uint16_t)(port_ref >> 16);
@@ -148,10 +162,17 @@ void bb_nrf_l2cap_answer(uint32_t port_ref, const bb_answer_t *answer)
     }
     uint16_t status = (answer->timed_out || answer->u == 0) ? BLE_L2CAP_CH_STATUS_CODE_SUCCESS
                                                            : (uint16_t)answer->u;
+    if (status != BLE_L2CAP_CH_STATUS_CODE_SUCCESS) {
+        refuse(conn, cid, status);
+        ch->used = false;
+        return;
+    }
     ble_l2cap_ch_setup_params_t p;
     setup_params(&p, ch, ch->psm, status);
     uint16_t local = cid;
-    if (sd_ble_l2cap_ch_setup(conn, &local, &p) != NRF_SUCCESS || status != BLE_L2CAP_CH_STATUS_CODE_SUCCESS) {
+    if (sd_ble_l2cap_ch_setup(conn, &local, &p) != NRF_SUCCESS) {
+        /* The request stays open after an error: answer it with a refusal. */
+        refuse(conn, cid, BLE_L2CAP_CH_STATUS_CODE_NO_RESOURCES);
         ch->used = false;
     }
 }
@@ -163,12 +184,9 @@ static int on_setup_request(const ble_l2cap_evt_t *e)
     if (!ch) {
         ch = (s_listen_psm == rq->le_psm) ? ch_alloc() : NULL;
         if (!ch) {
-            ble_l2cap_ch_setup_params_t p;
-            memset(&p, 0, sizeof p);
-            p.status = s_listen_psm == rq->le_psm ? BLE_L2CAP_CH_STATUS_CODE_NO_RESOURCES
-                                                  : BLE_L2CAP_CH_STATUS_CODE_LE_PSM_NOT_SUPPORTED;
-            uint16_t cid = e->local_cid;
-            (void)sd_ble_l2cap_ch_setup(e->conn_handle, &cid, &p);
+            refuse(e->conn_handle, e->local_cid,
+                   s_listen_psm == rq->le_psm ? BLE_L2CAP_CH_STATUS_CODE_NO_RESOURCES
+                                              : BLE_L2CAP_CH_STATUS_CODE_LE_PSM_NOT_SUPPORTED);
             return 0;
         }
         ch->conn = e->conn_handle;
@@ -198,6 +216,9 @@ static int send_ready_if_owed(l2cap_ch_t *ch)
     return 0;
 }
 
+/* Open channels end with status 0, as a release does; an l2cap_connect still waiting for its
+ * setup ends with ENOTCONN. A channel the peer asked for and the host has not yet accepted was
+ * never reported: it just goes (the answer then finds no channel). */
 int bb_nrf_l2cap_conn_closed(uint16_t conn)
 {
     for (size_t i = 0; i < BB_NRF_SD_L2CAP_CHANNELS; i++) {
@@ -205,8 +226,11 @@ int bb_nrf_l2cap_conn_closed(uint16_t conn)
         if (!ch->used || ch->conn != conn) {
             continue;
         }
-        if (ch->open && bb_on_l2cap_disconnect(conn, ch->cid, ch->psm, 0) == -BB_STATUS_ENOMEM) {
-            return -BB_STATUS_ENOMEM;
+        if (ch->open || ch->local) {
+            uint16_t status = ch->open ? 0 : BB_STATUS_ENOTCONN;
+            if (bb_on_l2cap_disconnect(conn, ch->cid, ch->psm, status) == -BB_STATUS_ENOMEM) {
+                return -BB_STATUS_ENOMEM;
+            }
         }
         ch->used = false;
     }

@@ -25,11 +25,17 @@ bool bb_nrf_active;
 
 static bb_port_caps_t s_caps;
 static uint32_t s_boot_id;
-static uint8_t s_nested_critical;
+static uint8_t s_critical_depth;             /* bb_port_critical_enter nesting */
+static uint8_t s_critical_nested;            /* sd_nvic_critical_region_enter's flag, outermost */
+static bool s_sd_enabled;                    /* sd_softdevice_enable and sd_ble_enable succeeded */
 static bool s_have_static_addr;
 static ble_gap_addr_t s_static_addr;
 static uint8_t s_applied_addr_mode = 0xFF;   /* addr_mode last given to the stack */
 static uint8_t s_conn_count;                 /* links the stack was configured for */
+
+/* A start-up warning raised before bb_core_init() (bb_log would be lost then), sent by the first
+ * bb_nrf_sd_poll(). */
+static char s_boot_log[96];
 
 /* One SoftDevice event, held here until every core callback it causes has been accepted. */
 static uint32_t s_evt_buf[(BLE_EVT_LEN_MAX(BB_NRF_ATT_MTU_MAX) + 3) / 4];
@@ -47,6 +53,8 @@ static const struct {
     uint32_t nrf;
     uint8_t err;
 } s_err_table[] = {
+    {NRF_ERROR_SVC_HANDLER_MISSING, BB_STATUS_EOPNOTSUPP},
+    {NRF_ERROR_INTERNAL, BB_STATUS_EIO},
     {NRF_ERROR_INVALID_PARAM, BB_STATUS_EINVAL},
     {NRF_ERROR_INVALID_ADDR, BB_STATUS_EINVAL},
     {NRF_ERROR_INVALID_FLAGS, BB_STATUS_EINVAL},
@@ -63,16 +71,22 @@ static const struct {
     {NRF_ERROR_RESOURCES, BB_STATUS_EAGAIN},      /* a TX queue is full: retry after TX done */
     {NRF_ERROR_NOT_FOUND, BB_STATUS_ENOENT},
     {NRF_ERROR_NOT_SUPPORTED, BB_STATUS_EOPNOTSUPP},
-    {NRF_ERROR_TIMEOUT, BB_STATUS_ETIMEDOUT},
+    {NRF_ERROR_TIMEOUT, BB_STATUS_ETIMEDOUT},    /* GATT timeout: the link cannot run ATT */
+    {NRF_ERROR_SDM_LFCLK_SOURCE_UNKNOWN, BB_STATUS_EIO},
+    {NRF_ERROR_SDM_INCORRECT_INTERRUPT_CONFIGURATION, BB_STATUS_EIO},
+    {NRF_ERROR_SDM_INCORRECT_CLENR0, BB_STATUS_EIO},
     {BLE_ERROR_NOT_ENABLED, BB_STATUS_EPERM},
     {BLE_ERROR_INVALID_CONN_HANDLE, BB_STATUS_ENOTCONN},
     {BLE_ERROR_INVALID_ATTR_HANDLE, BB_STATUS_EINVAL},
     {BLE_ERROR_INVALID_ADV_HANDLE, BB_STATUS_EINVAL},
     {BLE_ERROR_INVALID_ROLE, BB_STATUS_EPERM},
     {BLE_ERROR_BLOCKED_BY_OTHER_LINKS, BB_STATUS_EBUSY},
+    {BLE_ERROR_GAP_UUID_LIST_MISMATCH, BB_STATUS_EINVAL},
+    {BLE_ERROR_GAP_DISCOVERABLE_WITH_WHITELIST, BB_STATUS_EINVAL},
     {BLE_ERROR_GAP_INVALID_BLE_ADDR, BB_STATUS_EINVAL},
     {BLE_ERROR_GAP_WHITELIST_IN_USE, BB_STATUS_EBUSY},
     {BLE_ERROR_GAP_DEVICE_IDENTITIES_IN_USE, BB_STATUS_EBUSY},
+    {BLE_ERROR_GAP_DEVICE_IDENTITIES_DUPLICATE, BB_STATUS_EINVAL},
     {BLE_ERROR_GATTS_INVALID_ATTR_TYPE, BB_STATUS_EINVAL},
     {BLE_ERROR_GATTS_SYS_ATTR_MISSING, BB_STATUS_EAGAIN},
     {BLE_ERROR_GATTC_PROC_NOT_PERMITTED, BB_STATUS_EPERM},
@@ -91,16 +105,34 @@ int bb_nrf_err(uint32_t nrf_err)
     return -BB_STATUS_EIO;
 }
 
-/* GATT statuses are ATT error codes offset by 0x0100; anything else is an unlikely error. */
+/* GATT statuses 0x0101..0x01FF are ATT error codes offset by 0x0100. 0x0100 (ATTERR_INVALID,
+ * "invalid error code") and BLE_GATT_STATUS_UNKNOWN would read as success once masked: they
+ * become an unlikely error like anything else outside the ATT range. */
 uint8_t bb_nrf_att_status(uint16_t gatt_status)
 {
     if (gatt_status == BLE_GATT_STATUS_SUCCESS) {
         return 0;
     }
-    if ((gatt_status & 0xFF00u) == 0x0100u) {
+    if (gatt_status > BLE_GATT_STATUS_ATTERR_INVALID && gatt_status <= 0x01FFu) {
         return (uint8_t)(gatt_status & 0xFFu);
     }
     return BB_ATT_ERROR_UNLIKELY_ERROR;
+}
+
+uint16_t bb_nrf_mtu_ours(bb_nrf_conn_t *c)
+{
+    if (c != NULL && c->mtu_ours != 0) {
+        return c->mtu_ours;
+    }
+    uint16_t m = bb_nrf_cfg.mtu > bb_nrf_att_mtu_max ? bb_nrf_att_mtu_max : bb_nrf_cfg.mtu;
+    return m < BLE_GATT_ATT_MTU_DEFAULT ? BLE_GATT_ATT_MTU_DEFAULT : m;
+}
+
+void bb_nrf_att_timeout(uint16_t conn)
+{
+    /* ble_gattc.h/ble_gatts.h: after a GATT timeout "no new GATT procedure can be performed
+     * without reestablishing the connection"; DISCONNECTED follows and reports the rest. */
+    (void)sd_ble_gap_disconnect(conn, BLE_HCI_REMOTE_USER_TERMINATED_CONNECTION);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -234,36 +266,54 @@ static void sd_fault(uint32_t id, uint32_t pc, uint32_t info)
     NVIC_SystemReset();
 }
 
-/* Links, MTU: the first entry the RAM given to the SoftDevice can hold is used. The linker
- * script of the Adafruit core reserves 0x20000000..0x20006000 for it. */
+/* Links, ATT MTU, attribute table: the first rung the RAM given to the SoftDevice can hold is
+ * used. The Adafruit linker script gives it 0x20000000..__data_start__ (0x20006000), 24 KB. */
 static const struct {
     uint8_t periph, central;
     uint16_t mtu;
+    uint32_t attr_tab;   /* bytes, a multiple of 4 */
 } s_ladder[] = {
-    {BB_NRF_SD_MAX_CONNECTIONS / 2, BB_NRF_SD_MAX_CONNECTIONS - BB_NRF_SD_MAX_CONNECTIONS / 2, BB_NRF_ATT_MTU_MAX},
-    {1, 1, BB_NRF_ATT_MTU_MAX},
-    {1, 1, 128},
-    {1, 1, BLE_GATT_ATT_MTU_DEFAULT},
+    {(BB_NRF_SD_MAX_CONNECTIONS + 1) / 2, BB_NRF_SD_MAX_CONNECTIONS / 2, BB_NRF_ATT_MTU_MAX,
+     (BB_NRF_SD_ATTR_TAB_SIZE + 3u) & ~3u},
+    {BB_NRF_SD_MAX_CONNECTIONS >= 3 ? 2 : 1, 1, BB_NRF_ATT_MTU_MAX, (BB_NRF_SD_ATTR_TAB_SIZE + 3u) & ~3u},
+    {1, 1, BB_NRF_ATT_MTU_MAX, (BB_NRF_SD_ATTR_TAB_SIZE + 3u) & ~3u},
+    {1, 1, 128, (BB_NRF_SD_ATTR_TAB_SIZE + 3u) & ~3u},
+    {1, 1, BLE_GATT_ATT_MTU_DEFAULT, (BB_NRF_SD_ATTR_TAB_SIZE + 3u) & ~3u},
+    {1, 1, BLE_GATT_ATT_MTU_DEFAULT, BLE_GATTS_ATTR_TAB_SIZE_DEFAULT},
 };
 
-static uint32_t stack_configure(uint8_t periph, uint8_t central, uint16_t mtu, uint32_t ram)
+/* sd_ble_cfg_set for one rung. A configuration set again replaces the earlier one (ble.h), so
+ * rungs are tried one after the other on the same enabled SoftDevice. */
+static uint32_t stack_configure(uint8_t periph, uint8_t central, uint16_t mtu, uint32_t attr_tab,
+                                uint32_t ram)
 {
     ble_cfg_t cfg;
     uint32_t e;
 
     memset(&cfg, 0, sizeof cfg);
-    cfg.common_cfg.vs_uuid_cfg.vs_uuid_count = 10;
+    cfg.common_cfg.vs_uuid_cfg.vs_uuid_count = BB_NRF_VS_UUID_COUNT;
     if ((e = sd_ble_cfg_set(BLE_COMMON_CFG_VS_UUID, &cfg, ram)) != NRF_SUCCESS) return e;
 
     memset(&cfg, 0, sizeof cfg);
-    cfg.gap_cfg.role_count_cfg.adv_set_count = 1;
+    cfg.gap_cfg.role_count_cfg.adv_set_count = BLE_GAP_ADV_SET_COUNT_MAX;
     cfg.gap_cfg.role_count_cfg.periph_role_count = periph;
     cfg.gap_cfg.role_count_cfg.central_role_count = central;
-    cfg.gap_cfg.role_count_cfg.central_sec_count = central ? 1 : 0;
+    cfg.gap_cfg.role_count_cfg.central_sec_count = central ? 1 : 0; /* pairings at once as central */
     if ((e = sd_ble_cfg_set(BLE_GAP_CFG_ROLE_COUNT, &cfg, ram)) != NRF_SUCCESS) return e;
 
+    /* Device name: without this the stack takes at most BLE_GAP_DEVNAME_DEFAULT_LEN (31) bytes,
+     * and config GAP_NAME allows BB_MAX_NAME. Stored in the stack (p_value NULL: empty until
+     * config_apply), read-only for peers. */
     memset(&cfg, 0, sizeof cfg);
-    cfg.gatts_cfg.attr_tab_size.attr_tab_size = (BB_NRF_SD_ATTR_TAB_SIZE + 3u) & ~3u;
+    BLE_GAP_CONN_SEC_MODE_SET_NO_ACCESS(&cfg.gap_cfg.device_name_cfg.write_perm);
+    cfg.gap_cfg.device_name_cfg.vloc = BLE_GATTS_VLOC_STACK;
+    cfg.gap_cfg.device_name_cfg.p_value = NULL;
+    cfg.gap_cfg.device_name_cfg.current_len = 0;
+    cfg.gap_cfg.device_name_cfg.max_len = BB_MAX_NAME;
+    if ((e = sd_ble_cfg_set(BLE_GAP_CFG_DEVICE_NAME, &cfg, ram)) != NRF_SUCCESS) return e;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.gatts_cfg.attr_tab_size.attr_tab_size = attr_tab;
     if ((e = sd_ble_cfg_set(BLE_GATTS_CFG_ATTR_TAB_SIZE, &cfg, ram)) != NRF_SUCCESS) return e;
 
     memset(&cfg, 0, sizeof cfg);
@@ -273,7 +323,7 @@ static uint32_t stack_configure(uint8_t periph, uint8_t central, uint16_t mtu, u
     memset(&cfg, 0, sizeof cfg);
     cfg.conn_cfg.conn_cfg_tag = BB_NRF_CONN_CFG_TAG;
     cfg.conn_cfg.params.gap_conn_cfg.conn_count = (uint8_t)(periph + central);
-    cfg.conn_cfg.params.gap_conn_cfg.event_length = 6; /* 7.5 ms of radio time per interval */
+    cfg.conn_cfg.params.gap_conn_cfg.event_length = BB_NRF_EVENT_LENGTH;
     if ((e = sd_ble_cfg_set(BLE_CONN_CFG_GAP, &cfg, ram)) != NRF_SUCCESS) return e;
 
     memset(&cfg, 0, sizeof cfg);
@@ -283,14 +333,15 @@ static uint32_t stack_configure(uint8_t periph, uint8_t central, uint16_t mtu, u
 
     memset(&cfg, 0, sizeof cfg);
     cfg.conn_cfg.conn_cfg_tag = BB_NRF_CONN_CFG_TAG;
-    cfg.conn_cfg.params.gatts_conn_cfg.hvn_tx_queue_size = 4;
+    cfg.conn_cfg.params.gatts_conn_cfg.hvn_tx_queue_size = BB_NRF_HVN_QUEUE;
     if ((e = sd_ble_cfg_set(BLE_CONN_CFG_GATTS, &cfg, ram)) != NRF_SUCCESS) return e;
 
     memset(&cfg, 0, sizeof cfg);
     cfg.conn_cfg.conn_cfg_tag = BB_NRF_CONN_CFG_TAG;
-    cfg.conn_cfg.params.gattc_conn_cfg.write_cmd_tx_queue_size = 4;
+    cfg.conn_cfg.params.gattc_conn_cfg.write_cmd_tx_queue_size = BB_NRF_WRCMD_QUEUE;
     if ((e = sd_ble_cfg_set(BLE_CONN_CFG_GATTC, &cfg, ram)) != NRF_SUCCESS) return e;
 
+    /* One credit-based channel per link; bb_nrf_l2cap keeps BB_NRF_SD_L2CAP_CHANNELS in all. */
     memset(&cfg, 0, sizeof cfg);
     cfg.conn_cfg.conn_cfg_tag = BB_NRF_CONN_CFG_TAG;
     cfg.conn_cfg.params.l2cap_conn_cfg.rx_mps = BB_NRF_L2CAP_MPS;
@@ -301,7 +352,32 @@ static uint32_t stack_configure(uint8_t periph, uint8_t central, uint16_t mtu, u
     return sd_ble_cfg_set(BLE_CONN_CFG_L2CAP, &cfg, ram);
 }
 
+static void usb_power_release_for_sd(void);
 static void usb_power_handover_to_sd(void);
+static void usb_power_back_to_nrfx(void);
+
+static void hex32(char *out, uint32_t v)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    out[0] = '0';
+    out[1] = 'x';
+    for (int i = 0; i < 8; i++) {
+        out[2 + i] = digits[(v >> (28 - 4 * i)) & 0xFu];
+    }
+    out[10] = '\0';
+}
+
+/* Boot-time warning: "<text> <hex>" kept for the first poll. */
+static void boot_log(const char *text, uint32_t value)
+{
+    size_t n = strlen(text);
+    if (n + 12 > sizeof s_boot_log) {
+        n = sizeof s_boot_log - 12;
+    }
+    memcpy(s_boot_log, text, n);
+    s_boot_log[n] = ' ';
+    hex32(s_boot_log + n + 1, value);
+}
 
 static int stack_start(void)
 {
@@ -312,41 +388,55 @@ static int stack_start(void)
         .rc_temp_ctiv = 0,
         .accuracy = NRF_CLOCK_LF_ACCURACY_20_PPM,
     };
-    uint32_t ram_needed = 0;
-    int err = -BB_STATUS_ENOMEM;
+    s_sd_enabled = false;
+    /* POWER belongs to the SoftDevice once enabled; the enable fails with
+     * NRF_ERROR_SDM_INCORRECT_INTERRUPT_CONFIGURATION while TinyUSB's nrfx_power still has
+     * POWER_CLOCK_IRQn enabled. */
+    usb_power_release_for_sd();
+    uint32_t e = sd_softdevice_enable(&clock, sd_fault);
+    if (e != NRF_SUCCESS) {
+        boot_log("nrf_sd: sd_softdevice_enable failed:", e);
+        usb_power_back_to_nrfx();
+        return bb_nrf_err(e);
+    }
+    usb_power_handover_to_sd();
 
-    for (size_t i = 0; i < sizeof s_ladder / sizeof s_ladder[0]; i++) {
-        uint32_t e = sd_softdevice_enable(&clock, sd_fault);
-        if (e != NRF_SUCCESS) {
-            return bb_nrf_err(e);
-        }
-        usb_power_handover_to_sd();
+    uint32_t ram_needed = 0;
+    size_t rung = 0;
+    for (; rung < sizeof s_ladder / sizeof s_ladder[0]; rung++) {
         uint32_t ram = (uint32_t)__data_start__;
-        e = stack_configure(s_ladder[i].periph, s_ladder[i].central, s_ladder[i].mtu, ram);
+        e = stack_configure(s_ladder[rung].periph, s_ladder[rung].central, s_ladder[rung].mtu,
+                            s_ladder[rung].attr_tab, ram);
         if (e == NRF_SUCCESS) {
-            e = sd_ble_enable(&ram);
+            e = sd_ble_enable(&ram);  /* NO_MEM: ram is now the RAM start this rung needs */
         }
         if (e == NRF_SUCCESS) {
-            s_conn_count = (uint8_t)(s_ladder[i].periph + s_ladder[i].central);
-            if (s_conn_count > BB_NRF_SD_MAX_CONNECTIONS) {
-                s_conn_count = BB_NRF_SD_MAX_CONNECTIONS;
-            }
-            bb_nrf_att_mtu_max = s_ladder[i].mtu;
-            err = 0;
             break;
         }
-        if (ram_needed == 0 && e == NRF_ERROR_NO_MEM) {
-            ram_needed = ram; /* sd_ble_enable reports the RAM start this configuration needs */
+        if (ram_needed == 0 && e == NRF_ERROR_NO_MEM && ram > (uint32_t)__data_start__) {
+            ram_needed = ram;
         }
-        err = bb_nrf_err(e);
+        if (e != NRF_ERROR_NO_MEM && e != NRF_ERROR_RESOURCES) {
+            break;  /* not a size problem (RESOURCES: L2CAP channels over all links) */
+        }
+    }
+    if (e != NRF_SUCCESS) {
+        boot_log("nrf_sd: sd_ble_enable failed:", e);
         (void)sd_softdevice_disable();
+        usb_power_back_to_nrfx();
+        return bb_nrf_err(e);
     }
-    if (err) {
-        return err;
+    s_conn_count = (uint8_t)(s_ladder[rung].periph + s_ladder[rung].central);
+    if (s_conn_count > BB_NRF_SD_MAX_CONNECTIONS) {
+        s_conn_count = BB_NRF_SD_MAX_CONNECTIONS;
     }
-    if (ram_needed) {
-        bb_log(1, "nrf_sd: SoftDevice RAM too small for the full link count; fewer links enabled");
+    bb_nrf_att_mtu_max = s_ladder[rung].mtu;
+    if (rung > 0) {
+        boot_log(ram_needed ? "nrf_sd: SoftDevice RAM too small, fewer links/MTU/attributes; full set needs RAM start"
+                            : "nrf_sd: SoftDevice configuration stepped down, rung",
+                 ram_needed ? ram_needed : (uint32_t)rung);
     }
+    s_sd_enabled = true;
     /* The SoftDevice raises SD_EVT_IRQn; events are pulled in loop(), so it stays masked. */
     (void)sd_nvic_DisableIRQ(SD_EVT_IRQn);
 
@@ -370,6 +460,7 @@ static int stack_start(void)
 int bb_nrf_stack_restart(void)
 {
     (void)sd_softdevice_disable();
+    s_sd_enabled = false;
     int err = stack_start();
     if (err == 0) {
         err = bb_port_config_apply(&bb_nrf_cfg);
@@ -391,9 +482,35 @@ void bb_nrf_usb_power_event(uint32_t nrfx_power_usb_evt)
     tusb_hal_nrf_power_event(nrfx_power_usb_evt);
 }
 
-/* Before the SoftDevice is enabled TinyUSB watches USB power through nrfx_power; afterwards the
- * SoftDevice owns POWER and reports the same three events as SoC events. A READY that happened
- * before the switch would be lost, so it is replayed when the pull-up is not yet on. */
+/* Before the SoftDevice is enabled TinyUSB watches USB power through nrfx_power (Adafruit core,
+ * usb_hardware_init); POWER is a SoftDevice peripheral, so that driver lets go of it first. */
+static void usb_power_release_for_sd(void)
+{
+    nrfx_power_usbevt_disable();
+    nrfx_power_usbevt_uninit();
+    nrfx_power_uninit();
+}
+
+/* Without a SoftDevice (it failed to start): USB power events back through nrfx_power, as
+ * before, so unplugging and plugging the host still works. */
+static void usb_power_event_nrfx(nrfx_power_usb_evt_t event)
+{
+    bb_nrf_usb_power_event((uint32_t)event);
+}
+
+static void usb_power_back_to_nrfx(void)
+{
+    const nrfx_power_config_t pc = {0};
+    (void)nrfx_power_init(&pc);
+    const nrfx_power_usbevt_config_t uc = {.handler = usb_power_event_nrfx};
+    nrfx_power_usbevt_init(&uc);
+    nrfx_power_usbevt_enable();
+}
+
+/* Afterwards the SoftDevice owns POWER and reports the same three events as SoC events. A READY
+ * that happened before the switch would be lost, so it is replayed when the pull-up is not yet
+ * on. USB needs the HFXO: with the SoftDevice enabled it runs only while requested through it
+ * (a SoftDevice restart resets the clock requests it had). */
 static void usb_power_handover_to_sd(void)
 {
     (void)sd_power_usbdetected_enable(1);
@@ -401,6 +518,9 @@ static void usb_power_handover_to_sd(void)
     (void)sd_power_usbremoved_enable(1);
     uint32_t status = 0;
     (void)sd_power_usbregstatus_get(&status);
+    if (NRF_USBD->ENABLE) {
+        (void)sd_clock_hfclk_request();
+    }
     if ((status & POWER_USBREGSTATUS_OUTPUTRDY_Msk) && NRF_USBD->USBPULLUP == 0) {
         bb_nrf_usb_power_event(NRFX_POWER_USB_EVT_READY);
     }
@@ -458,6 +578,13 @@ static int dispatch(const ble_evt_t *evt)
 
 void bb_nrf_sd_poll(void)
 {
+    if (s_boot_log[0] != '\0') {
+        (void)bb_log(1, s_boot_log);
+        s_boot_log[0] = '\0';
+    }
+    if (!s_sd_enabled) {
+        return;
+    }
     soc_events_poll();
     for (;;) {
         if (!s_evt_held) {
@@ -481,28 +608,30 @@ void bb_nrf_sd_poll(void)
 
 int bb_port_init(void)
 {
+    /* The core applies no configuration at boot: start from the same defaults it reports. */
+    bb_config_defaults(&bb_nrf_cfg);
     int err = stack_start();
-    if (err) {
-        return err;
-    }
     /* boot_id: 4 bytes from the SoftDevice's RNG pool (filled by the RNG peripheral). */
-    uint8_t avail = 0;
-    for (int tries = 0; tries < 1000 && avail < 4; tries++) {
-        (void)sd_rand_application_bytes_available_get(&avail);
-    }
     uint8_t r[4] = {0};
-    (void)sd_rand_application_vector_get(r, sizeof r);
+    if (err == 0) {
+        uint8_t avail = 0;
+        for (int tries = 0; tries < 1000 && avail < sizeof r; tries++) {
+            (void)sd_rand_application_bytes_available_get(&avail);
+        }
+        (void)sd_rand_application_vector_get(r, sizeof r);
+    }
     s_boot_id = (uint32_t)r[0] | ((uint32_t)r[1] << 8) | ((uint32_t)r[2] << 16) | ((uint32_t)r[3] << 24);
     if (s_boot_id == 0) {
         s_boot_id = NRF_FICR->DEVICEID[0] ^ NRF_RTC1->COUNTER;
     }
-    if (bb_nrf_lesc_init() != 0 || bb_nrf_sec_init() != 0) {
-        bb_log(1, "nrf_sd: CryptoCell unavailable, LE Secure Connections disabled");
+    int le = bb_nrf_lesc_init();
+    if (le == 0) {
+        le = bb_nrf_sec_init();
     }
-    bb_nrf_cfg.mtu = bb_nrf_att_mtu_max;
-    bb_nrf_cfg.io = BB_IO_NO_INPUT_OUTPUT;
-    bb_nrf_cfg.addr_mode = BB_ADDR_MODE_RANDOM;
-    return 0;
+    if (le != 0 && s_boot_log[0] == '\0') {
+        boot_log("nrf_sd: CryptoCell unavailable, LE Secure Connections off; errno", (uint32_t)-le);
+    }
+    return err ? err : bb_port_config_apply(&bb_nrf_cfg);
 }
 
 const bb_port_caps_t *bb_port_caps(void)
@@ -527,14 +656,26 @@ uint32_t bb_port_boot_id(void)
     return s_boot_id;
 }
 
+/* Nesting is counted here: sd_nvic_critical_region_enter reports "nested" through one flag per
+ * call, and a single stored flag overwritten by an inner enter would keep interrupts masked
+ * after the outer exit. */
 void bb_port_critical_enter(void)
 {
-    (void)sd_nvic_critical_region_enter(&s_nested_critical);
+    uint8_t nested = 0;
+    (void)sd_nvic_critical_region_enter(&nested);
+    if (s_critical_depth++ == 0) {
+        s_critical_nested = nested;
+    }
 }
 
 void bb_port_critical_exit(void)
 {
-    (void)sd_nvic_critical_region_exit(s_nested_critical);
+    if (s_critical_depth == 0) {
+        return;
+    }
+    if (--s_critical_depth == 0) {
+        (void)sd_nvic_critical_region_exit(s_critical_nested);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -544,6 +685,16 @@ void bb_port_critical_exit(void)
 int bb_port_ble_activate(bool on)
 {
     if (on) {
+        if (!s_sd_enabled) {
+            /* Start-up failed (logged at boot): try once more, the caller sees why not. */
+            int err = stack_start();
+            if (err == 0) {
+                err = bb_port_config_apply(&bb_nrf_cfg);
+            }
+            if (err) {
+                return err;
+            }
+        }
         bb_nrf_active = true;
         return 0;
     }
@@ -558,10 +709,7 @@ int bb_port_ble_activate(bool on)
 int bb_port_reset(void)
 {
     bb_nrf_active = false;
-    memset(&bb_nrf_cfg, 0, sizeof bb_nrf_cfg);
-    bb_nrf_cfg.mtu = bb_nrf_att_mtu_max;
-    bb_nrf_cfg.io = BB_IO_NO_INPUT_OUTPUT;
-    bb_nrf_cfg.addr_mode = BB_ADDR_MODE_RANDOM;
+    bb_config_defaults(&bb_nrf_cfg);
     s_have_static_addr = false;
     return bb_nrf_stack_restart();
 }
@@ -600,6 +748,9 @@ int bb_port_config_apply(const bb_config_t *cfg)
     if (bb_nrf_cfg.mtu < BLE_GATT_ATT_MTU_DEFAULT) {
         bb_nrf_cfg.mtu = BLE_GATT_ATT_MTU_DEFAULT;
     }
+    if (!s_sd_enabled) {
+        return 0; /* kept: applied by bb_nrf_stack_restart / ble_activate when the stack starts */
+    }
     ble_gap_conn_sec_mode_t name_perm;
     BLE_GAP_CONN_SEC_MODE_SET_NO_ACCESS(&name_perm); /* peers may read, not rename */
     const char *nul = memchr(bb_nrf_cfg.gap_name, 0, sizeof bb_nrf_cfg.gap_name);
@@ -625,14 +776,33 @@ int bb_port_config_apply(const bb_config_t *cfg)
     return 0;
 }
 
+/* The identity address (privacy on or off, ble_gap.h). Without a running SoftDevice: the
+ * static address set by config, else the one the SoftDevice takes at enable, which is the
+ * FICR DEVICEADDR with the two top bits set (random static, ble_gap.h "populated during the IC
+ * manufacturing process"). */
 int bb_port_addr_get(bb_addr_t *out)
 {
-    ble_gap_addr_t a;
-    int err = bb_nrf_err(sd_ble_gap_addr_get(&a));
-    if (err == 0) {
-        bb_nrf_addr_from_sd(out, &a);
+    if (s_sd_enabled) {
+        ble_gap_addr_t a;
+        int err = bb_nrf_err(sd_ble_gap_addr_get(&a));
+        if (err == 0) {
+            bb_nrf_addr_from_sd(out, &a);
+        }
+        return err;
     }
-    return err;
+    out->type = BB_ADDR_TYPE_RANDOM;
+    if (s_have_static_addr) {
+        memcpy(out->addr, s_static_addr.addr, BB_ADDR_LEN);
+        return 0;
+    }
+    uint32_t lo = NRF_FICR->DEVICEADDR[0], hi = NRF_FICR->DEVICEADDR[1];
+    out->addr[0] = (uint8_t)lo;
+    out->addr[1] = (uint8_t)(lo >> 8);
+    out->addr[2] = (uint8_t)(lo >> 16);
+    out->addr[3] = (uint8_t)(lo >> 24);
+    out->addr[4] = (uint8_t)hi;
+    out->addr[5] = (uint8_t)((hi >> 8) | 0xC0u);
+    return 0;
 }
 
 int bb_port_addr_set_static(const uint8_t addr[BB_ADDR_LEN])
@@ -641,7 +811,7 @@ int bb_port_addr_set_static(const uint8_t addr[BB_ADDR_LEN])
     memset(&a, 0, sizeof a);
     a.addr_type = BLE_GAP_ADDR_TYPE_RANDOM_STATIC;
     memcpy(a.addr, addr, BB_ADDR_LEN);
-    int err = bb_nrf_err(sd_ble_gap_addr_set(&a));
+    int err = s_sd_enabled ? bb_nrf_err(sd_ble_gap_addr_set(&a)) : 0; /* else set at enable */
     if (err == 0) {
         s_static_addr = a;
         s_have_static_addr = true;

@@ -257,8 +257,11 @@ static void answer_secret(uint32_t ref, const bb_answer_t *a)
     if (purpose == REF_SEC_INFO) {
         /* Peripheral: the central encrypts with the LTK this side distributed (legacy) or the
          * shared LESC LTK, both kept as own_enc. */
-        (void)sd_ble_gap_sec_info_reply(conn, found ? &c->own_enc.enc_info : NULL, NULL, NULL);
-        if (found) c->bonded = true;
+        if (found && sd_ble_gap_sec_info_reply(conn, &c->own_enc.enc_info, NULL, NULL) == NRF_SUCCESS) {
+            c->bonded = true;
+            return;
+        }
+        (void)sd_ble_gap_sec_info_reply(conn, NULL, NULL, NULL); /* unknown (or unusable) key */
         return;
     }
     if (purpose == REF_ENCRYPT) {
@@ -304,25 +307,64 @@ static uint32_t passkey_value(const uint8_t ascii[BLE_GAP_PASSKEY_LEN])
     return v;
 }
 
+/* A request on a link this port does not track (over the link count, being dropped): answered
+ * with a refusal, since an unanswered one holds the link's security procedure until it times
+ * out. */
+static void refuse_untracked(uint16_t conn, uint16_t evt_id)
+{
+    switch (evt_id) {
+    case BLE_GAP_EVT_SEC_PARAMS_REQUEST:
+        (void)sd_ble_gap_sec_params_reply(conn, BLE_GAP_SEC_STATUS_PAIRING_NOT_SUPP, NULL, NULL);
+        break;
+    case BLE_GAP_EVT_SEC_INFO_REQUEST:
+        (void)sd_ble_gap_sec_info_reply(conn, NULL, NULL, NULL);
+        break;
+    case BLE_GAP_EVT_AUTH_KEY_REQUEST:
+    case BLE_GAP_EVT_PASSKEY_DISPLAY:
+        (void)sd_ble_gap_auth_key_reply(conn, BLE_GAP_AUTH_KEY_TYPE_NONE, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int bb_nrf_sec_on_event(const ble_evt_t *evt)
 {
     const ble_gap_evt_t *g = &evt->evt.gap_evt;
     bb_nrf_conn_t *c = bb_nrf_conn(g->conn_handle);
     if (!c) {
+        refuse_untracked(g->conn_handle, evt->header.evt_id);
         return 0;
     }
     switch (evt->header.evt_id) {
     case BLE_GAP_EVT_SEC_PARAMS_REQUEST: {
+        /* The keyset points into bb_nrf_conns[] and s_own_pk: the SoftDevice writes the keys
+         * there until AUTH_STATUS (the struct itself is copied by the call). */
         ble_gap_sec_keyset_t ks;
         keyset(c, &ks);
         c->pairing = true;
+        uint32_t e;
         if (c->role == BLE_GAP_ROLE_CENTRAL) {
             /* Central: parameters went with sd_ble_gap_authenticate; only keys here. */
-            (void)sd_ble_gap_sec_params_reply(c->handle, BLE_GAP_SEC_STATUS_SUCCESS, NULL, &ks);
+            e = sd_ble_gap_sec_params_reply(c->handle, BLE_GAP_SEC_STATUS_SUCCESS, NULL, &ks);
         } else {
             ble_gap_sec_params_t sp;
             bb_nrf_sec_params(&sp);
-            (void)sd_ble_gap_sec_params_reply(c->handle, BLE_GAP_SEC_STATUS_SUCCESS, &sp, &ks);
+            e = sd_ble_gap_sec_params_reply(c->handle, BLE_GAP_SEC_STATUS_SUCCESS, &sp, &ks);
+        }
+        if (e != NRF_SUCCESS) {
+            /* The request stays open after an error (ble_gap.h): refuse it instead. */
+            (void)sd_ble_gap_sec_params_reply(c->handle, BLE_GAP_SEC_STATUS_UNSPECIFIED, NULL, NULL);
         }
         return 0;
     }
@@ -334,7 +376,8 @@ int bb_nrf_sec_on_event(const ble_evt_t *evt)
         const ble_gap_evt_sec_info_request_t *r = &g->params.sec_info_request;
         uint32_t ref = REF_SEC_INFO | c->handle;
         int q;
-        if (r->master_id.ediv != 0) {
+        /* LESC keys carry EDIV 0 and Rand 0; a legacy LTK has a random EDIV/Rand pair. */
+        if (r->master_id.ediv != 0 || !all_zero(r->master_id.rand, BLE_GAP_SEC_RAND_LEN)) {
             uint8_t mkey[2 + BLE_GAP_SEC_RAND_LEN];
             mkey[0] = (uint8_t)r->master_id.ediv;
             mkey[1] = (uint8_t)(r->master_id.ediv >> 8);

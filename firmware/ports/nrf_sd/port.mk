@@ -3,7 +3,8 @@
 #   make -f firmware/ports/nrf_sd/port.mk firmware-check-nrf_sd \
 #        NRF_HEADERS=/path/to/Adafruit_nRF52_Arduino CMSIS_HEADERS=/path/to/CMSIS/Core/Include
 #
-# Compiles every port source with arm-none-eabi-gcc -fsyntax-only -Wall -Wextra -Werror against
+# Compiles every port source with arm-none-eabi-gcc -Os -Wall -Wextra -Werror (code generated and
+# discarded, so the warnings that need optimisation passes, e.g. -Wmaybe-uninitialized, run) against
 # the SoftDevice S140 6.1.1 headers, the nrfx/MDK headers and the CC310 headers of an
 # Adafruit_nRF52_Arduino checkout (with its libraries/ submodules: Adafruit_nRFCrypto,
 # Adafruit_TinyUSB_Arduino). CMSIS Core headers come separately (PlatformIO's framework-cmsis or
@@ -13,7 +14,10 @@
 
 NRF_SD_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 NRF_SD_CORE := $(NRF_SD_DIR)/../../core
-NRF_SD_ZCBOR ?=
+# zcbor's headers: bb_core.h (bb_core_read_request, bb_config_defaults) includes bb_msg.h. The
+# firmware Makefile exports ZCBOR_DIR; run alone, it is found the same way from PYTHON.
+NRF_SD_PYTHON ?= $(if $(PYTHON),$(PYTHON),python3)
+NRF_SD_ZCBOR ?= $(if $(ZCBOR_DIR),$(ZCBOR_DIR),$(shell $(NRF_SD_PYTHON) -c "import importlib.util as u; s = u.find_spec('zcbor'); print(s.submodule_search_locations[0] if s else '')" 2>/dev/null))
 
 NRF_HEADERS ?=
 CMSIS_HEADERS ?= $(NRF_HEADERS)/../CMSIS/Core/Include
@@ -38,7 +42,8 @@ NRF_SD_VENDOR_INC := \
 	-isystem $(NRF_SD_NORDIC)/nrfx/mdk -isystem $(NRF_SD_NORDIC)/nrfx/soc -isystem $(NRF_SD_NORDIC)/nrfx/drivers/include \
 	-isystem $(NRF_SD_NORDIC)/softdevice/$(NRF_SD_API)/include \
 	-isystem $(NRF_SD_NORDIC)/softdevice/$(NRF_SD_API)/include/nrf52 \
-	-isystem $(NRF_HEADERS)/libraries/Adafruit_nRFCrypto/src
+	-isystem $(NRF_HEADERS)/libraries/Adafruit_nRFCrypto/src \
+	-isystem $(NRF_SD_ZCBOR)/include
 NRF_SD_GLUE_INC := -isystem $(NRF_HEADERS)/cores/nRF5 -isystem $(NRF_HEADERS)/variants/$(NRF_SD_VARIANT) \
 	-isystem $(NRF_HEADERS)/cores/nRF5/freertos/Source/include -isystem $(NRF_HEADERS)/cores/nRF5/freertos/config \
 	-isystem $(NRF_HEADERS)/cores/nRF5/freertos/portable/GCC/nrf52 \
@@ -57,10 +62,11 @@ ifeq ($(strip $(NRF_HEADERS)),)
 else
 	@test -f "$(NRF_SD_NORDIC)/softdevice/$(NRF_SD_API)/include/ble_gap.h" || { echo "firmware-check-nrf_sd: no SoftDevice headers under $(NRF_HEADERS)"; exit 2; }
 	@test -f "$(CMSIS_HEADERS)/core_cm4.h" || { echo "firmware-check-nrf_sd: set CMSIS_HEADERS=<dir with core_cm4.h>"; exit 2; }
+	@test -f "$(NRF_SD_ZCBOR)/include/zcbor_common.h" || { echo "firmware-check-nrf_sd: zcbor not found (PYTHON=<python with zcbor> or NRF_SD_ZCBOR=<zcbor package dir>)"; exit 2; }
 	@command -v $(NRF_SD_CC) >/dev/null || { echo "firmware-check-nrf_sd: $(NRF_SD_CC) not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"; exit 2; }
 	@for f in $(NRF_SD_C_SRCS); do \
 		echo "  CHECK $$f"; \
-		$(NRF_SD_CC) -std=c11 -fsyntax-only $(NRF_SD_WARN) $(NRF_SD_ARCH) $(NRF_SD_DEFS) $(NRF_SD_INC) $$f || exit 1; \
+		$(NRF_SD_CC) -std=c11 -Os -c -o /dev/null $(NRF_SD_WARN) $(NRF_SD_ARCH) $(NRF_SD_DEFS) $(NRF_SD_INC) $$f || exit 1; \
 	done
 	@if [ "$(NRF_SD_CHECK_GLUE)" = 1 ]; then for f in $(NRF_SD_CXX_SRCS); do \
 		echo "  CHECK $$f (Arduino core, TinyUSB)"; \

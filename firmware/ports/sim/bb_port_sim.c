@@ -125,6 +125,11 @@ static void evq_push(const uint8_t *payload, size_t len)
     sim.evq_used += 2 + len;
 }
 
+bool bb_sim_events_queued(void)
+{
+    return sim.evq_off < sim.evq_used;
+}
+
 bool bb_sim_backlogged(void)
 {
     return sim.evq_used - sim.evq_off > sizeof evq / 2;

@@ -21,6 +21,11 @@ bool bb_sim_air_read(void);
  * queue is full (the event is kept and retried). Returns true while events remain queued. */
 bool bb_sim_deliver_events(void);
 
+/* True while air events wait in the queue: held back by a full core queue, or read during a
+ * port call made after the last delivery (they are not on the socket any more, so poll() would
+ * not wake for them). */
+bool bb_sim_events_queued(void);
+
 /* True when the held events fill more than half of the queue: stop reading the air so that it
  * (and Bumble behind it) is held back instead of events being lost. */
 bool bb_sim_backlogged(void);

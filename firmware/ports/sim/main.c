@@ -165,6 +165,9 @@ int main(int argc, char **argv)
         int timeout = LOOP_TICK_MS;
         if (events_held || (!host_present && bb_core_tx_pending())) {
             timeout = 1;
+        } else if (bb_sim_events_queued()) {
+            /* Read during a port call of bb_core_poll or the READ_REQUEST sync: deliver now. */
+            timeout = 0;
         } else if (!watch_pty) {
             timeout = (int)(BB_SIM_HUP_RETRY_MS - (now - hup_since));
             timeout = timeout > LOOP_TICK_MS ? LOOP_TICK_MS : (timeout < 1 ? 1 : timeout);

@@ -318,12 +318,13 @@ class Board:
         self._questions: dict[int, asyncio.Future[Answer]] = {}
         self._passkeys: dict[int, asyncio.Future[tuple[int, int]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Encoded messages for the board not yet written (see _send).
+        self._outbox: list[bytes] = []
         self._reset_state()
 
     def _reset_state(self) -> None:
         self.values: dict[int, bytearray] = {}
         self.attr_flags: dict[int, int] = {}
-        self.attr_max_len: dict[int, int] = {}
         self.adv_set = None
         self.adv_timer: Optional[asyncio.TimerHandle] = None
         self.scanning = False
@@ -353,13 +354,27 @@ class Board:
 
     def emit(self, name: str, *fields: Any) -> None:
         logger.debug("%s <- %s %r", self.name, name, fields)
-        if self.writer.is_closing():
-            return
-        self.writer.write(encode_message([MSG_EVT, name, *fields]))
+        self._send(encode_message([MSG_EVT, name, *fields]))
 
     def respond(self, msg_id: int, err: int, result: Any) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(encode_message([MSG_RSP, msg_id, err, result]))
+        self._send(encode_message([MSG_RSP, msg_id, err, result]))
+
+    def _send(self, frame: bytes) -> None:
+        # Messages produced in one step of the loop (a read's result and its done, a write and
+        # the notification it caused) leave in one socket write, so the board reads them in
+        # one go and the core reports them in one batch, as a stack reports what one radio
+        # event caused. Order is kept: responses and events share this one outbox.
+        if self.writer.is_closing():
+            return
+        self._outbox.append(frame)
+        if len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what is in the outbox now (it is written at the end of the loop step anyway)."""
+        frames, self._outbox = self._outbox, []
+        if frames and not self.writer.is_closing():
+            self.writer.write(b"".join(frames))
 
     async def ask(self, name: str, *fields: Any) -> Answer:
         """Raise a board->host question and wait for its answer (or the safe default)."""
@@ -782,8 +797,10 @@ class Board:
             if not flags & (FLAG["WRITE"] | FLAG["WRITE_NO_RESPONSE"]):
                 raise att.ATT_Error(ATT_ERR["WRITE_NOT_PERMITTED"])
             self._check_lesc(connection, flags & FLAG["WRITE_LESC"])
-            max_len = self.attr_max_len.get(handle, LIMITS["MAX_ATTR_LEN"])
-            if len(value) > max_len:
+            # Only the ATT limit refuses a write here. The registered max_len is not: the
+            # core truncates to the attribute's current buffer, which gatts_set_buffer may have
+            # grown since registration, as MicroPython's stacks do (they never refuse).
+            if len(value) > LIMITS["MAX_ATTR_LEN"]:
                 raise att.ATT_Error(att.ATT_INVALID_ATTRIBUTE_LENGTH_ERROR)
             # The core stores the write (truncation, append mode) and the port sends the
             # stored value back (gatts_value), so this copy only bridges that round trip.
@@ -799,20 +816,21 @@ class Board:
     async def op_gatts_register(self, services: list[Any]) -> list[Any]:
         device = self.dev("gatts_register")
         built: list[tuple[gatt.Service, list[tuple[gatt.Characteristic, list[Any], list[Any]]]]] = []
-        boxes: list[tuple[list[int], int, int, bytes]] = []
+        boxes: list[tuple[list[int], int, bytes]] = []
         for svc_uuid, chrs in services:
             chr_objs = []
-            for chr_uuid, flags, max_len, init, dscs in chrs:
+            # max_len is the core's business (it truncates writes to its buffer): not kept here.
+            for chr_uuid, flags, _max_len, init, dscs in chrs:
                 dsc_objs = []
                 dsc_boxes = []
-                for dsc_uuid, dflags, dmax_len, dinit in dscs:
+                for dsc_uuid, dflags, _dmax_len, dinit in dscs:
                     box = [0]
                     descriptor = gatt.Descriptor(core.UUID.from_bytes(bytes(dsc_uuid)),
                                                  self._permissions(dflags),
                                                  self._value(box))
                     dsc_objs.append(descriptor)
                     dsc_boxes.append(box)
-                    boxes.append((box, dflags, dmax_len, bytes(dinit)))
+                    boxes.append((box, dflags, bytes(dinit)))
                 box = [0]
                 characteristic = gatt.Characteristic(
                     core.UUID.from_bytes(bytes(chr_uuid)),
@@ -821,7 +839,7 @@ class Board:
                     self._value(box),
                     descriptors=dsc_objs,
                 )
-                boxes.append((box, flags, max_len, bytes(init)))
+                boxes.append((box, flags, bytes(init)))
                 chr_objs.append((characteristic, box, dsc_boxes))
             built.append((gatt.Service(core.UUID.from_bytes(bytes(svc_uuid)),
                                        [c for c, _b, _d in chr_objs]), chr_objs))
@@ -836,7 +854,6 @@ class Board:
 
         self.values.clear()
         self.attr_flags.clear()
-        self.attr_max_len.clear()
         result = []
         for service, chr_objs in built:
             chr_results = []
@@ -852,9 +869,8 @@ class Board:
                 chr_results.append([characteristic.handle - 1, characteristic.handle, cccd,
                                     [dbox[0] for dbox in dsc_boxes]])
             result.append([service.handle, chr_results])
-        for box, flags, max_len, init in boxes:
+        for box, flags, init in boxes:
             self.attr_flags[box[0]] = flags
-            self.attr_max_len[box[0]] = max_len or LIMITS["MAX_ATTR_LEN"]
             self.values[box[0]] = bytearray(init)
         return result
 
@@ -1024,15 +1040,16 @@ class Board:
 
     async def op_gattc_write(self, conn: int, handle: int, data: bytes, with_response: bool) -> None:
         connection = self.conn(conn, "gattc_write")
+        # A Write Request or Command carries at most ATT_MTU - 3 value bytes. Longer data is
+        # cut to that, as NimBLE's ATT client does (MicroPython's ble_mtu tests expect it);
+        # Bumble would put the oversized PDU on the link as it is.
+        value = bytes(data[:connection.att_mtu - 3])
         if not with_response:
-            if len(data) > connection.att_mtu - 3:
-                raise AirError(errno.E2BIG, "gattc_write",
-                               f"{len(data)} bytes over ATT MTU {connection.att_mtu} - 3")
-            await connection.gatt_client.write_value(handle, bytes(data), with_response=False)
+            await connection.gatt_client.write_value(handle, value, with_response=False)
             return
 
         async def body(connection: Connection) -> None:
-            await connection.gatt_client.write_value(handle, bytes(data), with_response=True)
+            await connection.gatt_client.write_value(handle, value, with_response=True)
 
         self._gattc(conn, "gattc_write", "GATTC_WRITE_DONE", body, handle)
 
@@ -1043,8 +1060,9 @@ class Board:
             raise AirError(errno.EALREADY, "gattc_mtu", "MTU already exchanged")
 
         async def exchange() -> None:
-            mtu = await client.request_mtu(min(self.config.mtu, MAX_ATT_MTU))
-            connection.on_att_mtu_update(mtu)
+            # Bumble's client sets the bearer's MTU itself (Connection.on_att_mtu_update), which
+            # emits the one MTU_EXCHANGED of this side; reporting again here would double it.
+            await client.request_mtu(min(self.config.mtu, MAX_ATT_MTU))
 
         self.spawn(exchange(), "MTU exchange")
 
@@ -1266,6 +1284,7 @@ class Air:
             self._server = None
         for board in list(self.boards.values()):
             await board.power_down()
+            board.flush()
             board.writer.close()
         self.boards.clear()
         for peer in list(self.peers.values()):
@@ -1338,6 +1357,7 @@ class Air:
                 if self.boards.get(board.name) is board:
                     del self.boards[board.name]
                 await board.power_down()
+                board.flush()
             writer.close()
             if self._server is not None:
                 self._arm_idle_timer()

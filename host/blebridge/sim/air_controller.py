@@ -14,7 +14,9 @@ never completes. See ../../../../shared/design/SIMULATOR-NOTES.md.
   target, duplicates filtered per scan when asked;
 - only connectable advertising (to us, when directed) completes a pending LE connection;
 - LE Create Connection Cancel completes the pending connection with
-  UNKNOWN_CONNECTION_IDENTIFIER, as a real controller does.
+  UNKNOWN_CONNECTION_IDENTIFIER, as a real controller does;
+- encryption changes are reported with the key size (Encryption Change v2): the stock v1
+  event has none, so Bumble's host records 0 bytes for every encrypted link.
 A stock controller on the same link still sees our PDUs (``AirAdvPdu`` is an ``AdvExtInd``).
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import dataclasses
 import logging
 
 from bumble import hci, ll
-from bumble.controller import AdvertisingSet, Controller
+from bumble.controller import AdvertisingSet, Connection, Controller
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ EVT_SCANNABLE = 0x02
 EVT_DIRECTED = 0x04
 EVT_SCAN_RESPONSE = 0x08
 EVT_LEGACY = 0x10
+
+#: Encryption key size of an LE link, bytes. Bumble's SMP offers the maximum (16) on both sides
+#: and gives the controller the whole 128-bit LTK, so every encrypted link uses 16.
+LE_ENCRYPTION_KEY_SIZE = 16
 
 
 @dataclasses.dataclass
@@ -164,6 +170,20 @@ class AirController(Controller):
             data=data,
         )
         self.send_hci_packet(hci.HCI_LE_Extended_Advertising_Report_Event([report]))
+
+    # Encryption ----------------------------------------------------------------------------
+    def on_le_encryption_change(self, connection: Connection, status: int) -> None:
+        # Core Vol 4 Part E 7.7.8.1: the v2 event carries the key size; its host handler
+        # stores it on the connection (the v1 handler stores 0).
+        enabled = status == hci.HCI_ErrorCode.SUCCESS
+        self.send_hci_packet(
+            hci.HCI_Encryption_Change_V2_Event(
+                status=status,
+                connection_handle=connection.handle,
+                encryption_enabled=int(enabled),
+                encryption_key_size=LE_ENCRYPTION_KEY_SIZE if enabled else 0,
+            )
+        )
 
     # Connection ----------------------------------------------------------------------------
     def on_hci_le_create_connection_cancel_command(self, _command):

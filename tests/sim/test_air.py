@@ -1,0 +1,119 @@
+"""The air on its own: ops and events as a board's port sees them (no firmware; AirClient)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from air_client import AirClient
+
+from blebridge.protocol import CONSTANTS
+
+FLAG = CONSTANTS["flag"]
+IO = CONSTANTS["io"]
+#: bb_question_kind_t of bb_port.h (the air does not look at it; sent for the record).
+QUESTION_GET_SECRET, QUESTION_SET_SECRET = 3, 4
+INTERVAL_US = 20_000  # explicit 20 ms intervals (SIMULATOR-NOTES.md)
+SVC = bytes(range(16))
+CHR = bytes(range(16, 32))
+#: Key size of every encrypted link on the air (Bumble's SMP always uses 16-byte keys), bytes.
+LE_KEY_SIZE = 16
+#: Just-works pairing on the air takes milliseconds; this only bounds a broken one (s).
+PAIRING_TIMEOUT_S = 5.0
+
+
+@pytest.fixture
+def two_ports(air) -> Iterator[tuple[AirClient, AirClient]]:
+    """Two board ports on the air with their radios on: (peripheral, central)."""
+    ports = [AirClient(air.socket_path, name) for name in ("perry", "cecil")]
+    try:
+        for port in ports:
+            assert port.call("activate", True) is True
+        yield ports[0], ports[1]
+    finally:
+        for port in ports:
+            port.close()
+
+
+def configure_just_works(port: AirClient) -> None:
+    # addr_mode, gap_name, appearance, mtu, bond, mitm, io, le_secure, tx_power
+    port.call("config", 1, port.name, 0, 517, False, False, IO["NO_INPUT_OUTPUT"], True, 0)
+
+
+def register_chr(port: AirClient, max_len: int) -> int:
+    """One writable characteristic registered with ``max_len``; returns its value handle."""
+    result = port.call("gatts_register", [[SVC, [[CHR, FLAG["READ"] | FLAG["WRITE"], max_len,
+                                                   b"", []]]]])
+    return result[0][1][0][1]
+
+
+def connect(peripheral: AirClient, central: AirClient) -> tuple[int, int]:
+    """(conn on the peripheral, conn on the central)."""
+    peripheral.call("adv_start", INTERVAL_US, b"\x02\x01\x06", b"", True, True, False, 0)
+    central.call("connect", peripheral.addr_type, peripheral.addr, 2000)
+    c_conn = central.wait("PERIPHERAL_CONNECT")[0]
+    p_conn = peripheral.wait("CENTRAL_CONNECT")[0]
+    return p_conn, c_conn
+
+
+def answer_secrets(events: list[tuple[str, tuple[Any, ...]]], port: AirClient) -> None:
+    """Answer bond storage questions as a host without bonds does."""
+    for name, fields in events:
+        if name == "GET_SECRET":
+            port.answer(QUESTION_GET_SECRET, fields[0], found=False)
+        elif name == "SET_SECRET":
+            port.answer(QUESTION_SET_SECRET, fields[0], found=True)
+
+
+def test_peer_write_longer_than_registered_max_len_reaches_the_board(two_ports):
+    peripheral, central = two_ports
+    handle = register_chr(peripheral, 20)
+    p_conn, c_conn = connect(peripheral, central)
+    central.call("gattc_mtu", c_conn)
+    central.wait("MTU_EXCHANGED")
+    value = bytes(range(200))
+    central.call("gattc_write", c_conn, handle, value, True)
+    # The core truncates to its (possibly grown) buffer; the air must not refuse the write.
+    assert central.wait("GATTC_WRITE_DONE") == (c_conn, handle, 0)
+    assert peripheral.wait("GATTS_WRITE") == (p_conn, handle, value, 0)
+
+
+def test_peer_write_longer_than_the_att_mtu_is_cut_to_mtu_minus_3(two_ports):
+    peripheral, central = two_ports
+    handle = register_chr(peripheral, 512)
+    p_conn, c_conn = connect(peripheral, central)  # no MTU exchange: ATT MTU 23
+    central.call("gattc_write", c_conn, handle, bytes(range(40)), True)
+    assert central.wait("GATTC_WRITE_DONE") == (c_conn, handle, 0)
+    assert peripheral.wait("GATTS_WRITE") == (p_conn, handle, bytes(range(20)), 0)
+
+
+def test_mtu_exchange_is_reported_once_on_each_side(two_ports):
+    peripheral, central = two_ports
+    p_conn, c_conn = connect(peripheral, central)
+    central.call("gattc_mtu", c_conn)
+    central.wait("MTU_EXCHANGED")
+    central_mtu = [f for n, f in central.drain() if n == "MTU_EXCHANGED"]
+    peripheral_mtu = [f for n, f in peripheral.drain() if n == "MTU_EXCHANGED"]
+    assert central_mtu == []  # the one taken by wait() above was the only one
+    assert peripheral_mtu == [(p_conn, 517)]
+
+
+def test_encryption_update_after_pairing_carries_the_key_size(two_ports):
+    peripheral, central = two_ports
+    for port in (peripheral, central):
+        configure_just_works(port)
+    p_conn, c_conn = connect(peripheral, central)
+    central.call("pair", c_conn)
+    updates: dict[str, tuple[Any, ...]] = {}
+    deadline = time.monotonic() + PAIRING_TIMEOUT_S
+    while len(updates) < 2 and time.monotonic() < deadline:
+        for port in (peripheral, central):
+            events = port.drain(settle=0.1)
+            answer_secrets(events, port)
+            for name, fields in events:
+                if name == "ENCRYPTION_UPDATE":
+                    updates[port.name] = fields
+    # conn, encrypted, authenticated, bonded, key_size
+    assert updates[central.name] == (c_conn, True, False, False, LE_KEY_SIZE)
+    assert updates[peripheral.name] == (p_conn, True, False, False, LE_KEY_SIZE)
