@@ -103,7 +103,7 @@ static uint16_t clamp16(uint16_t len, uint16_t max)
 
 bool bb_core_read_request(void)
 {
-    return bb_core.read_request;
+    return bb_core.cfg.read_request;
 }
 
 static bb_link_t *link_find(uint16_t conn)
@@ -272,6 +272,7 @@ void bb_config_defaults(bb_config_t *cfg)
     cfg->io = BB_IO_NO_INPUT_OUTPUT;
     cfg->le_secure = false;
     cfg->tx_power = 0;
+    cfg->read_request = false;
 }
 
 void bb_core_state_reset(void)
@@ -280,7 +281,6 @@ void bb_core_state_reset(void)
     bb_core_links_clear();
     memset(bb_core.questions, 0, sizeof(bb_core.questions));
     bb_config_defaults(&bb_core.cfg);
-    bb_core.read_request = false;
     bb_core.rxbuf = 0;
     bb_core.scan_rssi_filter = false;
     bb_core.scan_prefix_len = 0;
@@ -311,6 +311,10 @@ void bb_core_init(void)
     tx_len = 1;
     tx_off = 0;
     bb_core_state_reset();
+    /* Ports start from the same settings the core reports (config_get before any config_set). */
+    if (bb_port_config_apply(&bb_core.cfg) < 0) {
+        bb_core.n.port_errors++;
+    }
     bb_core.boot_id = bb_port_boot_id();
     bb_core.boot_ms = bb_port_millis();
     ev_val_t v[3] = {{.u = bb_core.boot_id}, {.u = BB_PROTO_MAJOR}, {.u = BB_PROTO_MINOR}};
@@ -691,6 +695,7 @@ int bb_on_gatts_write(uint16_t conn, uint16_t value_handle, const uint8_t *data,
     ev_val_t v[3] = {{.u = conn}, {.u = value_handle}, {.p = data, .len = clamp16(len, BB_MAX_ATTR_LEN)}};
     bb_port_critical_enter();
     bb_attr_t *a = bb_gatts_attr(value_handle);
+    uint16_t prev_len = a != NULL ? a->len : 0;
     if (a != NULL) {
         uint16_t stored = bb_gatts_peer_write(a, data, len, offset);
         /* Normal mode reports the attribute's new value; append mode reports what this write
@@ -703,6 +708,11 @@ int bb_on_gatts_write(uint16_t conn, uint16_t value_handle, const uint8_t *data,
         }
     }
     int rc = emit_locked(BB_EV_GATTS_WRITE, v);
+    if (rc != 0 && a != NULL && a->append) {
+        /* Not reported, so not kept: a port that holds the write back and delivers it again
+         * must not append it twice. (Normal mode is idempotent: the same bytes land again.) */
+        a->len = prev_len;
+    }
     bb_port_critical_exit();
     return rc;
 }

@@ -1,7 +1,6 @@
 /*
  * Core internals shared by the core's files (bb_core.c: transport, event queue, questions and
- * link tracking; bb_dispatch.c: request handlers) and the C unit tests. Ports use bb_port.h;
- * the only port-facing addition here is bb_core_read_request().
+ * link tracking; bb_dispatch.c: request handlers) and the C unit tests. Ports use bb_port.h.
  */
 #ifndef BB_CORE_H
 #define BB_CORE_H
@@ -54,7 +53,6 @@ typedef struct {
     uint32_t boot_id;
     uint32_t boot_ms;
     bb_config_t cfg;             /* handed to bb_port_config_apply whole */
-    bool read_request;           /* config READ_REQUEST (not in bb_config_t) */
     uint32_t rxbuf;              /* config RXBUF, informational */
     bb_link_t links[BB_MAX_CONNECTIONS];
     bb_chan_t chans[BB_MAX_L2CAP_CHANNELS];
@@ -79,9 +77,6 @@ extern bb_core_t bb_core;
 extern bb_evq_t bb_core_evq;
 extern bb_frame_decoder_t bb_core_rxdec;
 
-/* Port-facing: config READ_REQUEST, i.e. whether the port asks the host (bb_on_question_read)
- * before every peer read. */
-bool bb_core_read_request(void);
 
 /* Dispatch a validated request; writes the result (when OK) to res. Returns a status. */
 int bb_dispatch(const bb_request_t *r, zcbor_state_t *res);
@@ -98,6 +93,5 @@ void bb_core_questions_default_all(void);
 void bb_core_links_clear(void);
 /* The core's state after boot, counters kept: event queue, questions, links, bench, config. */
 void bb_core_state_reset(void);
-void bb_config_defaults(bb_config_t *cfg);
 
 #endif /* BB_CORE_H */

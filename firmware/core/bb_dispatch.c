@@ -303,7 +303,7 @@ static int h_config_get(const bb_request_t *r, zcbor_state_t *res)
     case BB_CONFIG_IO: return put(zcbor_uint32_put(res, c->io));
     case BB_CONFIG_LE_SECURE: return put(zcbor_bool_put(res, c->le_secure));
     case BB_CONFIG_RXBUF: return put(zcbor_uint32_put(res, bb_core.rxbuf));
-    case BB_CONFIG_READ_REQUEST: return put(zcbor_bool_put(res, bb_core.read_request));
+    case BB_CONFIG_READ_REQUEST: return put(zcbor_bool_put(res, bb_core.cfg.read_request));
     case BB_CONFIG_TX_POWER: return put(zcbor_int32_put(res, c->tx_power));
     default: return BB_STATUS_EINVAL;
     }
@@ -357,11 +357,8 @@ static int h_config_set(const bb_request_t *r, zcbor_state_t *res)
         if ((s = want(v, BB_ARG_BOOL)) != BB_STATUS_OK) {
             return s;
         }
-        if (key == BB_CONFIG_READ_REQUEST) {
-            bb_core.read_request = v->v.b;
-            return put_nil(res);
-        }
-        *(key == BB_CONFIG_BOND ? &c.bond : key == BB_CONFIG_MITM ? &c.mitm : &c.le_secure) = v->v.b;
+        *(key == BB_CONFIG_BOND ? &c.bond : key == BB_CONFIG_MITM ? &c.mitm
+          : key == BB_CONFIG_LE_SECURE ? &c.le_secure : &c.read_request) = v->v.b;
         break;
     case BB_CONFIG_TX_POWER:
         if ((s = want(v, BB_ARG_NINT)) != BB_STATUS_OK) {

@@ -174,7 +174,7 @@ static void config_set_mtu_out_of_range_is_einval(void)
     tb_drain();
     TB_CHECK_EQ(tb_rsp(13)->status, BB_STATUS_EINVAL);
     TB_CHECK_EQ(tb_rsp(14)->status, BB_STATUS_EINVAL);
-    TB_CHECK_EQ(fp_count("config_apply"), 0);
+    TB_CHECK_EQ(fp_count("config_apply"), 1); /* only bb_core_init's: refused values never reach the port */
 }
 
 static void config_set_applies_whole_config_to_port(void)

@@ -157,9 +157,9 @@ static void encoder_refuses_too_small_buffer(void)
     TB_CHECK_EQ(bb_frame_encode(payload, 3, out, sizeof(out)), 0);
 }
 
-/* A payload whose payload+CRC is exactly 254 non-zero bytes: one full block then a final 0x01,
- * as in Cheshire and Baker's reference encoder (and host/blebridge/framing.py). */
-static void cobs_254_byte_run_is_full_block_then_final_01(void)
+/* A payload whose payload+CRC is exactly 254 non-zero bytes: one full block and no final 0x01,
+ * the canonical form of host/blebridge/framing.py and tests/vectors/frames.json. */
+static void cobs_254_byte_run_at_end_is_one_full_block_without_final_01(void)
 {
     uint8_t payload[252];
     memset(payload, 0x55, sizeof(payload));
@@ -172,17 +172,17 @@ static void cobs_254_byte_run_is_full_block_then_final_01(void)
     }
     uint8_t out[300];
     size_t n = bb_frame_encode(payload, sizeof(payload), out, sizeof(out));
-    TB_CHECK_EQ(n, 1 + 254 + 1 + 1);
+    TB_CHECK_EQ(n, 1 + 254 + 1);
     TB_CHECK_EQ(out[0], 0xFF);
-    TB_CHECK_EQ(out[255], 0x01);
-    TB_CHECK_EQ(out[256], 0x00);
+    TB_CHECK_EQ(out[255], 0x00);
     setup();
     feed(out, n);
     TB_CHECK_EQ(got.n, 1);
     TB_CHECK_EQ(got.lens[0], sizeof(payload));
 }
 
-static void cobs_decoder_accepts_full_block_without_final_01(void)
+/* Cheshire and Baker's reference encoder ends such data with one more block (0x01). */
+static void cobs_decoder_accepts_full_block_with_final_01(void)
 {
     uint8_t payload[252];
     memset(payload, 0x33, sizeof(payload));
@@ -195,11 +195,13 @@ static void cobs_decoder_accepts_full_block_without_final_01(void)
     }
     uint8_t out[300];
     size_t n = bb_frame_encode(payload, sizeof(payload), out, sizeof(out));
-    out[n - 2] = 0;  /* drop the 0x01 block: FF, 254 bytes, delimiter */
+    out[n - 1] = 0x01;  /* FF, 254 bytes, 01, delimiter */
+    out[n] = 0x00;
     setup();
-    feed(out, n - 1);
+    feed(out, n + 1);
     TB_CHECK_EQ(got.n, 1);
     TB_CHECK_EQ(got.lens[0], sizeof(payload));
+    TB_CHECK_EQ(dec.garbage_bytes, 0);
 }
 
 static void cobs_runs_around_254_roundtrip(void)
@@ -263,8 +265,8 @@ void run_frame_tests(void)
     TB_RUN(frame_of_max_payload_is_accepted);
     TB_RUN(encoder_refuses_payload_over_max_frame);
     TB_RUN(encoder_refuses_too_small_buffer);
-    TB_RUN(cobs_254_byte_run_is_full_block_then_final_01);
-    TB_RUN(cobs_decoder_accepts_full_block_without_final_01);
+    TB_RUN(cobs_254_byte_run_at_end_is_one_full_block_without_final_01);
+    TB_RUN(cobs_decoder_accepts_full_block_with_final_01);
     TB_RUN(cobs_runs_around_254_roundtrip);
     TB_RUN(empty_frames_are_ignored_without_counting);
     TB_RUN(boot_text_before_a_frame_counts_as_garbage);

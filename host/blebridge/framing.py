@@ -121,14 +121,16 @@ class FrameDecoder:
       crc_errors     frames that were valid COBS but failed the CRC check
       garbage_bytes  bytes discarded: invalid COBS, failed CRC, oversize, text on the line
                      (delimiters excluded)
-      oversize       frames discarded because they grew beyond MAX_ENCODED bytes
+      oversize       frames discarded because they grew beyond MAX_ENCODED bytes, or decode
+                     to more than MAX_FRAME bytes of payload
 
     Empty frames (two delimiters in a row) are ignored and not counted. A partial frame is kept
     across feeds but never beyond MAX_ENCODED bytes: past that it is dropped, and everything up
     to the next delimiter is discarded too.
     """
 
-    __slots__ = ("frames", "crc_errors", "garbage_bytes", "oversize", "_buf", "_skipping", "_max")
+    __slots__ = ("frames", "crc_errors", "garbage_bytes", "oversize", "_buf", "_skipping", "_max",
+                 "_max_body")
 
     def __init__(self, max_encoded: int = MAX_ENCODED) -> None:
         self.frames = 0
@@ -138,6 +140,9 @@ class FrameDecoder:
         self._buf = b""
         self._skipping = False        # inside an oversize frame: discard up to the next 0x00
         self._max = max_encoded
+        # Decoded payload + CRC bound: a zero-rich payload over MAX_FRAME can still encode within
+        # MAX_ENCODED, and the firmware rejects it, so the host does too.
+        self._max_body = MAX_PAYLOAD + 2 if max_encoded == MAX_ENCODED else max_encoded
 
     def reset(self) -> None:
         """Forget a partial frame (counters are kept)."""
@@ -191,6 +196,10 @@ class FrameDecoder:
                     self.garbage_bytes += n
                     continue
             if len(body) < 3:            # at least one CBOR byte + CRC
+                self.garbage_bytes += n
+                continue
+            if len(body) > self._max_body:
+                self.oversize += 1
                 self.garbage_bytes += n
                 continue
             payload = body[:-2]

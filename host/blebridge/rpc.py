@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import errno
 import itertools
 import logging
+import math
 import os
 import queue
 import select
@@ -287,6 +289,11 @@ class _ReadToken:
         self.wake_r, self.wake_w = os.pipe()   # a byte here moves the reader from select() to its gate
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
+        # Used only by the caller holding the token (one at a time); poll() with a registered
+        # set costs less per wait than select() with a list.
+        self.caller_poll = select.poll()
+        self.caller_poll.register(fd, select.POLLIN)
+        self.caller_poll.register(abort_r, select.POLLIN)
         self.mutex = threading.Lock()
         self.holder = 0                   # thread ident of the holder, 0 when free
         self.waiters: "collections.deque[_Waiter]" = collections.deque()
@@ -337,9 +344,10 @@ class _ReadToken:
                     pass
             return False
 
-    def release(self) -> None:
+    def release(self, by_reader: bool = False) -> None:
         """Pass the token to the first queued caller whose call has not ended, else free it
-        (the reader resumes READER_RESUME_S later, or at once after a long hold)."""
+        (after a caller: the reader resumes READER_RESUME_S later, or at once after a long
+        hold)."""
         with self.mutex:
             now = time.monotonic()
             while self.waiters:
@@ -351,6 +359,8 @@ class _ReadToken:
                     w.signal()
                     return
             self.holder = 0
+            if by_reader:
+                return
             self._freed_at = now
             if self._reader_parked and (self._reader_deep or now - self._taken_at >= READER_RESUME_S):
                 self._reader_parked = False
@@ -709,7 +719,7 @@ class Board:
                 if not woke or w.done() or token.closed:
                     return
         fd, abort = token.fd, token.abort_r
-        rlist = [fd, abort]
+        poll = token.caller_poll.poll
         try:
             while not w.done() and not token.closed:
                 now = time.monotonic()
@@ -720,12 +730,19 @@ class Board:
                     self._next_sweep = now + SWEEP_PERIOD_S
                     if self._pending:
                         self._sweep(now)
-                ready = select.select(rlist, [], [], min(remaining, SWEEP_PERIOD_S))[0]
+                ready = poll(math.ceil(min(remaining, SWEEP_PERIOD_S) * 1000))
                 if not ready:
                     continue
-                if abort in ready:
-                    os.read(abort, 1000)
-                    continue                    # close() or reopen(): token.closed is set
+                readable = False
+                for rfd, mask in ready:
+                    if mask & select.POLLNVAL:
+                        raise OSError(errno.EBADF, "port descriptor closed")
+                    if rfd == abort:
+                        os.read(abort, 1000)    # close() or reopen(): token.closed is set
+                    else:
+                        readable = True
+                if not readable:
+                    continue
                 try:
                     data = os.read(fd, _READ_CHUNK)
                 except BlockingIOError:
@@ -889,7 +906,7 @@ class Board:
                     self._link_lost(exc)
                 return
             finally:
-                token.release()
+                token.release(by_reader=True)
 
     def _read_loop(self, ser: Any) -> None:
         """Reader thread of other ports (socket://, rfc2217://, loop://): the only reader."""

@@ -196,8 +196,6 @@ def test_c_decoder_rejects_payload_of_max_frame_plus_one(driver: Driver):
         assert payloads == [] and counters["oversize"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="host/blebridge/framing.py bounds frames by encoded length "
-                   "(MAX_ENCODED), so a zero-rich payload of MAX_FRAME+1 bytes still decodes")
 def test_python_decoder_rejects_payload_of_max_frame_plus_one():
     payloads, counters = py_decode([frame_of_raw(bytes(MAX_FRAME + 1))])
     assert payloads == [] and counters["oversize"] == 1

@@ -305,3 +305,25 @@ def test_ports_without_a_descriptor_are_read_by_the_reader_thread_only(fake):
             b.call("gap_scan_stop", timeout=0.2)
     finally:
         b.close()
+
+
+def test_the_reader_thread_reads_a_burst_without_parking_between_chunks(board, fake, monkeypatch):
+    seen, cond = collect(board)
+    token = board._token
+    time.sleep(READER_RESUME_S + 0.05)            # the handshake's caller is long gone
+    parks: list[int] = []
+    original = token.reader_may_select
+
+    def may_select(park_s: float) -> bool:
+        ok = original(park_s)
+        if not ok:
+            parks.append(1)
+        return ok
+
+    monkeypatch.setattr(token, "reader_may_select", may_select)
+    for i in range(50):                           # 50 chunks: the reader wakes for each
+        fake.send_event(P.EV_BENCH, i, b"p")
+        time.sleep(0.0005)
+    with cond:
+        assert cond.wait_for(lambda: len(seen) == 50, 5)
+    assert parks == []

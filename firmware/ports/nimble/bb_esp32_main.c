@@ -23,7 +23,6 @@
 
 #include "esp_bt.h"
 #include "esp_log.h"
-#include "esp_mac.h"
 #include "esp_random.h"
 #include "esp_timer.h"
 #include "nvs_flash.h"
@@ -229,15 +228,6 @@ void bb_nimble_sleep_ms(uint32_t ms)
 void bb_nimble_random(void *buf, size_t len)
 {
     esp_fill_random(buf, len);
-}
-
-void bb_nimble_public_addr(uint8_t out[6])
-{
-    uint8_t mac[6];
-    esp_read_mac(mac, ESP_MAC_BT); /* most significant byte first */
-    for (unsigned i = 0; i < 6; i++) {
-        out[i] = mac[5 - i];
-    }
 }
 
 int bb_nimble_set_adv_tx_power(int8_t dbm)

@@ -1,7 +1,7 @@
 /*
  * Boundary between the NimBLE half of the port (bb_port_nimble.c: host API only, checked against
- * apache/mynewt-nimble headers) and the ESP-IDF half (bb_esp32_main.c: FreeRTOS tasks, UART or
- * USB Serial/JTAG, controller start/stop, efuse MAC, TX power). Nothing here is a port boundary
+ * apache/mynewt-nimble and espressif/esp-nimble headers) and the ESP-IDF half (bb_esp32_main.c: FreeRTOS tasks, UART or
+ * USB Serial/JTAG, controller start/stop, TX power). Nothing here is a port boundary
  * function; bb_port.h stays the only contract with the core.
  *
  * Threads: the core task owns every bb_core_* / bb_port_* call; the NimBLE host task runs every
@@ -32,8 +32,6 @@ void bb_nimble_answer_signal(void);
 
 void bb_nimble_sleep_ms(uint32_t ms);
 void bb_nimble_random(void *buf, size_t len);
-/* Factory public address from efuse, little-endian (LSB first) as on air. */
-void bb_nimble_public_addr(uint8_t out[6]);
 /* Nearest supported advertising TX power at or below dbm; 0 or a negative BB_STATUS errno. */
 int bb_nimble_set_adv_tx_power(int8_t dbm);
 

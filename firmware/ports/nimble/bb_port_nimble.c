@@ -1391,6 +1391,7 @@ static uint32_t us_to_units(uint32_t us, uint32_t unit_us, uint32_t min, uint32_
     return v < min ? min : (v > max ? max : v);
 }
 
+#if MYNEWT_VAL(BLE_EXT_ADV)
 /* ms -> 10 ms units for the extended calls (ext adv and ext scan durations), rounded up so that
  * a short but non-zero time never becomes 0 ("forever"), at most 0xFFFF (655.35 s). */
 static uint16_t ms_to_10ms(uint32_t ms)
@@ -1399,7 +1400,6 @@ static uint16_t ms_to_10ms(uint32_t ms)
     return (uint16_t)(v > 0xFFFFu ? 0xFFFFu : v);
 }
 
-#if MYNEWT_VAL(BLE_EXT_ADV)
 #define BB_ADV_INSTANCE 0
 
 static int ext_adv_set(int (*setter)(uint8_t, struct os_mbuf *), const uint8_t *data, uint16_t len)
