@@ -187,6 +187,28 @@ static void append_mode_appends_peer_writes_and_read_clears(void)
     TB_CHECK_EQ(read_value(6, h, &p), 0);
 }
 
+static void append_write_refused_by_full_queue_is_not_kept(void)
+{
+    tb_boot();
+    tb_activate();
+    uint16_t h = register_a(BB_FLAG_READ, 0, 0, 0);
+    tb_req(4, BB_M_GATTS_SET_BUFFER, "uub", h, 64, 1);
+    tb_drain();
+    static uint8_t data[BB_MAX_L2CAP_SDU];
+    /* Fill the reliable ring: big events, then the smallest, so not even a 3-byte write fits. */
+    while (bb_on_l2cap_recv(1, 0x40, data, sizeof(data)) == 0) {
+    }
+    while (bb_on_l2cap_recv(1, 0x40, data, 1) == 0) {
+    }
+    TB_CHECK_EQ(bb_on_gatts_write(1, h, (const uint8_t *)"abc", 3, 0), -BB_STATUS_ENOMEM);
+    tb_drain();
+    /* The port delivers the held-back write again: it lands once. */
+    TB_CHECK_EQ(bb_on_gatts_write(1, h, (const uint8_t *)"abc", 3, 0), 0);
+    const uint8_t *p;
+    TB_CHECK_EQ(read_value(5, h, &p), 3);
+    TB_CHECK(memcmp(p, "abc", 3) == 0);
+}
+
 static void local_write_longer_than_buffer_grows_it(void)
 {
     tb_boot();
@@ -279,6 +301,7 @@ void run_gatts_tests(void)
     TB_RUN(default_buffer_is_20_bytes_when_max_len_is_0);
     TB_RUN(peer_write_is_truncated_to_buffer);
     TB_RUN(append_mode_appends_peer_writes_and_read_clears);
+    TB_RUN(append_write_refused_by_full_queue_is_not_kept);
     TB_RUN(local_write_longer_than_buffer_grows_it);
     TB_RUN(local_write_beyond_pool_is_enomem);
     TB_RUN(fixed_length_write_of_other_length_is_einval);
