@@ -3,16 +3,52 @@
 Threads per board:
   reader      reads the transport, decodes frames and CBOR, resolves pending calls by id, sweeps
               call deadlines, and hands each chunk's events to the dispatcher in one queue put.
-              It never runs user code.
+              It never runs user code (except the done-callbacks of call_nowait() futures).
   dispatcher  delivers events in wire order to listeners, then tells lost listeners about
-              resets and unplugs. Listeners may call board.call() (the reader keeps running).
+              resets and unplugs. Listeners may call board.call() (they never read the port).
+  callers     on ports with a descriptor (local serial ports, pseudo-terminals: sim boards), a
+              thread inside board.call() reads the port itself while it waits; see below.
+
+Caller reads (descriptor-backed ports). Handing a response from the reader thread to a waiting
+caller costs a thread wake-up (futex) and a GIL hand-off, which doubled a round trip. So whoever
+reads the port holds the *read token* (_ReadToken), and a caller of board.call() takes it:
+  - It takes the token *before* writing its request (so the reader cannot be the one to see
+    the response), writes, then polls and reads the port on its own thread until its own
+    response arrives, and hands the token on: to the next queued caller whose call has not
+    ended, else back to the reader thread.
+  - Everything it reads goes through the same function as the reader's (_on_chunk): responses
+    to other calls resolve their futures, events go on the dispatcher queue in one put per
+    chunk, BOOT with a new boot id fails every pending call. Only the token holder reads and
+    hand-offs go through one mutex, so chunks are handled one at a time in wire order.
+  - The reader thread waits in select() *without* the token and takes it only to read and
+    handle one chunk; a caller finding the token free takes it at once and writes a byte to
+    the reader's wake pipe, so the reader leaves select() while the board is still working
+    (instead of waking with the caller on the response). A caller finding it held queues;
+    concurrent callers are served first come first served, each reading until its own
+    response (meanwhile resolving the others' calls, which then need no token).
+  - After a caller frees the token the reader stays parked for READER_RESUME_S (1 ms), so
+    back-to-back calls find it free and wake no thread; after a long hold it resumes at once.
+    Events and call_nowait() results arriving with no caller waiting are read at most that
+    much later.
+  - A caller reads until its deadline (then hands the token back and raises CallTimeout),
+    sweeps the other calls' deadlines as the reader would, and on end of file or EIO fails
+    every pending call (BoardLost) itself. close()/reopen() mark the token closed and wake
+    its holder through pyserial's cancel_read() pipe, then wait for the token before closing
+    the port, so no thread reads a closed (or reused) descriptor.
+  - board.call() waits on a bare lock per call (_Waiter), not a concurrent.futures.Future
+    (whose Condition costs more per wait); call_nowait()/acall() keep Futures.
+  - The request is written with one os.write() (pyserial's write() adds a select() per call).
+Other ports (socket://, rfc2217://, loop://) keep the reader thread as the only reader.
 
 Invariants:
-  - The host never drops an event: the dispatcher queue is unbounded.
+  - The host never drops an event: the dispatcher queue is unbounded; events reach it in wire
+    order whichever thread read them.
   - Every pending call ends: with its result, a BoardError, CallTimeout at its deadline,
     BoardReset when the board reboots (BOOT with a new boot_id), or BoardLost when the link
     goes away or the board is closed.
   - Writes are serialised by one lock; a frame is written whole.
+  - Done-callbacks of call_nowait() futures run on whichever thread reads the port; they
+    must not call board.call() (it raises RuntimeError there instead of deadlocking).
 
 Contract for the API layers: docs/design.md, "Python host RPC client contract".
 """

@@ -202,6 +202,7 @@ int bb_nimble_stack_stop(void)
         }
         s_host_running = false;
     }
+    bb_nimble_host_stopped();
     return nimble_port_deinit() == ESP_OK ? 0 : -(int)BB_STATUS_EIO;
 }
 

@@ -37,9 +37,13 @@ int bb_nimble_set_adv_tx_power(int8_t dbm);
 
 /* ---- provided by bb_port_nimble.c ------------------------------------------------------ */
 
-/* Once at boot from bb_port_init(), before bb_core_init(). */
+/* Once at boot from bb_port_init(), before bb_core_init(); NimBLE is not initialised yet, so
+ * nothing here may use the NPL (ESP-IDF's NPL calls through a table nimble_port_init fills). */
 void bb_nimble_init(void);
 /* Every core-loop iteration, from the core task: retries work held back by flow control. */
 void bb_nimble_poll(void);
+/* From bb_nimble_stack_stop, after the host task has ended and before nimble_port_deinit:
+ * releases the NPL objects of this half (they live in pools nimble_port_deinit frees). */
+void bb_nimble_host_stopped(void);
 
 #endif /* BB_NIMBLE_GLUE_H */

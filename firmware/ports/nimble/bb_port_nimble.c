@@ -348,7 +348,9 @@ typedef struct {
 
 static bb_defer_t s_defer[BB_NIMBLE_DEFER_QUEUE];
 static uint8_t s_defer_head, s_defer_count; /* ring, guarded by bb_port_critical_* */
-static struct ble_npl_event s_defer_ev;
+static struct ble_npl_event s_defer_ev; /* initialised per activation: ESP-IDF's NPL backs it with
+                                         * a block of a pool nimble_port_init creates */
+static bool s_defer_ev_ready;
 static void l2cap_retry_held(void);
 
 static void defer_run(struct ble_npl_event *ev)
@@ -838,7 +840,6 @@ void bb_nimble_init(void)
     os_mbuf_pool_init(&s_rx_pool, &s_rx_mempool, BB_NIMBLE_MBUF_BLOCK_SIZE, BB_NIMBLE_RX_BLOCKS);
     os_mempool_init(&s_tx_mempool, BB_NIMBLE_TX_BLOCKS, BB_NIMBLE_MBUF_BLOCK_SIZE, s_tx_mem, "bb_l2cap_tx");
     os_mbuf_pool_init(&s_tx_pool, &s_tx_mempool, BB_NIMBLE_MBUF_BLOCK_SIZE, BB_NIMBLE_TX_BLOCKS);
-    ble_npl_event_init(&s_defer_ev, defer_run, NULL);
     bb_nimble_random(s_static_addr, sizeof(s_static_addr));
     s_static_addr[5] |= 0xC0; /* random static: the two most significant bits are 1 */
     s_cfg.addr_mode = BB_ADDR_MODE_PUBLIC;
@@ -1153,6 +1154,17 @@ static int gap_event(struct ble_gap_event *event, void *arg)
 /* Radio and configuration                                                                     */
 /* ========================================================================================= */
 
+void bb_nimble_host_stopped(void)
+{
+    if (s_defer_ev_ready) {
+#ifdef ESP_PLATFORM
+        /* ESP-IDF's FreeRTOS NPL (not upstream NimBLE's API) gives events a block to return. */
+        ble_npl_event_deinit(&s_defer_ev);
+#endif /* ESP_PLATFORM */
+        s_defer_ev_ready = false;
+    }
+}
+
 static void gatts_register_cb(struct ble_gatt_register_ctxt *ctxt, void *arg);
 static int gatts_add_table(void);
 static void l2cap_reset(void);
@@ -1232,6 +1244,10 @@ static int activate_on(void)
     if (rc != 0) {
         return rc;
     }
+    /* NPL objects only after nimble_port_init: before it ESP-IDF's NPL function table is NULL. */
+    memset(&s_defer_ev, 0, sizeof(s_defer_ev));
+    ble_npl_event_init(&s_defer_ev, defer_run, NULL);
+    s_defer_ev_ready = true;
     ble_hs_cfg.sync_cb = host_sync_cb;
     ble_hs_cfg.reset_cb = host_reset_cb;
     ble_hs_cfg.gatts_register_cb = gatts_register_cb;
