@@ -1350,13 +1350,23 @@ static int config_apply_active(bool addr_changed)
 int bb_port_config_apply(const bb_config_t *cfg)
 {
     bool addr_changed = !s_have_cfg || cfg->addr_mode != s_cfg.addr_mode;
+    if (!s_active) {
+        s_cfg = *cfg;
+        s_have_cfg = true;
+        s_read_request = cfg->read_request;
+        return 0; /* applied when the radio comes on */
+    }
+    /* Taken only when it can be applied: on -EAGAIN the core keeps its previous config too. */
+    int rc = api_enter();
+    if (rc != 0) {
+        return rc;
+    }
     s_cfg = *cfg;
     s_have_cfg = true;
     s_read_request = cfg->read_request;
-    if (!s_active) {
-        return 0; /* applied when the radio comes on */
-    }
-    BB_API_CALL(config_apply_active(addr_changed));
+    rc = config_apply_active(addr_changed);
+    api_exit();
+    return rc;
 }
 
 static int addr_get(bb_addr_t *out)
