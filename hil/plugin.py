@@ -11,13 +11,16 @@ Fixtures (each also overridable by a test module, as pytest-embedded does):
 
 - ``hil_rig``: the configured ``Rig`` (``rig.boards`` empty when none);
 - ``board_urls``: a function, ``board_urls(n)`` -> n port specs: the rig's ports when a rig is
-  configured (the test is skipped if the rig has fewer than n), else n fresh ``sim:`` names;
+  configured (the test is skipped if the rig has fewer than n), else n ``sim:`` boards of the test's
+  own on an air private to the session;
 - ``boards``: a tuple of opened ``blebridge.Board``s, as many as ``@pytest.mark.boards(n)`` asks
   (default 1), closed after the test.
 
-Tests marked ``hil`` need a rig: without one they are skipped with a message saying how to
-configure it. With a rig, each board is flashed first (``blebridge flash``) when its firmware is
-older than this checkout's or does not answer, unless ``--hil-no-flash``.
+Tests marked ``hil`` are the ones the HIL run (``-m hil``, ``make hil``) puts on the rig. In that
+run without a rig they are skipped with a message saying how to configure one; in any other run
+they take simulated boards like every other test. With a rig, each board is flashed first
+(``blebridge flash``) when its firmware is older than this checkout's or does not answer, unless
+``--hil-no-flash``.
 """
 from __future__ import annotations
 
@@ -108,12 +111,14 @@ def sim_names(test_id: str, n: int) -> list[str]:
     return [f"sim:hil-{slug}-{i}" for i in range(n)]
 
 
-def urls_for(rig: Rig, test_id: str, n: int) -> list[str]:
-    """n port specs for a test: rig ports, else sim names. pytest.skip when the rig is too small."""
+def urls_for(rig: Rig, test_id: str, n: int, sim_air: Optional[str] = None) -> list[str]:
+    """n port specs for a test: rig ports, else sim names (on the air socket sim_air when given).
+    pytest.skip when the rig is too small."""
     if n < 1:
         raise ValueError(f"board_urls: n must be at least 1, got {n}")
     if not rig.configured:
-        return sim_names(test_id, n)
+        names = sim_names(test_id, n)
+        return [f"{u}?air={sim_air}" for u in names] if sim_air else names
     if len(rig.boards) < n:
         pytest.skip(f"needs {n} boards, the rig ({rig.source}) has {len(rig.boards)}")
     return [b.port for b in rig.boards[:n]]
@@ -179,7 +184,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "hil: needs real boards (see hil/README.md)")
+    config.addinivalue_line("markers", "hil: runs on the rig's boards in the HIL run, -m hil "
+                            "(hil/README.md); on simulated boards otherwise")
     config.addinivalue_line("markers", "boards(n): the `boards` fixture opens n boards")
     try:
         rig = configured_rig(config.getoption("--hil-rig", None), config.getoption("--hil-port", None),
@@ -195,12 +201,28 @@ _RIG_KEY = pytest.StashKey[Rig]()
 def pytest_report_header(config: pytest.Config) -> str:
     rig = config.stash[_RIG_KEY]
     if not rig.configured:
-        return "hil: no rig (simulated boards; tests marked hil are skipped)"
+        if selects_hil(config.getoption("markexpr", "") or ""):
+            return "hil: no rig (tests marked hil are skipped; see hil/README.md)"
+        return "hil: no rig (simulated boards)"
     return f"hil: rig from {rig.source}: " + ", ".join(b.port for b in rig.boards)
 
 
+def selects_hil(markexpr: str) -> bool:
+    """True when a ``-m`` expression makes this the HIL run: it selects a test marked ``hil`` and
+    no unmarked test (``hil``, ``hil and not slow``; not ``not hil``, not ``slow``)."""
+    if not markexpr.strip():
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+        expr = Expression.compile(markexpr)
+    except Exception:  # private pytest API moved, or a malformed expression pytest itself reports
+        return re.search(r"(?<!not )\bhil\b", markexpr) is not None
+    return expr.evaluate(lambda name, **kw: name == "hil") and not expr.evaluate(lambda name, **kw: False)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.stash[_RIG_KEY].configured:
+    # Outside the HIL run, tests marked hil run on simulated boards, so `make test` covers them.
+    if config.stash[_RIG_KEY].configured or not selects_hil(config.getoption("markexpr", "") or ""):
         return
     skip = pytest.mark.skip(reason=NO_RIG_MESSAGE)
     for item in items:
@@ -225,11 +247,21 @@ def hil_prepared(hil_rig: Rig, pytestconfig: pytest.Config) -> list[str]:
     return done
 
 
+@pytest.fixture(scope="session")
+def hil_sim_air(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Air socket of the simulated boards board_urls gives without a rig. Private to the session:
+    the boards' names (hence addresses) are the same in every run, so runs sharing the default air
+    would open each other's boards and see each other's advertising."""
+    return str(tmp_path_factory.mktemp("hil-air") / "air.sock")
+
+
 @pytest.fixture
 def board_urls(request: pytest.FixtureRequest, hil_rig: Rig) -> Callable[[int], list[str]]:
     if hil_rig.configured:
         request.getfixturevalue("hil_prepared")
-    return lambda n: urls_for(hil_rig, request.node.nodeid, n)
+        return lambda n: urls_for(hil_rig, request.node.nodeid, n)
+    air = request.getfixturevalue("hil_sim_air")
+    return lambda n: urls_for(hil_rig, request.node.nodeid, n, sim_air=air)
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ class TemperatureSensor:
         ble.irq(self._irq)
         ((self._temp_handle, self._interval_handle),) = ble.gatts_register_services((SERVICE,))
         ble.gatts_write(self._interval_handle, struct.pack("<H", self.interval_ms))
+        self.set_temperature(21.5)  # a central that connects at once reads a real value
         self._payload = advertising_payload(name, 0x181A, _APPEARANCE_THERMOMETER)
         self._advertise()
 
@@ -100,7 +101,7 @@ class TemperatureSensor:
 def main():
     ble = bluetooth.BLE()
     sensor = TemperatureSensor(ble)
-    t = 21.5
+    t = 21.5  # the reading set at start-up
     last = time.ticks_ms()
     while not sensor.done():
         if time.ticks_diff(time.ticks_ms(), last) >= sensor.interval_ms:

@@ -1,4 +1,4 @@
-"""End-to-end tests on the boards of the rig (`make hil`), or simulated boards where unmarked.
+"""End-to-end tests on the rig's boards in the HIL run (`make hil`), on simulated boards otherwise.
 
 Every test here speaks only the RPC contract (docs/design.md), so the same test runs against
 sim, nrf_sd and nimble boards.

@@ -57,6 +57,11 @@ def test_board_urls_without_rig_are_distinct_sim_names():
     assert len(set(urls)) == 2 and all(u.startswith("sim:hil-") for u in urls)
 
 
+def test_board_urls_without_rig_are_on_the_given_air():
+    urls = hil.urls_for(hil.Rig(), "t", 2, sim_air="/tmp/x/air.sock")
+    assert all(u.startswith("sim:hil-") and u.endswith("?air=/tmp/x/air.sock") for u in urls)
+
+
 def test_board_urls_with_rig_are_its_first_ports():
     rig = hil.Rig([hil.RigBoard("/dev/ttyACM0"), hil.RigBoard("/dev/ttyACM1"), hil.RigBoard("x")])
     assert hil.urls_for(rig, "t", 2) == ["/dev/ttyACM0", "/dev/ttyACM1"]
@@ -82,14 +87,37 @@ def test_checkout_firmware_version_is_read_from_bb_config():
     assert hil.checkout_fw_version()[0].isdigit()
 
 
-def test_hil_run_without_rig_skips_with_configuration_hint(tmp_path):
+@pytest.mark.parametrize("markexpr, hil_run", [
+    ("", False),                     # make test
+    ("hil", True),                   # make hil
+    ("hil and not slow", True),
+    ("not hil", False),
+    ("slow", False),
+    ("hil or slow", True),
+])
+def test_hil_run_is_a_marker_expression_selecting_hil_tests_only(markexpr, hil_run):
+    assert hil.selects_hil(markexpr) is hil_run
+
+
+def _pytest_without_rig(tmp_path, *args):
     test = tmp_path / "test_needs_rig.py"
-    test.write_text("import pytest\n\n@pytest.mark.hil\ndef test_real_board(boards):\n    pass\n")
+    test.write_text("import pytest\n\n@pytest.mark.hil\ndef test_real_board(board_urls):\n"
+                    "    assert board_urls(1)[0].startswith('sim:')\n")
     env = {k: v for k, v in os.environ.items() if k != hil.ENV_PORTS}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "host"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "hil.plugin", "-m", "hil", "-rs", "-q",
-                        "-p", "no:cacheprovider", str(test)],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "hil.plugin", *args, "-rs", "-q",
+                           "-p", "no:cacheprovider", str(test)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_hil_run_without_rig_skips_with_configuration_hint(tmp_path):
+    r = _pytest_without_rig(tmp_path, "-m", "hil")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 skipped" in r.stdout
     assert "--hil-rig" in r.stdout and hil.ENV_PORTS in r.stdout and "hil/README.md" in r.stdout
+
+
+def test_normal_run_without_rig_runs_hil_tests_on_simulated_boards(tmp_path):
+    r = _pytest_without_rig(tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed" in r.stdout

@@ -327,3 +327,50 @@ def test_the_reader_thread_reads_a_burst_without_parking_between_chunks(board, f
     with cond:
         assert cond.wait_for(lambda: len(seen) == 50, 5)
     assert parks == []
+
+
+def test_calls_acalls_listener_calls_and_events_mixed_on_many_threads_all_end_in_order(board, fake):
+    seen: list[int] = []
+    listener_answers: list[bytes] = []
+    done = threading.Event()
+    total_events = 300
+
+    def listener(ev: Event) -> None:
+        if ev.code != P.EV_GATTC_NOTIFY:
+            return
+        seen.append(int.from_bytes(ev.fields[2], "little"))
+        if len(seen) % 50 == 0:                   # a listener may make blocking calls
+            listener_answers.append(board.call("echo", ev.fields[2]))
+        if len(seen) == total_events:
+            done.set()
+
+    board.add_event_listener(listener)
+    errors: list[Any] = []
+
+    def caller(k: int) -> None:
+        for i in range(150):
+            data = bytes([k, i % 256])
+            if board.call("echo", data) != data:
+                errors.append((k, i))
+
+    def events() -> None:
+        for i in range(total_events):
+            fake.send_event(P.EV_GATTC_NOTIFY, 0, 21, i.to_bytes(2, "little"))
+
+    async def acalls() -> list[bytes]:
+        import asyncio
+        return list(await asyncio.gather(*(board.acall("echo", bytes([i])) for i in range(100))))
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    threads.append(threading.Thread(target=events))
+    for t in threads:
+        t.start()
+    import asyncio
+    assert asyncio.run(acalls()) == [bytes([i]) for i in range(100)]
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert done.wait(10)
+    assert seen == list(range(total_events))
+    assert len(listener_answers) == total_events // 50
+    assert wait_until(lambda: board._token.holder == 0 and not board._token.waiters)

@@ -11,6 +11,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fakeboard import FakeBoard  # noqa: E402
 
 
+def pytest_configure(config):
+    # The end-to-end tests take their boards from hil.plugin (pyproject loads it with -p; this
+    # covers runs that override addopts).
+    if not config.pluginmanager.has_plugin("hil.plugin"):
+        config.pluginmanager.import_plugin("hil.plugin")
+
+
 @pytest.fixture
 def board():
     return FakeBoard()

@@ -675,3 +675,24 @@ def test_refused_l2cap_connect_is_reported_after_the_retry_window(ble, board, mo
     ble.l2cap_connect(0, 22, 450)
     board.emit("L2CAP_DISCONNECT", 0, 0, 22, 2)
     assert rec.events == [(24, (0, 0, 22, 2))]
+
+
+def test_ble_for_a_port_opens_the_board_again_after_close(monkeypatch):
+    import blebridge
+    from blebridge.micropython import BLE
+    from fakeboard import FakeBoard
+    opened = []
+
+    def fake_open_board(spec, *a, **kw):
+        b = FakeBoard()
+        b.active = False
+        opened.append(b)
+        return b
+    monkeypatch.setattr(blebridge, "open_board", fake_open_board)
+    first = BLE(port="fake:closed-then-reopened")
+    first.close()
+    second = BLE(port="fake:closed-then-reopened")
+    try:
+        assert second is not first and len(opened) == 2
+    finally:
+        second.close()

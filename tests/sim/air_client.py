@@ -57,16 +57,25 @@ class AirClient:
                 self.events.append((msg[1], tuple(msg[2:])))
 
     def call(self, op: str, *args: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
-        msg_id = self.next_id
-        self.next_id += 1
-        self.sock.sendall(encode_message([MSG_REQ, msg_id, op, *args]))
+        return self.pipeline((op, *args), timeout=timeout)[0]
+
+    def pipeline(self, *calls: tuple[Any, ...], timeout: float = DEFAULT_TIMEOUT) -> list[Any]:
+        """Send every ``(op, args...)`` in one write, before any response, and return their
+        results in order (the air reads them in one go: no time passes between them)."""
+        ids = list(range(self.next_id, self.next_id + len(calls)))
+        self.next_id += len(calls)
+        self.sock.sendall(b"".join(encode_message([MSG_REQ, msg_id, *call])
+                                   for msg_id, call in zip(ids, calls)))
         deadline = time.monotonic() + timeout
-        while msg_id not in self.responses:
-            self._pump(deadline)
-        err, result = self.responses.pop(msg_id)
-        if err:
-            raise AirOpError(op, err)
-        return result
+        results = []
+        for msg_id, call in zip(ids, calls):
+            while msg_id not in self.responses:
+                self._pump(deadline)
+            err, result = self.responses.pop(msg_id)
+            if err:
+                raise AirOpError(call[0], err)
+            results.append(result)
+        return results
 
     def wait(self, name: str, match: Optional[Callable[[tuple[Any, ...]], bool]] = None,
              timeout: float = DEFAULT_TIMEOUT) -> tuple[Any, ...]:

@@ -9,8 +9,10 @@ import pytest
 from air_client import AirClient
 
 from blebridge.protocol import CONSTANTS
+from blebridge.sim.air import address_for_name
 
 FLAG = CONSTANTS["flag"]
+CONN_NONE = 0xFFFF
 IO = CONSTANTS["io"]
 #: bb_question_kind_t of bb_port.h (the air does not look at it; sent for the record).
 QUESTION_GET_SECRET, QUESTION_SET_SECRET = 3, 4
@@ -117,3 +119,12 @@ def test_encryption_update_after_pairing_carries_the_key_size(two_ports):
     # conn, encrypted, authenticated, bonded, key_size
     assert updates[central.name] == (c_conn, True, False, False, LE_KEY_SIZE)
     assert updates[peripheral.name] == (p_conn, True, False, False, LE_KEY_SIZE)
+
+
+def test_connect_cancelled_before_it_reaches_the_controller_reports_conn_none(two_ports):
+    _peripheral, central = two_ports
+    absent = bytes(address_for_name("nobody"))
+    # Both ops in one write: the cancel is handled before the connect task has run at all.
+    central.pipeline(("connect", 1, absent, 0), ("connect_cancel",))
+    fields = central.wait("PERIPHERAL_DISCONNECT")
+    assert fields[:3] == (CONN_NONE, 1, absent)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from blebridge.errors import BoardError
-from blebridge.protocol import CONSTANTS
+from blebridge.protocol import CONSTANTS, LIMITS
 from blebridge.sim import launcher
 from blebridge.sim.air import address_for_name
 
@@ -23,6 +23,8 @@ HR_MEASUREMENT = (0x2A37).to_bytes(2, "little")
 USER_DESCRIPTION = (0x2901).to_bytes(2, "little")
 ADV_DATA = b"\x02\x01\x06\x06\x09alice"
 INTERVAL_US = 20_000  # explicit 20 ms intervals (SIMULATOR-NOTES.md)
+#: Largest preferred ATT MTU a board accepts (schema: MAX_ATTR_LEN + 3), bytes.
+MAX_MTU = LIMITS["MAX_ATTR_LEN"] + 3
 
 
 def mac(board) -> tuple[int, bytes]:
@@ -146,11 +148,13 @@ def test_gatts_write_with_update_notifies_subscribed_peer(pair_of_boards):
 
 def test_long_value_is_read_in_full_after_mtu_exchange(pair_of_boards):
     alice, a_ev, bob, b_ev = pair_of_boards
+    for board in (alice, bob):
+        board.call("config_set", CFG["MTU"], MAX_MTU)
     value, _cccd, _dsc = register_hr(alice)
     c_conn, p_conn = connect(bob, b_ev, alice, a_ev)
     bob.call("gattc_exchange_mtu", c_conn)
-    assert b_ev.wait("MTU_EXCHANGED") == (c_conn, 517)
-    assert a_ev.wait("MTU_EXCHANGED") == (p_conn, 517)
+    assert b_ev.wait("MTU_EXCHANGED") == (c_conn, MAX_MTU)
+    assert a_ev.wait("MTU_EXCHANGED") == (p_conn, MAX_MTU)
     long_value = bytes(range(256)) * 2 + b"xyz"
     alice.call("gatts_write", value, long_value[:512], False)
     bob.call("gattc_read", c_conn, value)

@@ -64,10 +64,6 @@ static struct {
     size_t evq_used;
     uint32_t events_lost;
     bool delivering;    /* evq records must not move while one is being delivered */
-    /* last configuration sent, to resend it when READ_REQUEST changes */
-    bb_config_t cfg;
-    bool have_cfg;
-    bool sent_read_request;
 } sim = {.pty_fd = -1, .air_fd = -1, .host_present = false};
 
 static bb_frame_decoder_t air_dec;
@@ -429,12 +425,11 @@ int bb_port_reset(void)
 {
     /* Events of the previous session are stale after a reset. */
     sim.evq_off = sim.evq_used = 0;
-    sim.have_cfg = false;
     REQ_BEGIN("reset");
     return req_end(zs, ok, NULL, NULL);
 }
 
-static int send_config(const bb_config_t *cfg, bool read_request)
+int bb_port_config_apply(const bb_config_t *cfg)
 {
     REQ_BEGIN("config");
     ok = ok && zcbor_uint32_put(zs, cfg->addr_mode)
@@ -442,30 +437,8 @@ static int send_config(const bb_config_t *cfg, bool read_request)
          && zcbor_uint32_put(zs, cfg->appearance) && zcbor_uint32_put(zs, cfg->mtu)
          && zcbor_bool_put(zs, cfg->bond) && zcbor_bool_put(zs, cfg->mitm)
          && zcbor_uint32_put(zs, cfg->io) && zcbor_bool_put(zs, cfg->le_secure)
-         && zcbor_int32_put(zs, cfg->tx_power) && zcbor_bool_put(zs, read_request);
-    int rc = req_end(zs, ok, NULL, NULL);
-    if (rc == 0) {
-        sim.cfg = *cfg;
-        sim.have_cfg = true;
-        sim.sent_read_request = read_request;
-    }
-    return rc;
-}
-
-int bb_port_config_apply(const bb_config_t *cfg)
-{
-    return send_config(cfg, bb_core_read_request());
-}
-
-void bb_sim_sync_read_request(void)
-{
-    bool want = bb_core_read_request();
-    if (sim.have_cfg && want != sim.sent_read_request) {
-        bb_config_t cfg = sim.cfg;
-        if (send_config(&cfg, want) != 0) {
-            fprintf(stderr, "bb_sim %s: could not update READ_REQUEST on the air\n", sim.name);
-        }
-    }
+         && zcbor_int32_put(zs, cfg->tx_power) && zcbor_bool_put(zs, cfg->read_request);
+    return req_end(zs, ok, NULL, NULL);
 }
 
 int bb_port_addr_get(bb_addr_t *out)

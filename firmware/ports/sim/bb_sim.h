@@ -30,10 +30,6 @@ bool bb_sim_events_queued(void);
  * (and Bumble behind it) is held back instead of events being lost. */
 bool bb_sim_backlogged(void);
 
-/* Resend the configuration when the core's READ_REQUEST setting changed (it is not part of
- * bb_config_t, so the core does not call bb_port_config_apply for it). */
-void bb_sim_sync_read_request(void);
-
 /* Host side of the pseudo-terminal closed (POLLHUP) or open again. While closed, frames are
  * discarded like bytes sent to an unplugged USB port. */
 void bb_sim_set_host_present(bool present);

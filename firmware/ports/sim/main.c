@@ -137,6 +137,11 @@ int main(int argc, char **argv)
     uint32_t hup_since = 0;
     bool events_held = false;
     while (!stop_requested) {
+        if (bb_sim_air_fd() < 0) {
+            /* The air went away, seen here or inside a port call (which closed the socket). */
+            fprintf(stderr, "bb_sim %s: the air closed the connection\n", name);
+            break;
+        }
         if (reset_requested) {
             reset_requested = 0;
             bb_port_reset();
@@ -166,7 +171,7 @@ int main(int argc, char **argv)
         if (events_held || (!host_present && bb_core_tx_pending())) {
             timeout = 1;
         } else if (bb_sim_events_queued()) {
-            /* Read during a port call of bb_core_poll or the READ_REQUEST sync: deliver now. */
+            /* Read during a port call made by bb_core_poll (a question expiring): deliver now. */
             timeout = 0;
         } else if (!watch_pty) {
             timeout = (int)(BB_SIM_HUP_RETRY_MS - (now - hup_since));
@@ -181,10 +186,7 @@ int main(int argc, char **argv)
             break;
         }
         if (n > 0 && air_i >= 0 && (fds[air_i].revents & (POLLIN | POLLHUP | POLLERR))) {
-            if (!bb_sim_air_read()) {
-                fprintf(stderr, "bb_sim %s: the air closed the connection\n", name);
-                break;
-            }
+            bb_sim_air_read(); /* on end of file the socket is closed: the loop ends above */
         }
         if (n >= 0 && pty_i >= 0) {
             short re = fds[pty_i].revents;
@@ -212,7 +214,6 @@ int main(int argc, char **argv)
             }
         }
         events_held = bb_sim_deliver_events();
-        bb_sim_sync_read_request();
         bb_core_poll();
     }
     close(pty);

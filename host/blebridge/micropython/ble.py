@@ -285,8 +285,14 @@ class BLE:
             self.board.remove_lost_listener(self._on_lost)
         except Exception:
             pass
+        global _default
         with _registry_lock:
             _by_board.pop(id(self.board), None)
+            for spec, obj in list(_by_port.items()):
+                if obj is self:
+                    del _by_port[spec]   # a later BLE(port=spec) opens the board again
+            if _default is self:
+                _default = None
         if self._owned:
             self.board.close()
 

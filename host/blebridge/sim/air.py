@@ -80,6 +80,9 @@ MAX_ATT_MTU = 517
 #: and resume on returned credits, as on a radio.
 L2CAP_MPS = 247
 L2CAP_CREDITS = 4
+#: Longest wait (s) for a just-started connection attempt to reach the controller before a
+#: connect_cancel is sent to it (it takes a few loop steps: one HCI command round trip).
+CONNECT_START_TIMEOUT_S = 1.0
 #: Bounds of a Bumble scan, ms (Core Vol 4 Part E 7.8.64: 2.5 ms .. 10.24 s).
 SCAN_INTERVAL_MIN_MS, SCAN_INTERVAL_MAX_MS = 2.5, 10240.0
 #: Advertising interval bounds, ms (legacy minimum 20 ms; 10.24 s maximum).
@@ -357,10 +360,12 @@ class Board:
         self._send(encode_message([MSG_EVT, name, *fields]))
 
     def respond(self, msg_id: int, err: int, result: Any) -> None:
+        # The port is blocked on this: it leaves at once (with any events queued before it).
         self._send(encode_message([MSG_RSP, msg_id, err, result]))
+        self.flush()
 
     def _send(self, frame: bytes) -> None:
-        # Messages produced in one step of the loop (a read's result and its done, a write and
+        # Events produced in one step of the loop (a read's result and its done, a write and
         # the notification it caused) leave in one socket write, so the board reads them in
         # one go and the core reports them in one batch, as a stack reports what one radio
         # event caused. Order is kept: responses and events share this one outbox.
@@ -681,8 +686,18 @@ class Board:
 
     async def op_connect_cancel(self) -> None:
         device = self.dev("connect_cancel")
-        if self.connect_task is None:
+        task = self.connect_task
+        if task is None:
             raise AirError(errno.ENOENT, "connect_cancel", "no connection pending")
+        # Bumble marks the device connecting only once the controller has acknowledged LE
+        # Create Connection; a cancel before that would be a no-op and the connect would then
+        # wait forever. Let the connect task get there (a few loop steps) first.
+        deadline = asyncio.get_running_loop().time() + CONNECT_START_TIMEOUT_S
+        while not task.done() and not device.is_le_connecting \
+                and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0)
+        if task.done():
+            raise AirError(errno.ENOENT, "connect_cancel", "the connection attempt has ended")
         await device.cancel_connection()
 
     async def op_disconnect(self, conn: int) -> None:

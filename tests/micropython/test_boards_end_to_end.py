@@ -1,0 +1,280 @@
+"""bluetooth.BLE end to end on the boards hil.plugin gives: simulated in `make test`, a rig's in `make hil`.
+
+Every test here is marked hil and uses only the BLE API and `blebridge run`, so one test serves sim,
+nrf_sd and nimble boards. A test takes opened boards from the `boards` fixture (how many:
+`@pytest.mark.boards(n)`, default 1; each reset as after boot) or ports for scripts from
+`board_urls(n)`; on a rig with fewer boards it is skipped (hil/README.md).
+"""
+import errno
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from blebridge.micropython import BLE, FLAG_NOTIFY, FLAG_READ, FLAG_WRITE, UUID
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "micropython"
+
+pytestmark = pytest.mark.hil
+
+_IRQ_CENTRAL_CONNECT = 1
+_IRQ_CENTRAL_DISCONNECT = 2
+_IRQ_GATTS_WRITE = 3
+_IRQ_PERIPHERAL_CONNECT = 7
+_IRQ_PERIPHERAL_DISCONNECT = 8
+_IRQ_GATTC_READ_RESULT = 15
+_IRQ_GATTC_READ_DONE = 16
+_IRQ_GATTC_NOTIFY = 18
+
+SVC = UUID("7e1a0003-5c4b-4d55-9a1e-000000000001")
+CHR = UUID("7e1a0003-5c4b-4d55-9a1e-000000000002")
+
+# Seconds a peripheral script may take to open its board and start advertising: a board that
+# resets when its port opens (ESP32 DevKits via DTR/RTS) boots and handshakes again first.
+SCRIPT_READY_TIMEOUT_S = 30.0
+# Seconds for a whole example pair, the central's script once it is started.
+SCRIPT_RUN_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def simulator(hil_rig):
+    """Without a rig the boards are simulated (on hil.plugin's private air): the simulator must be
+    there."""
+    if not hil_rig.configured:
+        pytest.importorskip("bumble")
+        if not (os.environ.get("BLEBRIDGE_SIM_FIRMWARE") or (ROOT / "build" / "sim" / "bb_sim").exists()):
+            pytest.skip("simulated board firmware not built (make firmware)")
+
+
+class Node:
+    """One board's BLE object, radio on, with an IRQ handler recording every event."""
+
+    def __init__(self, board):
+        self.ble = BLE(board)
+        self.events = []
+        self.ble.active(True)
+        self.ble.irq(self._irq)
+
+    def _irq(self, event, data):
+        self.events.append((event, tuple(bytes(x) if isinstance(x, memoryview) else x for x in data)))
+
+    def wait(self, event, timeout=10, count=1):
+        """The data of the count'th event of this kind, waiting up to timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [d for e, d in self.events if e == event]
+            if len(found) >= count:
+                return found[count - 1]
+            time.sleep(0.005)
+        raise AssertionError(f"no event {event} (x{count}); got {[e for e, _ in self.events]}")
+
+    def close(self):
+        self.ble.close()   # the board itself is closed by the boards fixture
+
+
+@pytest.fixture
+def nodes(boards):
+    made = []
+    try:
+        for b in boards:
+            made.append(Node(b))
+        yield made
+    finally:
+        for n in made:
+            n.close()
+
+
+def serve(node):
+    ((handle,),) = node.ble.gatts_register_services(((SVC, ((CHR, FLAG_READ | FLAG_WRITE | FLAG_NOTIFY),)),))
+    node.ble.gatts_write(handle, b"hello")
+    node.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    return handle
+
+
+def connect(central, peripheral, n=1):
+    central.ble.gap_connect(*peripheral.ble.config("mac"))
+    return central.wait(_IRQ_PERIPHERAL_CONNECT, count=n)[0]
+
+
+def test_radio_off_call_raises_enodev(nodes):
+    (b,) = nodes
+    b.ble.active(False)
+    with pytest.raises(OSError) as info:
+        b.ble.gap_advertise(20_000, b"")
+    assert info.value.errno == errno.ENODEV
+
+
+def test_read_on_unknown_connection_raises_enotconn(nodes):
+    (b,) = nodes
+    with pytest.raises(OSError) as info:
+        b.ble.gattc_read(42, 3)
+    assert info.value.errno == errno.ENOTCONN
+
+
+def test_gatts_write_to_unknown_handle_raises_einval(nodes):
+    (b,) = nodes
+    with pytest.raises(OSError) as info:
+        b.ble.gatts_write(999, b"x")
+    assert info.value.errno == errno.EINVAL
+
+
+@pytest.mark.boards(2)
+def test_central_reads_and_writes_a_peripheral(nodes):
+    p, c = nodes
+    handle = serve(p)
+    conn = connect(c, p)
+    c.ble.gattc_read(conn, handle)
+    assert c.wait(_IRQ_GATTC_READ_RESULT)[2] == b"hello"
+    c.ble.gattc_write(conn, handle, b"world", 1)
+    assert p.wait(_IRQ_GATTS_WRITE)[1] == handle
+    assert p.ble.gatts_read(handle) == b"world"
+
+
+@pytest.mark.boards(3)
+def test_two_centrals_on_one_peripheral_get_their_own_notifications(nodes):
+    p, c1, c2 = nodes
+    handle = serve(p)
+    conn1 = connect(c1, p)
+    p.wait(_IRQ_CENTRAL_CONNECT)
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn2 = connect(c2, p)
+    p.wait(_IRQ_CENTRAL_CONNECT, count=2)
+    peer_conns = [d[0] for e, d in p.events if e == _IRQ_CENTRAL_CONNECT]
+    assert len(set(peer_conns)) == 2
+    for i, pc in enumerate(peer_conns):
+        p.ble.gatts_notify(pc, handle, b"to %d" % i)
+    got = {c1.wait(_IRQ_GATTC_NOTIFY)[2], c2.wait(_IRQ_GATTC_NOTIFY)[2]}
+    assert got == {b"to 0", b"to 1"}
+    assert c1.ble.gap_disconnect(conn1) and c2.ble.gap_disconnect(conn2)
+    p.wait(_IRQ_CENTRAL_DISCONNECT, count=2)
+
+
+@pytest.mark.boards(3)
+def test_peripheral_that_is_also_a_central(nodes):
+    sensor, relay, phone = nodes
+    sensor_handle = serve(sensor)
+    relay_handle = serve(relay)            # relay advertises its own service...
+    up = connect(relay, sensor)            # ...and is a central of the sensor
+    down = connect(phone, relay)
+    relay.ble.gattc_read(up, sensor_handle)
+    assert relay.wait(_IRQ_GATTC_READ_RESULT)[2] == b"hello"
+    relay.ble.gatts_write(relay_handle, b"relayed")
+    phone.ble.gattc_read(down, relay_handle)
+    assert phone.wait(_IRQ_GATTC_READ_RESULT)[2] == b"relayed"
+    assert relay.wait(_IRQ_CENTRAL_CONNECT) and relay.wait(_IRQ_PERIPHERAL_CONNECT)
+
+
+@pytest.mark.boards(2)
+def test_reconnecting_many_times_does_not_leak_handles(nodes):
+    p, c = nodes
+    handle = serve(p)
+    rounds = 15
+    for i in range(1, rounds + 1):
+        conn = connect(c, p, n=i)
+        c.ble.gattc_read(conn, handle)
+        assert c.wait(_IRQ_GATTC_READ_DONE, count=i)[2] == 0
+        assert c.ble.gap_disconnect(conn)
+        c.wait(_IRQ_PERIPHERAL_DISCONNECT, count=i)
+        p.wait(_IRQ_CENTRAL_DISCONNECT, count=i)
+        p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    assert c.ble._channels == {} and c.ble._discoveries == {} and c.ble._mtus == {}
+    assert c.ble.gap_disconnect(conn) is False
+
+
+class Script:
+    """An example script under `blebridge run` on one board, its output collected line by line."""
+
+    def __init__(self, name, port, env):
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, "-m", "blebridge.runner", "--port", port,
+                                      str(EXAMPLES / f"{name}.py")], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self._lines = []
+        self._ended = False
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    @property
+    def output(self):
+        with self._cond:
+            return "".join(self._lines)
+
+    def wait_for(self, text, timeout):
+        """Wait until the script printed a line containing text (it ended without: AssertionError)."""
+        with self._cond:
+            printed = self._cond.wait_for(
+                lambda: self._ended or any(text in line for line in self._lines), timeout)
+            printed = printed and any(text in line for line in self._lines)
+        assert printed, f"{self.name} printed no {text!r} within {timeout} s:\n{self.output}"
+
+    def finish(self, timeout):
+        """Wait for the script to end; returns (exit status, output). Killed if it overruns."""
+        try:
+            self.proc.wait(timeout)
+        finally:
+            self.kill()
+        self._reader.join(timeout=5)
+        return self.proc.returncode, self.output
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _run_pair(server, client, ports, tmp_path, settle_s=0.0):
+    """Run an example peripheral script on ports[0] and its central on ports[1]; both must exit 0.
+    The central starts settle_s seconds after the peripheral printed that it advertises."""
+    # A fresh bonding store: a bond kept from an earlier run (same board address) would skip pairing.
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "host"), BLEBRIDGE_SECRETS_DIR=str(tmp_path / "secrets"))
+    s = Script(server, ports[0], env)
+    c = None
+    try:
+        s.wait_for("advertising", SCRIPT_READY_TIMEOUT_S)
+        time.sleep(settle_s)
+        c = Script(client, ports[1], env)
+        c_status, c_out = c.finish(SCRIPT_RUN_TIMEOUT_S)
+        assert c_status == 0, f"{client} exited {c_status}:\n{c_out}\n--- {server}:\n{s.output}"
+        s_status, s_out = s.finish(SCRIPT_RUN_TIMEOUT_S / 2)
+        assert s_status == 0, f"{server} exited {s_status}:\n{s_out}\n--- {client}:\n{c_out}"
+        return s_out, c_out
+    finally:
+        for script in (s, c):
+            if script is not None:
+                script.kill()
+
+
+def test_sensor_example_notifies_the_central(board_urls, tmp_path):
+    server, client = _run_pair("sensor_peripheral", "sensor_central", board_urls(2), tmp_path)
+    assert client.count("notified temperature") == 5 and "central set the interval to 200 ms" in server
+
+
+def test_uart_example_echoes_lines(board_urls, tmp_path):
+    server, client = _run_pair("uart_peripheral", "uart_central", board_urls(2), tmp_path)
+    assert "echoed: MICROPYTHON OVER BLEBRIDGE" in client and "received: bye" in server
+
+
+def test_l2cap_example_transfers_all_bytes(board_urls, tmp_path):
+    server, client = _run_pair("l2cap_server", "l2cap_client", board_urls(2), tmp_path)
+    assert "received 65536 bytes, 0 wrong" in server
+
+
+def test_pairing_example_reads_the_secret_after_passkey_pairing(board_urls, tmp_path):
+    server, client = _run_pair("pairing_peripheral", "pairing_central", board_urls(2), tmp_path)
+    assert "read before pairing: ATT status 0x0f" in client or "read before pairing: ATT status 0x05" in client
+    assert "value b'the cake is a lie'" in client and "passkey shown on the display: 123456" in server
