@@ -10,6 +10,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
+from blebridge.sim.air import EVENT_RECORD_OVERHEAD
 from blebridge.sim.air_link import (MSG_EVT, MSG_REQ, MSG_RSP, FrameDecoder, decode_message,
                                     encode_message)
 
@@ -25,13 +26,18 @@ class AirOpError(OSError):
 
 
 class AirClient:
-    def __init__(self, socket_path: str, name: str) -> None:
+    def __init__(self, socket_path: str, name: str, auto_ack: bool = True) -> None:
+        """``auto_ack`` False: events are not acknowledged (a port whose queue is full)."""
         self.name = name
+        self.auto_ack = auto_ack
+        #: Bytes of events received, as the air counts them for its window.
+        self.received_event_bytes = 0
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(socket_path)
         self.decoder = FrameDecoder()
         self.events: deque[tuple[str, tuple[Any, ...]]] = deque()
         self.responses: dict[int, tuple[int, Any]] = {}
+        self.ack_ids: set[int] = set()
         self.next_id = 1
         self.addr_type, self.addr = self.call("hello", name)
 
@@ -49,12 +55,27 @@ class AirClient:
             raise TimeoutError(f"{self.name}: nothing from the air in time") from exc
         if not chunk:
             raise ConnectionError(f"{self.name}: air closed the connection")
+        consumed = 0
         for payload in self.decoder.feed(chunk):
             msg = decode_message(payload)
             if msg[0] == MSG_RSP:
-                self.responses[msg[1]] = (msg[2], msg[3])
+                if msg[1] in self.ack_ids:
+                    self.ack_ids.discard(msg[1])
+                else:
+                    self.responses[msg[1]] = (msg[2], msg[3])
             elif msg[0] == MSG_EVT:
                 self.events.append((msg[1], tuple(msg[2:])))
+                consumed += len(payload) + EVENT_RECORD_OVERHEAD
+        self.received_event_bytes += consumed
+        if consumed and self.auto_ack:
+            # Events are kept here without bound: acknowledge them at once (the air's window).
+            self.ack(consumed)
+
+    def ack(self, consumed: int) -> None:
+        """Tell the air ``consumed`` bytes of events left the queue (no response awaited)."""
+        self.ack_ids.add(self.next_id)
+        self.sock.sendall(encode_message([MSG_REQ, self.next_id, "ack", consumed]))
+        self.next_id += 1
 
     def call(self, op: str, *args: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
         return self.pipeline((op, *args), timeout=timeout)[0]

@@ -9,7 +9,7 @@ import pytest
 from air_client import AirClient
 
 from blebridge.protocol import CONSTANTS
-from blebridge.sim.air import address_for_name
+from blebridge.sim.air import EVENT_WINDOW_BYTES, address_for_name
 
 FLAG = CONSTANTS["flag"]
 CONN_NONE = 0xFFFF
@@ -21,6 +21,9 @@ SVC = bytes(range(16))
 CHR = bytes(range(16, 32))
 #: Key size of every encrypted link on the air (Bumble's SMP always uses 16-byte keys), bytes.
 LE_KEY_SIZE = 16
+#: Peer writes sent at once in the window test: their events (about 40 bytes each) need
+#: several windows.
+FLOOD_WRITES = 600
 #: Just-works pairing on the air takes milliseconds; this only bounds a broken one (s).
 PAIRING_TIMEOUT_S = 5.0
 
@@ -43,11 +46,14 @@ def configure_just_works(port: AirClient) -> None:
     port.call("config", 1, port.name, 0, 517, False, False, IO["NO_INPUT_OUTPUT"], True, 0)
 
 
-def register_chr(port: AirClient, max_len: int) -> int:
+def register_chr(port: AirClient, max_len: int, flags: int = FLAG["READ"] | FLAG["WRITE"]) -> int:
     """One writable characteristic registered with ``max_len``; returns its value handle."""
-    result = port.call("gatts_register", [[SVC, [[CHR, FLAG["READ"] | FLAG["WRITE"], max_len,
-                                                   b"", []]]]])
+    result = port.call("gatts_register", [[SVC, [[CHR, flags, max_len, b"", []]]]])
     return result[0][1][0][1]
+
+
+def gatts_writes(events: list[tuple[str, tuple[Any, ...]]]) -> list[bytes]:
+    return [fields[2] for name, fields in events if name == "GATTS_WRITE"]
 
 
 def connect(peripheral: AirClient, central: AirClient) -> tuple[int, int]:
@@ -128,3 +134,31 @@ def test_connect_cancelled_before_it_reaches_the_controller_reports_conn_none(tw
     central.pipeline(("connect", 1, absent, 0), ("connect_cancel",))
     fields = central.wait("PERIPHERAL_DISCONNECT")
     assert fields[:3] == (CONN_NONE, 1, absent)
+
+
+def test_events_beyond_the_window_wait_for_the_port_to_acknowledge(air):
+    # A port that does not acknowledge (its queue is full) gets at most the window; every
+    # event arrives, in order, as it acknowledges.
+    peripheral = AirClient(air.socket_path, "perry", auto_ack=False)
+    central = AirClient(air.socket_path, "cecil")
+    try:
+        for port in (peripheral, central):
+            assert port.call("activate", True) is True
+        handle = register_chr(peripheral, 512, FLAG["WRITE_NO_RESPONSE"])
+        _p_conn, c_conn = connect(peripheral, central)
+        values = [i.to_bytes(2, "little") * 10 for i in range(FLOOD_WRITES)]
+        for value in values:
+            central.call("gattc_write", c_conn, handle, value, False)
+        received = peripheral.drain(settle=0.3)
+        assert peripheral.received_event_bytes <= EVENT_WINDOW_BYTES
+        assert len(gatts_writes(received)) < FLOOD_WRITES
+        acked = 0
+        deadline = time.monotonic() + 5
+        while len(gatts_writes(received)) < FLOOD_WRITES and time.monotonic() < deadline:
+            peripheral.ack(peripheral.received_event_bytes - acked)
+            acked = peripheral.received_event_bytes
+            received += peripheral.drain(settle=0.05)
+        assert gatts_writes(received) == values
+    finally:
+        peripheral.close()
+        central.close()

@@ -23,6 +23,9 @@ HR_MEASUREMENT = (0x2A37).to_bytes(2, "little")
 USER_DESCRIPTION = (0x2901).to_bytes(2, "little")
 ADV_DATA = b"\x02\x01\x06\x06\x09alice"
 INTERVAL_US = 20_000  # explicit 20 ms intervals (SIMULATOR-NOTES.md)
+#: Peer writes of 200 bytes a Bumble central sends back to back in the flood test: about
+#: 90 KB of events, more than the sim port's queue (BB_SIM_AIR_EVQ_BYTES, 32 KiB) holds.
+FLOOD_WRITES = 400
 #: Largest preferred ATT MTU a board accepts (schema: MAX_ATTR_LEN + 3), bytes.
 MAX_MTU = LIMITS["MAX_ATTR_LEN"] + 3
 
@@ -305,6 +308,29 @@ def test_board_reads_a_bumble_heart_rate_sensor_on_the_same_air(air, open_sim):
     conn = b_ev.wait("PERIPHERAL_CONNECT")[0]
     bob.call("gattc_read", conn, handle)
     assert b_ev.wait("GATTC_READ_RESULT") == (conn, handle, b"\x00\x3c")
+
+
+def test_flood_of_peer_writes_reaches_the_host_whole(air, open_sim):
+    alice, a_ev = open_sim("alice")
+    alice.call("ble_active", True)
+    result = alice.call("gatts_register_services", [[HR_SERVICE, [[HR_MEASUREMENT,
+                        FLAG["WRITE_NO_RESPONSE"], 512, b"", []]]]])
+    value = result[0][1][0][1]
+    alice.call("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
+    writes = [i.to_bytes(2, "little") * 100 for i in range(FLOOD_WRITES)]
+
+    async def flood() -> None:
+        # All in one go on the air's loop: each write the board takes makes it call the air
+        # (gatts_value), and that call has to read every event sent before its response.
+        phone = await air.air.add_peer("phone")
+        connection = await phone.connect(address_for_name("alice"))
+        await connection.gatt_client.request_mtu(517)
+        for data in writes:
+            await connection.gatt_client.write_value(value, data, with_response=False)
+
+    air.run(flood())
+    got = [a_ev.wait("GATTS_WRITE")[2] for _ in writes]
+    assert got == writes
 
 
 def test_connect_cancel_reports_conn_none(pair_of_boards):

@@ -39,6 +39,7 @@
 #define AIR_CBOR_DEPTH 8        /* list nesting of gatts_register: request 6, result 5 */
 #define AIR_CONNECT_TRIES 40    /* x 50 ms: the air may still be binding its socket */
 #define AIR_CONNECT_WAIT_MS 50
+#define AIR_ACK_CBOR_MAX 24     /* [0, id, "ack", bytes]: 1 + 1 + 5 + 4 + 5 */
 
 typedef bool (*result_fn_t)(zcbor_state_t *zs, void *ctx);
 
@@ -64,6 +65,7 @@ static struct {
     size_t evq_used;
     uint32_t events_lost;
     bool delivering;    /* evq records must not move while one is being delivered */
+    uint32_t consumed;  /* bytes of evq records (2 + payload) delivered, not yet acknowledged */
 } sim = {.pty_fd = -1, .air_fd = -1, .host_present = false};
 
 static bb_frame_decoder_t air_dec;
@@ -109,8 +111,10 @@ static void evq_push(const uint8_t *payload, size_t len)
         sim.evq_off = 0;
     }
     if (len > 0xFFFF || sim.evq_used + 2 + len > sizeof evq) {
-        /* Not reachable while main.c honours bb_sim_backlogged(); counted if it happens. */
+        /* Not reachable while the air keeps to its window; counted (and acknowledged, so the
+         * window does not shrink for good) if it happens. */
         sim.events_lost++;
+        sim.consumed += (uint32_t)(2 + len);
         fprintf(stderr, "bb_sim %s: air event queue full, %u events lost\n", sim.name,
                 (unsigned)sim.events_lost);
         return;
@@ -423,8 +427,9 @@ int bb_port_ble_activate(bool on)
 
 int bb_port_reset(void)
 {
-    /* Events of the previous session are stale after a reset. */
+    /* Events of the previous session are stale after a reset (the air restarts its window). */
     sim.evq_off = sim.evq_used = 0;
+    sim.consumed = 0;
     REQ_BEGIN("reset");
     return req_end(zs, ok, NULL, NULL);
 }
@@ -989,8 +994,37 @@ static int deliver(const uint8_t *payload, size_t len)
     return rc == -ENOMEM ? -ENOMEM : 0;
 }
 
+/* Tell the air how many bytes of events left the queue (its window, see README.md). Nothing
+ * waits for the response: on_air_frame drops responses no call is waiting for. */
+static void send_ack(void)
+{
+    uint8_t cbor[AIR_ACK_CBOR_MAX];
+    uint8_t wire[BB_FRAME_WIRE_MAX(AIR_ACK_CBOR_MAX)];
+    if (sim.consumed == 0 || sim.air_fd < 0) {
+        return;
+    }
+    ZCBOR_STATE_E(zs, 1, cbor, sizeof cbor, 1);
+    bool ok = zcbor_list_start_encode(zs, 4) && zcbor_uint32_put(zs, AIR_MSG_REQ)
+              && zcbor_uint32_put(zs, ++sim.next_id) && zcbor_tstr_put_lit(zs, "ack")
+              && zcbor_uint32_put(zs, sim.consumed) && zcbor_list_end_encode(zs, 4);
+    size_t n = ok ? bb_frame_encode(cbor, (size_t)(zs->payload - cbor), wire, sizeof wire) : 0;
+    if (n == 0 || !write_all(sim.air_fd, wire, n)) {
+        fprintf(stderr, "bb_sim %s: could not acknowledge air events\n", sim.name);
+        return;
+    }
+    sim.consumed = 0;
+}
+
 bool bb_sim_deliver_events(void)
 {
+    bool held = false;
+    /* Records before evq_off are delivered (and acknowledged) but still take room until moved
+     * out; events that arrive during this loop's port calls cannot move them (delivering). */
+    if (sim.evq_off > 0) {
+        memmove(evq, evq + sim.evq_off, sim.evq_used - sim.evq_off);
+        sim.evq_used -= sim.evq_off;
+        sim.evq_off = 0;
+    }
     while (sim.evq_off < sim.evq_used) {
         size_t len = (size_t)evq[sim.evq_off] | ((size_t)evq[sim.evq_off + 1] << 8);
         /* deliver() may make port calls (gatts_value), which can queue more events behind. */
@@ -998,10 +1032,15 @@ bool bb_sim_deliver_events(void)
         int rc = deliver(evq + sim.evq_off + 2, len);
         sim.delivering = false;
         if (rc == -ENOMEM) {
-            return true;
+            held = true;
+            break;
         }
         sim.evq_off += 2 + len;
+        sim.consumed += (uint32_t)(2 + len);
     }
-    sim.evq_off = sim.evq_used = 0;
-    return false;
+    if (!held) {
+        sim.evq_off = sim.evq_used = 0;
+    }
+    send_ack();
+    return held;
 }

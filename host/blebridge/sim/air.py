@@ -13,7 +13,8 @@ fixes the stock virtual controller's advertising, scanning and connection-cancel
 Invariant: no op handler waits for anything only the board can provide (a question's answer,
 a passkey): the board blocks in its port call until the response, and answers arrive as later
 ops. Work that needs answers (peer reads with authorisation, L2CAP accept, pairing, bond
-storage, erase) runs in tasks.
+storage, erase) runs in tasks. Events to a board are flow-controlled: at most
+EVENT_WINDOW_BYTES unacknowledged (the port's ``ack`` op), the rest held back.
 
 In-process use (tests adding virtual peers written directly on Bumble)::
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextvars
 import dataclasses
 import errno
@@ -55,7 +57,8 @@ from bumble.transport.common import AsyncPipeSink
 
 from ..protocol import CONSTANTS, LIMITS
 from .air_controller import AirController
-from .air_link import MSG_EVT, MSG_REQ, MSG_RSP, FrameDecoder, decode_message, encode_message
+from .air_link import (MSG_EVT, MSG_REQ, MSG_RSP, FrameDecoder, decode_message, encode_frame,
+                       encode_message)
 
 logger = logging.getLogger("blebridge.sim.air")
 
@@ -80,6 +83,11 @@ MAX_ATT_MTU = 517
 #: and resume on returned credits, as on a radio.
 L2CAP_MPS = 247
 L2CAP_CREDITS = 4
+#: Bytes of events a board may have received and not acknowledged (ack op), counted as they
+#: sit in the port's queue: CBOR payload plus EVENT_RECORD_OVERHEAD each. Must stay well under
+#: the port's BB_SIM_AIR_EVQ_BYTES (32768), which also takes events sent before a reset.
+EVENT_WINDOW_BYTES = 8192
+EVENT_RECORD_OVERHEAD = 2
 #: Longest wait (s) for a just-started connection attempt to reach the controller before a
 #: connect_cancel is sent to it (it takes a few loop steps: one HCI command round trip).
 CONNECT_START_TIMEOUT_S = 1.0
@@ -321,8 +329,13 @@ class Board:
         self._questions: dict[int, asyncio.Future[Answer]] = {}
         self._passkeys: dict[int, asyncio.Future[tuple[int, int]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        #: Encoded messages for the board not yet written (see _send).
+        #: Framed messages for the board not yet written (see _release, flush).
         self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+        #: Events held back by the window: (frame, bytes they take in the port's queue).
+        self._held: collections.deque[tuple[bytes, int]] = collections.deque()
+        #: Bytes of events sent and not yet acknowledged by the port.
+        self._unacked = 0
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -357,29 +370,44 @@ class Board:
 
     def emit(self, name: str, *fields: Any) -> None:
         logger.debug("%s <- %s %r", self.name, name, fields)
-        self._send(encode_message([MSG_EVT, name, *fields]))
+        payload = cbor2.dumps([MSG_EVT, name, *fields])
+        self._held.append((encode_frame(payload), len(payload) + EVENT_RECORD_OVERHEAD))
+        self._release()
 
     def respond(self, msg_id: int, err: int, result: Any) -> None:
-        # The port is blocked on this: it leaves at once (with any events queued before it).
-        self._send(encode_message([MSG_RSP, msg_id, err, result]))
+        # The port is blocked on this: it leaves at once, ahead of events held back by the
+        # window (the port delivers events only after its call returns, so it cannot tell).
+        self._outbox.append(encode_message([MSG_RSP, msg_id, err, result]))
         self.flush()
 
-    def _send(self, frame: bytes) -> None:
-        # Events produced in one step of the loop (a read's result and its done, a write and
+    def _release(self) -> None:
+        # Events go out while the board has room for them: at most EVENT_WINDOW_BYTES not yet
+        # acknowledged (ack op). A port call must read every event sent before its response,
+        # so without this bound a peer flooding the board overflows the port's event queue.
+        while self._held and (self._unacked == 0
+                              or self._unacked + self._held[0][1] <= EVENT_WINDOW_BYTES):
+            frame, size = self._held.popleft()
+            self._unacked += size
+            self._outbox.append(frame)
+        # Events released in one step of the loop (a read's result and its done, a write and
         # the notification it caused) leave in one socket write, so the board reads them in
         # one go and the core reports them in one batch, as a stack reports what one radio
-        # event caused. Order is kept: responses and events share this one outbox.
-        if self.writer.is_closing():
-            return
-        self._outbox.append(frame)
-        if len(self._outbox) == 1:
+        # event caused.
+        if self._outbox and not self._flush_scheduled:
+            self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         """Write what is in the outbox now (it is written at the end of the loop step anyway)."""
+        self._flush_scheduled = False
         frames, self._outbox = self._outbox, []
         if frames and not self.writer.is_closing():
             self.writer.write(b"".join(frames))
+
+    async def op_ack(self, consumed: int) -> None:
+        # Clamped: events sent before a reset dropped the count may still be acknowledged.
+        self._unacked = max(0, self._unacked - int(consumed))
+        self._release()
 
     async def ask(self, name: str, *fields: Any) -> Answer:
         """Raise a board->host question and wait for its answer (or the safe default)."""
@@ -510,6 +538,9 @@ class Board:
 
     async def op_reset(self) -> None:
         await self.power_down()
+        # The port discarded its queued events before asking: start the window afresh.
+        self._held.clear()
+        self._unacked = 0
         self.config = BoardConfig(gap_name=self.name)
         self.address = address_for_name(self.name)
 

@@ -21,7 +21,8 @@ MSG_REQ = 0
 MSG_RSP = 1
 MSG_EVT = 2
 
-__all__ = ["MSG_REQ", "MSG_RSP", "MSG_EVT", "FrameDecoder", "encode_message", "decode_message"]
+__all__ = ["MSG_REQ", "MSG_RSP", "MSG_EVT", "FrameDecoder", "encode_frame", "encode_message",
+           "decode_message"]
 
 
 def encode_message(msg: list[Any]) -> bytes:
