@@ -77,8 +77,9 @@ static int emit_locked(uint8_t code, const ev_val_t *v)
         }
     }
     if (!ok) {
+        /* Larger than any event can be: retrying cannot help, so it is a drop whatever the port. */
         bb_evq_note_drop(&bb_core_evq, spec->droppable);
-        return -BB_STATUS_ENOMEM;
+        return -BB_STATUS_E2BIG;
     }
     return bb_evq_push(&bb_core_evq, spec->droppable, (uint8_t)(1 + spec->nfields), ev_scratch,
                        (size_t)(st->payload - ev_scratch));
@@ -290,9 +291,12 @@ void bb_core_state_reset(void)
     /* Drop counts survive in bb_core_evq's counters; the queued events are from before. */
     uint32_t ds = bb_core_evq.dropped_scan, dother = bb_core_evq.dropped_other;
     uint32_t peak = bb_core_evq.peak_bytes, seq = bb_core_evq.next_seq;
+    uint32_t stalled = bb_core_evq.stalled;
     bb_evq_init(&bb_core_evq);
+    bb_core_evq.port_holds_back = bb_port_caps()->holds_back_events;
     bb_core_evq.dropped_scan = ds;
     bb_core_evq.dropped_other = dother;
+    bb_core_evq.stalled = stalled;
     bb_core_evq.peak_bytes = peak;
     bb_core_evq.next_seq = seq;
     bb_port_critical_exit();

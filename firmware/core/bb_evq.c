@@ -113,8 +113,17 @@ int bb_evq_push(bb_evq_t *q, bool droppable, uint8_t nitems, const uint8_t *body
     return 0;
 
 dropped:
-    bb_evq_note_drop(q, droppable);
+    bb_evq_note_refused(q, droppable);
     return -BB_STATUS_ENOMEM;
+}
+
+void bb_evq_note_refused(bb_evq_t *q, bool droppable)
+{
+    if (!droppable && q->port_holds_back) {
+        q->stalled++;   /* the port delivers it again: nothing is lost */
+        return;
+    }
+    bb_evq_note_drop(q, droppable);
 }
 
 void bb_evq_note_drop(bb_evq_t *q, bool droppable)

@@ -52,7 +52,9 @@ typedef struct {
     bb_ring_t droppable;
     uint32_t next_seq;
     uint32_t dropped_scan;      /* droppable events evicted or refused, since boot */
-    uint32_t dropped_other;     /* reliable events refused, since boot */
+    uint32_t dropped_other;     /* reliable events lost, since boot */
+    uint32_t stalled;           /* reliable events refused and held back by the port */
+    bool port_holds_back;       /* bb_port_caps()->holds_back_events */
     uint32_t unreported_scan;   /* since the last EVENTS_DROPPED */
     uint32_t unreported_other;
     uint32_t peak_bytes;        /* most bytes ever queued in both rings together */
@@ -68,5 +70,7 @@ void bb_evq_pop(bb_evq_t *q, uint8_t *out);
 bool bb_evq_empty(const bb_evq_t *q);
 /* Count an event that could not even be encoded (too large) as dropped. */
 void bb_evq_note_drop(bb_evq_t *q, bool droppable);
+/* Count a reliable event refused for want of room: a stall when the port holds it back, else a drop. */
+void bb_evq_note_refused(bb_evq_t *q, bool droppable);
 
 #endif /* BB_EVQ_H */

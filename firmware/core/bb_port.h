@@ -148,6 +148,10 @@ typedef struct {
     uint8_t max_connections;
     uint16_t max_mtu;
     uint16_t max_l2cap_mtu;
+    /* The port keeps an event that bb_on_* refused with -BB_STATUS_ENOMEM and delivers it again
+     * later (flow control): the core then counts a stall, not a drop. A port that cannot (the
+     * event is gone once refused) leaves this false, and the core counts and reports a drop. */
+    bool holds_back_events;
 } bb_port_caps_t;
 
 /* ========================================================================================= */
@@ -241,8 +245,9 @@ bool bb_core_read_request(void);
 /* Current value bytes of a local attribute (core's attribute pool), NULL if unknown. */
 const uint8_t *bb_core_gatts_value(uint16_t value_handle, uint16_t *len, uint16_t *max_len);
 
-/* Events. Each returns 0, or -BB_STATUS_ENOMEM when the event queue had no room (the event is then
- * counted as dropped and reported; a port that can hold the data back should do so). */
+/* Events. Each returns 0; -BB_STATUS_ENOMEM when the event queue has no room now (a port with
+ * caps.holds_back_events delivers it again later; otherwise it is counted and reported as
+ * dropped); or -BB_STATUS_E2BIG when the event can never fit (dropped, counted, reported). */
 int bb_on_central_connect(uint16_t conn, const bb_addr_t *peer);
 int bb_on_central_disconnect(uint16_t conn, const bb_addr_t *peer, uint8_t reason);
 int bb_on_peripheral_connect(uint16_t conn, const bb_addr_t *peer);

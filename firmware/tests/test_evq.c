@@ -127,6 +127,23 @@ static void full_reliable_ring_refuses_event_with_enomem(void)
     TB_CHECK_EQ(tb_field_u32(d, 1), 1);
 }
 
+static void refused_event_held_back_by_the_port_is_a_stall_not_a_drop(void)
+{
+    tb_boot();
+    fp.caps.holds_back_events = true;
+    bb_core_init();
+    static uint8_t data[BB_MAX_L2CAP_SDU];
+    int rc = 0;
+    for (int i = 0; i < 20 && rc == 0; i++) {
+        rc = bb_on_l2cap_recv(1, 0x40, data, sizeof(data));
+    }
+    TB_CHECK_EQ(rc, -ENOMEM);
+    TB_CHECK_EQ(bb_core_evq.stalled, 1);
+    TB_CHECK_EQ(bb_core_evq.dropped_other, 0);
+    tb_drain();
+    TB_CHECK(tb_evt(BB_EV_EVENTS_DROPPED) == NULL);
+}
+
 static void scan_results_never_evict_reliable_events(void)
 {
     tb_boot();
@@ -229,6 +246,7 @@ void run_evq_tests(void)
     TB_RUN(full_droppable_ring_evicts_oldest_scan_results);
     TB_RUN(eviction_reported_by_events_dropped_first);
     TB_RUN(full_reliable_ring_refuses_event_with_enomem);
+    TB_RUN(refused_event_held_back_by_the_port_is_a_stall_not_a_drop);
     TB_RUN(scan_results_never_evict_reliable_events);
     TB_RUN(events_dropped_is_sent_at_most_once_per_interval);
     TB_RUN(partial_transport_writes_are_completed_in_order);

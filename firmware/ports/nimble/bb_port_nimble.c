@@ -807,6 +807,7 @@ static bb_port_caps_t s_caps = {
                                                                               : BB_MAX_CONNECTIONS),
     .max_mtu = (BLE_ATT_MTU_MAX < BB_MAX_ATTR_LEN + 3 ? BLE_ATT_MTU_MAX : BB_MAX_ATTR_LEN + 3),
     .max_l2cap_mtu = MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0 ? BB_MAX_L2CAP_SDU : 0,
+    .holds_back_events = false, /* NimBLE callbacks cannot be re-run: a refused event is lost */
 };
 
 const bb_port_caps_t *bb_port_caps(void)

@@ -648,6 +648,7 @@ const bb_port_caps_t *bb_port_caps(void)
     s_caps.max_connections = s_conn_count;
     s_caps.max_mtu = bb_nrf_att_mtu_max;
     s_caps.max_l2cap_mtu = BB_MAX_L2CAP_SDU;
+    s_caps.holds_back_events = true; /* a refused SoftDevice event is kept and re-run after bb_core_poll */
     return &s_caps;
 }
 

@@ -12,6 +12,7 @@ static const bb_port_caps_t null_caps = {
     .max_connections = 0,
     .max_mtu = 23,
     .max_l2cap_mtu = 0,
+    .holds_back_events = false,
 };
 
 static uint32_t ticks_ms;

@@ -373,6 +373,7 @@ const bb_port_caps_t *bb_port_caps(void)
         .max_connections = BB_MAX_CONNECTIONS,
         .max_mtu = BB_MAX_ATTR_LEN + 5, /* 517: the air's (Bumble's) largest ATT MTU */
         .max_l2cap_mtu = BB_MAX_L2CAP_SDU,
+        .holds_back_events = true, /* refused events stay in the air queue (README) */
     };
     return &caps;
 }
