@@ -1,11 +1,13 @@
 """A stand-in for blebridge.Board: records calls, answers from a script, delivers events.
 
 Unit tests of the bluetooth module use it to check argument handling, tuple shapes and status
-mapping without a simulator. Events are delivered synchronously on the caller's thread.
+mapping without a simulator. Events are delivered synchronously on the caller's thread (run emit_batch
+on another thread to play the dispatcher).
 """
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from typing import Any, Callable
 
 from blebridge import protocol as P
@@ -23,6 +25,7 @@ class FakeBoard:
         self._listeners: list[Callable] = []
         self._lost: list[Callable] = []
         self.active = False
+        self.events_received = 0   # host_counters()["events"], as blebridge.Board counts them
 
     # -- Board API used by blebridge.micropython ----------------------------------------------
     def call(self, method: str, *args: Any, timeout: Any = None) -> Any:
@@ -63,8 +66,24 @@ class FakeBoard:
     def close(self) -> None:
         pass
 
+    def host_counters(self) -> dict[str, int]:
+        return {"events": self.events_received}
+
     # -- test helpers -------------------------------------------------------------------------
     def emit(self, name: str, *fields: Any) -> None:
+        self.events_received += 1
+        self._deliver(name, fields)
+
+    def emit_batch(self, events: list[tuple], gap_s: float = 0.0) -> None:
+        """Deliver one batch as the dispatcher does: all counted as received first, then each
+        in turn, ``gap_s`` seconds apart (a dispatcher thread kept off the CPU between them)."""
+        self.events_received += len(events)
+        for i, (name, *fields) in enumerate(events):
+            if i and gap_s:
+                time.sleep(gap_s)
+            self._deliver(name, tuple(fields))
+
+    def _deliver(self, name: str, fields: tuple) -> None:
         ev = Event(P.EVENTS_BY_NAME[name].code, name, tuple(fields))
         for fn in list(self._listeners):
             fn(ev)

@@ -135,6 +135,33 @@ def test_central_reads_and_writes_a_peripheral(nodes):
     assert p.ble.gatts_read(handle) == b"world"
 
 
+@pytest.mark.boards(2)
+def test_script_polling_with_idle_sees_a_read_result_only_with_its_done(nodes):
+    from blebridge.micropython import runtime
+    p, c = nodes
+    handle = serve(p)
+    conn = connect(c, p)
+    flag, order = [], []
+
+    def irq(event, data):
+        if event == _IRQ_GATTC_READ_RESULT:
+            flag.append(1)
+            c.ble.config("mtu")     # a call to the same board between the batch's two handlers
+            order.append("result")
+        elif event == _IRQ_GATTC_READ_DONE:
+            order.append("done")
+
+    c.ble.irq(irq)
+    for _ in range(20):
+        flag.clear()
+        c.ble.gattc_read(conn, handle)
+        deadline = time.monotonic() + 5
+        while not flag and time.monotonic() < deadline:
+            runtime.idle()
+        order.append("script")
+    assert order == ["result", "done", "script"] * 20
+
+
 @pytest.mark.boards(3)
 def test_two_centrals_on_one_peripheral_get_their_own_notifications(nodes):
     p, c1, c2 = nodes
@@ -182,7 +209,7 @@ def test_reconnecting_many_times_does_not_leak_handles(nodes):
         c.wait(_IRQ_PERIPHERAL_DISCONNECT, count=i)
         p.wait(_IRQ_CENTRAL_DISCONNECT, count=i)
         p.ble.gap_advertise(20_000, b"\x02\x01\x06")
-    assert c.ble._channels == {} and c.ble._discoveries == {} and c.ble._mtus == {}
+    assert c.ble._channels == {} and c.ble._discoveries == {}
     assert c.ble.gap_disconnect(conn) is False
 
 

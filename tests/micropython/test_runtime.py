@@ -51,3 +51,25 @@ def test_schedule_queue_full_raises_runtime_error():
 def test_schedule_needs_a_callable():
     with pytest.raises(TypeError):
         runtime.schedule(5, None)
+
+
+def test_sleep_ms_returns_after_a_scheduled_function_that_is_due():
+    ran = []
+    runtime.schedule(lambda _: (time.sleep(0.03), ran.append(1)), None)
+    runtime.sleep_ms(0)
+    assert ran == [1]
+
+
+def test_settle_inside_a_handler_does_not_wait_for_itself():
+    got = []
+    done = threading.Event()
+
+    def fn(_):
+        t0 = time.monotonic()
+        runtime.idle()
+        got.append(time.monotonic() - t0)
+        done.set()
+
+    runtime.schedule(fn, None)
+    assert done.wait(2)
+    assert got[0] < runtime.SETTLE_LIMIT_S / 2

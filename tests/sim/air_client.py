@@ -10,9 +10,9 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
-from blebridge.sim.air import EVENT_RECORD_OVERHEAD
-from blebridge.sim.air_link import (MSG_EVT, MSG_REQ, MSG_RSP, FrameDecoder, decode_message,
-                                    encode_message)
+from blebridge.sim.board import EVENT_RECORD_OVERHEAD
+from blebridge.sim.port_link import (MSG_EVT, MSG_REQ, MSG_RSP, FrameDecoder, decode_message,
+                                     encode_message)
 
 DEFAULT_TIMEOUT = 5.0
 

@@ -9,7 +9,8 @@ import pytest
 from air_client import AirClient
 
 from blebridge.protocol import CONSTANTS
-from blebridge.sim.air import EVENT_WINDOW_BYTES, address_for_name
+from blebridge.sim.air import address_for_name
+from blebridge.sim.board import EVENT_WINDOW_BYTES
 
 FLAG = CONSTANTS["flag"]
 CONN_NONE = 0xFFFF

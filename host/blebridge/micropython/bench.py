@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable
 
 from . import BLE, FLAG_NOTIFY, FLAG_READ, FLAG_WRITE, FLAG_WRITE_NO_RESPONSE, UUID
+from . import runtime
 
 _IRQ_CENTRAL_CONNECT = 1
 _IRQ_GATTS_WRITE = 3
@@ -58,16 +59,14 @@ class _Side:
         return result
 
     def wait(self, event: int, count: int = 1, timeout: float = TIMEOUT_S) -> tuple:
+        # This thread is the script: it now waits, so handlers held back since its last BLE
+        # call (runtime.CallGate) may run at once instead of after CALL_GRACE_S.
+        runtime.script_waits()
         with self.cond:
             ok = self.cond.wait_for(lambda: len(self.seen.get(event, [])) >= count, timeout)
         if not ok:
             raise TimeoutError(f"event {event} x{count} not seen in {timeout} s")
         return self.seen[event][count - 1]
-
-    def reset_counts(self, event: int) -> None:
-        with self.cond:
-            self.seen.pop(event, None)
-            self.bytes_in = 0
 
 
 def _rate(nbytes: int, seconds: float) -> float:
@@ -128,6 +127,7 @@ def run(ports: tuple[str, str], count: int) -> int:
         rx = bytearray(L2CAP_MTU * 4)
 
         total = count * len(sdu)
+        p.bytes_in = 0   # it still holds the GATT write test's bytes
 
         def drain() -> None:
             # The receiving script's loop: take what arrived, as l2cap_server.py does.

@@ -263,15 +263,20 @@ class BLE:
         self._discoveries: dict[int, _Discovery] = {}
         self._channels: dict[tuple[int, int], _Channel] = {}
         self._secrets: Optional[SecretStore] = None
-        # conn -> MTU last reported; an ATT MTU is exchanged once per connection, so a second
-        # identical report is a duplicate (the simulated air sends one; see docs/micropython.md).
-        self._mtus: dict[int, int] = {}
         # (conn, psm) -> (retry deadline, mtu) of our l2cap_connect calls not yet answered.
         self._l2cap_connecting: dict[tuple[int, int], tuple[float, int]] = {}
         self._closed = False
         self._gate = runtime.CallGate()
+        # Events handed to _on_event so far, and the board's count of events received that
+        # never reach it (see _events_due).
+        self._delivered = 0
+        # runtime.ACTIVITY source for IRQs this object raises itself (not from a board event).
+        self._local_irqs = object()
         board.add_event_listener(self._on_event)
         board.add_lost_listener(self._on_lost)
+        # Read after registering: every event counted later reaches _on_event, so this is
+        # never below the true number of events that never will (it is lowered in _events_due).
+        self._not_ours = self._events_received()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -285,6 +290,7 @@ class BLE:
             self.board.remove_lost_listener(self._on_lost)
         except Exception:
             pass
+        runtime.ACTIVITY.set_busy(self, False)
         global _default
         with _registry_lock:
             _by_board.pop(id(self.board), None)
@@ -312,6 +318,8 @@ class BLE:
             raise BluetoothOSError(_to_errno(exc), op or method, exc.status_name, str(exc)) from None
 
     def _on_lost(self, exc: BaseException) -> None:
+        # Events the board had sent and the host not yet delivered are gone with the link.
+        runtime.ACTIVITY.set_busy(self, False)
         print(f"blebridge: lost the board {getattr(self.board, 'spec', '')}: {exc}", file=sys.stderr)
 
     def __repr__(self) -> str:
@@ -339,7 +347,6 @@ class BLE:
         with self._lock:
             self._attrs.clear()
             self._discoveries.clear()
-            self._mtus.clear()
             self._channels.clear()
 
     def config(self, *args: Any, **kwargs: Any) -> Any:
@@ -649,9 +656,17 @@ class BLE:
         if uuid is not None and not isinstance(uuid, UUID):
             raise TypeError("UUID")
         if start >= end:
-            # Nothing after start_handle: complete at once, as NimBLE does.
-            threading.Thread(target=self._invoke, args=(_IRQ_GATTC_DESCRIPTOR_DONE, (conn, 0)),
-                             daemon=True).start()
+            # Nothing after start_handle: complete at once, as NimBLE does (after this call
+            # returns; a script's wait ends once it has been delivered).
+            runtime.ACTIVITY.add(self._local_irqs, 1)
+
+            def done() -> None:
+                try:
+                    self._invoke(_IRQ_GATTC_DESCRIPTOR_DONE, (conn, 0))
+                finally:
+                    runtime.ACTIVITY.add(self._local_irqs, -1)
+
+            threading.Thread(target=done, daemon=True).start()
             return
         self._call("gattc_discover_descriptors", conn, start + 1, end,
                    None if uuid is None else bytes(uuid))
@@ -785,10 +800,40 @@ class BLE:
             self._secrets = SecretStore.for_board(ident)
         return self._secrets
 
+    def _events_received(self) -> int:
+        """The board's count of events received from the wire (0 if it keeps none)."""
+        counters = getattr(self.board, "host_counters", None)
+        if counters is None:
+            return 0
+        try:
+            return int(counters().get("events", 0))
+        except Exception:
+            return 0
+
+    def _events_due(self) -> int:
+        """Events the board has received that _on_event has not been handed yet.
+
+        received - delivered is never below the number of events that never reach this
+        listener (counted before it was registered); _not_ours starts at or above that number
+        and is lowered to each smaller difference seen, so the result is never more than the
+        events really on their way: a positive answer always ends with another _on_event.
+        """
+        due = self._events_received() - self._delivered - self._not_ours
+        if due < 0:
+            self._not_ours += due
+            due = 0
+        return due
+
     def _on_event(self, ev: Any) -> None:
-        """Board event -> MicroPython IRQ (runs on the board's dispatcher thread, in order)."""
+        """Board event -> MicroPython IRQ (runs on the board's dispatcher thread, in order).
+
+        The board stays busy for runtime.ACTIVITY from the first event of a batch until no
+        received event is left to deliver, so a script's wait ends after the whole batch.
+        """
         if self._closed:
             return
+        self._delivered += 1
+        runtime.ACTIVITY.set_busy(self, True)
         code, f = ev.code, ev.fields
         try:
             handler = _EVENT_HANDLERS.get(code)
@@ -796,6 +841,8 @@ class BLE:
                 handler(self, f)
         except Exception:
             runtime.report_exception(f"blebridge: cannot deliver board event {ev.name}")
+        finally:
+            runtime.ACTIVITY.set_busy(self, not self._closed and self._events_due() > 0)
 
     # Each _ev_* turns one board event into the MicroPython IRQ(s).
 
@@ -808,7 +855,6 @@ class BLE:
         conn, addr_type, addr = int(f[0]), f[1], f[2]
         with self._lock:
             self._discoveries.pop(conn, None)
-            self._mtus.pop(conn, None)
             for key in [k for k in self._l2cap_connecting if k[0] == conn]:
                 del self._l2cap_connecting[key]
             for key in [k for k in self._channels if k[0] == conn]:
@@ -951,11 +997,8 @@ class BLE:
         self._invoke(_IRQ_PASSKEY_ACTION, (conn, action, passkey))
 
     def _ev_mtu_exchanged(self, f: tuple) -> None:
-        conn, mtu = int(f[0]), int(f[1])
-        if self._mtus.get(conn) == mtu:
-            return
-        self._mtus[conn] = mtu
-        self._invoke(_IRQ_MTU_EXCHANGED, (conn, mtu))
+        # Every report is passed on: MicroPython reports each exchange, whichever side asked.
+        self._invoke(_IRQ_MTU_EXCHANGED, (int(f[0]), int(f[1])))
 
     def _ev_plain(self, code: int, f: tuple) -> None:
         self._invoke(code, tuple(int(x) for x in f))

@@ -10,6 +10,11 @@ between the bytecodes of the main script. Here they run on other threads (each b
 dispatcher, and one scheduler thread), so the main script keeps running while they do, but
 they never run at the same time as each other: all of them hold :data:`SCHED_LOCK`. A handler
 may call any ``BLE`` method (the board answers on its own reader thread).
+
+A script's waits (``sleep_ms``, ``sleep_us``, ``machine.idle``) end only once the handlers and
+scheduled functions already due have run (:data:`ACTIVITY`): on a board, the handlers for all
+the stack reported at once (a read's result and its done) run before the script's next
+bytecode, so a script that polls a flag set by the first one never runs before the second.
 """
 from __future__ import annotations
 
@@ -115,6 +120,61 @@ class CallGate:
 
 _GATES: "weakref.WeakSet[CallGate]" = weakref.WeakSet()
 
+#: A script's wait ends after the handlers due have run, or after this long (s) whatever they
+#: do: a handler that never returns (or an endless event flood) does not stop the script.
+SETTLE_LIMIT_S = 0.1
+
+
+class Activity:
+    """IRQ deliveries and scheduled calls that are due or running, by source.
+
+    A source (a board's event delivery, the scheduler) is busy while it has work that has
+    arrived and not finished; :meth:`settle` waits until no source is. Waiting never holds
+    :data:`SCHED_LOCK` or a :class:`CallGate`, and is bounded, so it cannot deadlock with a
+    handler, whatever that handler calls.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy: dict[object, int] = {}   # source -> units of work due (> 0)
+
+    def set_busy(self, source: object, busy: bool) -> None:
+        """A source with one stream of work (a board's dispatcher) says whether it has any."""
+        with self._cond:
+            if busy:
+                self._busy[source] = 1
+            elif self._busy.pop(source, None) is not None and not self._busy:
+                self._cond.notify_all()
+
+    def add(self, source: object, delta: int) -> None:
+        """A source with countable work (scheduled calls) adds or removes units."""
+        with self._cond:
+            n = self._busy.get(source, 0) + delta
+            if n > 0:
+                self._busy[source] = n
+            else:
+                self._busy.pop(source, None)
+                if not self._busy:
+                    self._cond.notify_all()
+
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._busy)
+
+    def settle(self, timeout: float = SETTLE_LIMIT_S) -> bool:
+        """Wait (at most ``timeout`` s) until no source is busy; True if none is.
+
+        Handlers and scheduled functions do not wait (they are the work being waited for).
+        """
+        if in_handler():
+            return not self.busy()
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy, timeout)
+
+
+#: The one Activity every board and the scheduler report to (one script, one "CPU").
+ACTIVITY = Activity()
+
 
 def script_waits() -> None:
     """The calling thread waits (sleep_ms, idle): open every gate it holds."""
@@ -153,6 +213,7 @@ def sleep_us(us: float) -> None:
     script_waits()
     if us > 0:
         time.sleep(us / 1_000_000)
+    ACTIVITY.settle()
 
 
 def idle() -> None:
@@ -192,6 +253,7 @@ class _Scheduler:
             if self._pending >= SCHEDULER_DEPTH:
                 raise RuntimeError("schedule queue full")
             self._pending += 1
+            ACTIVITY.add(self, 1)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="micropython.schedule",
                                                 daemon=True)
@@ -211,6 +273,7 @@ class _Scheduler:
                     report_exception("Unhandled exception in scheduled function")
                 finally:
                     set_in_handler(False)
+                    ACTIVITY.add(self, -1)
 
 
 _scheduler = _Scheduler()

@@ -1,1 +1,2 @@
-"""Simulated boards: the Bumble air (air.py) and the launcher of sim:NAME boards (launcher.py)."""
+"""Simulated boards: the Bumble air (air.py, a module per BLE layer beside it) and the launcher
+of sim:NAME boards (launcher.py)."""

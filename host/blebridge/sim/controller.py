@@ -18,6 +18,8 @@ never completes. See ../../../../shared/design/SIMULATOR-NOTES.md.
 - encryption changes are reported with the key size (Encryption Change v2): the stock v1
   event has none, so Bumble's host records 0 bytes for every encrypted link.
 A stock controller on the same link still sees our PDUs (``AirAdvPdu`` is an ``AdvExtInd``).
+
+:func:`new_controller_and_host` puts one on the air's link with the Bumble host driving it.
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ import logging
 
 from bumble import hci, ll
 from bumble.controller import AdvertisingSet, Connection, Controller
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.transport.common import AsyncPipeSink
 
 logger = logging.getLogger(__name__)
 
@@ -210,3 +215,10 @@ class AirController(Controller):
                 central_clock_accuracy=0,
             )
         )
+
+
+def new_controller_and_host(link: LocalLink, name: str) -> tuple[AirController, Host]:
+    """An :class:`AirController` on ``link`` and the Bumble host that drives it (for a Device)."""
+    controller = AirController(name, link=link)
+    host = Host(controller, AsyncPipeSink(controller))
+    return controller, host
