@@ -26,7 +26,7 @@ import pytest
 
 from blebridge import BoardError, open_board
 from blebridge import protocol as P
-from conftest import RawLink, cli_board_counters, frame_of
+from e2e_link import RawLink, cli_board_counters, frame_of
 
 S = P.STATUS
 CFG = P.CONSTANTS["config"]

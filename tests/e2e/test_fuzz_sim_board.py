@@ -20,7 +20,7 @@ import cbor2
 import pytest
 
 from blebridge import protocol as P
-from conftest import RawLink, frame_of
+from e2e_link import RawLink, frame_of
 
 REPO = Path(__file__).resolve().parents[2]
 #: How long random input is sent (s); with the sanitizer build the test stays under 30 s.

@@ -207,6 +207,7 @@ def sleep_ms(ms: float) -> None:
     script_waits()
     if ms > 0:
         time.sleep(ms / 1000)
+    ACTIVITY.settle()
 
 
 def sleep_us(us: float) -> None:
@@ -219,6 +220,7 @@ def sleep_us(us: float) -> None:
 def idle() -> None:
     script_waits()
     time.sleep(IDLE_S)
+    ACTIVITY.settle()
 
 
 def install_time_extensions() -> None:
