@@ -7,7 +7,6 @@ import subprocess
 import sys
 import types
 
-import pytest
 
 from blebridge import cli
 from blebridge import protocol as P
