@@ -27,6 +27,15 @@ LE_KEY_SIZE = 16
 FLOOD_WRITES = 600
 #: Just-works pairing on the air takes milliseconds; this only bounds a broken one (s).
 PAIRING_TIMEOUT_S = 5.0
+#: Connection intervals of the terminate timing tests, µs: far above the air's own latency
+#: (about 1 ms per hop), so a terminate delivered at once cannot pass for a delayed one.
+SLOW_INTERVAL_US = 100_000
+SLOWER_INTERVAL_US = 200_000
+#: Supervision timeout for those connections, ms (Core Vol 6 Part B 4.5.2: above twice the
+#: interval).
+SLOW_SUPERVISION_MS = 2_000
+#: Bound on waiting for an event that a working air sends within milliseconds, s.
+DEFAULT_EVENT_TIMEOUT_S = 5.0
 
 
 @pytest.fixture
@@ -61,6 +70,16 @@ def connect(peripheral: AirClient, central: AirClient) -> tuple[int, int]:
     """(conn on the peripheral, conn on the central)."""
     peripheral.call("adv_start", INTERVAL_US, b"\x02\x01\x06", b"", True, True, False, 0)
     central.call("connect", peripheral.addr_type, peripheral.addr, 2000)
+    c_conn = central.wait("PERIPHERAL_CONNECT")[0]
+    p_conn = peripheral.wait("CENTRAL_CONNECT")[0]
+    return p_conn, c_conn
+
+
+def connect_at(peripheral: AirClient, central: AirClient, interval_us: int) -> tuple[int, int]:
+    """Like connect(), with the connection interval fixed at ``interval_us``."""
+    peripheral.call("adv_start", INTERVAL_US, b"\x02\x01\x06", b"", True, True, False, 0)
+    central.call("connect", peripheral.addr_type, peripheral.addr, 2000, interval_us, interval_us,
+                 0, SLOW_SUPERVISION_MS)
     c_conn = central.wait("PERIPHERAL_CONNECT")[0]
     p_conn = peripheral.wait("CENTRAL_CONNECT")[0]
     return p_conn, c_conn
@@ -163,3 +182,51 @@ def test_events_beyond_the_window_wait_for_the_port_to_acknowledge(air):
     finally:
         peripheral.close()
         central.close()
+
+
+def test_peer_hears_of_a_disconnect_one_connection_interval_later(two_ports):
+    peripheral, central = two_ports
+    _p_conn, c_conn = connect_at(peripheral, central, SLOW_INTERVAL_US)
+    start = time.monotonic()
+    central.call("disconnect", c_conn)
+    central.wait("PERIPHERAL_DISCONNECT")
+    peripheral.wait("CENTRAL_DISCONNECT")
+    assert time.monotonic() - start >= SLOW_INTERVAL_US / 1e6
+
+
+@pytest.mark.parametrize("ender", ["central", "peripheral"])
+def test_disconnect_delay_follows_a_connection_update(two_ports, ender):
+    # The central's controller learns the new interval from its update command, the
+    # peripheral's from the update PDU: whichever side ends the link, the other waits for it.
+    peripheral, central = two_ports
+    p_conn, c_conn = connect_at(peripheral, central, SLOW_INTERVAL_US)
+    central.call("conn_update", c_conn, SLOWER_INTERVAL_US, SLOWER_INTERVAL_US, 0,
+                 SLOW_SUPERVISION_MS)
+    central.wait("CONNECTION_UPDATE")
+    peripheral.wait("CONNECTION_UPDATE")
+    start = time.monotonic()
+    if ender == "central":
+        central.call("disconnect", c_conn)
+        peripheral.wait("CENTRAL_DISCONNECT")
+    else:
+        peripheral.call("disconnect", p_conn)
+        central.wait("PERIPHERAL_DISCONNECT")
+    assert time.monotonic() - start >= SLOWER_INTERVAL_US / 1e6
+
+
+def test_reconnect_before_the_terminate_lands_reports_the_old_link_down_first(two_ports):
+    peripheral, central = two_ports
+    _p_conn, c_conn = connect_at(peripheral, central, SLOW_INTERVAL_US)
+    # Still connected, the peripheral advertises again; the central leaves and comes straight
+    # back, well inside one interval.
+    peripheral.call("adv_start", INTERVAL_US, b"\x02\x01\x06", b"", True, True, False, 0)
+    central.call("disconnect", c_conn)
+    central.wait("PERIPHERAL_DISCONNECT")
+    central.call("connect", peripheral.addr_type, peripheral.addr, 2000)
+    central.wait("PERIPHERAL_CONNECT")
+    links: list[str] = []
+    deadline = time.monotonic() + DEFAULT_EVENT_TIMEOUT_S
+    while "CENTRAL_CONNECT" not in links and time.monotonic() < deadline:
+        links += [name for name, _fields in peripheral.drain(settle=0.05)
+                  if name in ("CENTRAL_CONNECT", "CENTRAL_DISCONNECT")]
+    assert links == ["CENTRAL_DISCONNECT", "CENTRAL_CONNECT"]

@@ -16,7 +16,9 @@ never completes. See ../../../../shared/design/SIMULATOR-NOTES.md.
 - LE Create Connection Cancel completes the pending connection with
   UNKNOWN_CONNECTION_IDENTIFIER, as a real controller does;
 - encryption changes are reported with the key size (Encryption Change v2): the stock v1
-  event has none, so Bumble's host records 0 bytes for every encrypted link.
+  event has none, so Bumble's host records 0 bytes for every encrypted link;
+- a peer's LL_TERMINATE_IND reaches this controller's host one connection interval after the
+  peer sent it, not on the next loop step (see :meth:`AirController.on_ll_control_pdu`).
 A stock controller on the same link still sees our PDUs (``AirAdvPdu`` is an ``AdvExtInd``).
 
 :func:`new_controller_and_host` puts one on the air's link with the Bumble host driving it.
@@ -43,6 +45,13 @@ EVT_SCANNABLE = 0x02
 EVT_DIRECTED = 0x04
 EVT_SCAN_RESPONSE = 0x08
 EVT_LEGACY = 0x10
+
+#: Unit of LE connection intervals in LL PDUs and HCI commands and events, seconds
+#: (Core Vol 6 Part B 4.5.1: 1.25 ms).
+CONN_INTERVAL_UNIT_S = 1.25e-3
+#: Shortest LE connection interval, 1.25 ms units (7.5 ms): the delay of a terminate on a
+#: connection whose interval this controller does not know, and the floor of any other.
+CONN_INTERVAL_MIN_UNITS = 6
 
 #: Encryption key size of an LE link, bytes. Bumble's SMP offers the maximum (16) on both sides
 #: and gives the controller the whole 128-bit LTK, so every encrypted link uses 16.
@@ -84,6 +93,12 @@ class AirController(Controller):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._seen_reports: set[tuple[bytes, int]] = set()
+        #: Current interval of each LE connection, by handle, 1.25 ms units (the stock
+        #: controller keeps none).
+        self._intervals: dict[int, int] = {}
+        #: Peer terminates not yet delivered, by peer address: (timer, connection, reason).
+        self._pending_terminates: dict[hci.Address,
+                                       tuple[asyncio.TimerHandle, Connection, int]] = {}
 
     # Advertising ---------------------------------------------------------------------------
     def on_hci_le_set_extended_advertising_parameters_command(self, command):
@@ -200,6 +215,101 @@ class AirController(Controller):
         # UNKNOWN_CONNECTION_IDENTIFIER (Core Vol 4 Part E 7.8.13).
         asyncio.get_running_loop().call_soon(self._complete_cancelled_connection, pending)
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def create_le_connection(self, peer_address: hci.Address) -> None:
+        pending = self.pending_le_connection
+        super().create_le_connection(peer_address)
+        if pending is None or self.pending_le_connection is not None:
+            return  # refused: a connection to that peer exists already
+        connection = self.le_connections.get(pending.peer_address)
+        if connection is None:
+            return
+        # The interval the stock controller puts in its CONNECT_IND and Connection Complete.
+        if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
+            self._intervals[connection.handle] = pending.connection_interval_mins[0]
+        else:
+            self._intervals[connection.handle] = pending.connection_interval_min
+
+    def on_le_connect_ind(self, packet: ll.ConnectInd) -> None:
+        if self._advertises_as(packet.advertiser_address):
+            # The central reported its old link to us closed before connecting again, so a
+            # real peripheral has had its terminate by now: keep that order.
+            self._deliver_terminate(packet.initiator_address)
+        before = self.le_connections.get(packet.initiator_address)
+        super().on_le_connect_ind(packet)
+        connection = self.le_connections.get(packet.initiator_address)
+        if connection is not None and connection is not before:
+            self._intervals[connection.handle] = packet.interval
+
+    def _advertises_as(self, address: hci.Address) -> bool:
+        legacy = self.le_legacy_advertiser
+        if legacy.enabled and legacy.address == address:
+            return True
+        return any(s.enabled and s.address == address for s in self.advertising_sets.values())
+
+    def on_hci_le_connection_update_command(
+            self, command: hci.HCI_LE_Connection_Update_Command) -> None:
+        super().on_hci_le_connection_update_command(command)
+        # The stock controller applies the maximum at once, on both sides.
+        self._set_interval(command.connection_handle, command.connection_interval_max)
+
+    def on_hci_le_connection_rate_request_command(
+            self, command: hci.HCI_LE_Connection_Rate_Request_Command) -> None:
+        super().on_hci_le_connection_rate_request_command(command)
+        self._set_interval(command.connection_handle, command.connection_interval_max)
+
+    def _set_interval(self, handle: int, interval: int) -> None:
+        if self.find_le_connection_by_handle(handle) is not None:
+            self._intervals[handle] = interval
+
+    def connection_interval_s(self, connection: Connection) -> float:
+        """The current interval of ``connection``, seconds (7.5 ms when unknown)."""
+        units = self._intervals.get(connection.handle, CONN_INTERVAL_MIN_UNITS)
+        return max(units, CONN_INTERVAL_MIN_UNITS) * CONN_INTERVAL_UNIT_S
+
+    def on_ll_control_pdu(self, sender_address: hci.Address, packet: ll.ControlPdu) -> None:
+        # On a radio, LL_TERMINATE_IND goes out at the terminating side's next connection
+        # event, so the peer's Disconnection Complete comes at least one connection interval
+        # (7.5 ms .. 4 s; 15 ms with Bumble's defaults) after the local one. The stock link
+        # delivers it on the next loop step, about 1 ms later: a central that disconnects
+        # right after its write is answered then beats the peripheral's own reaction to that
+        # write. So a terminate waits one interval of its connection. Everything else (ACL
+        # data, encryption, parameter updates) stays immediate: data throughput depends on it,
+        # and no test has been seen to race on the others. Meanwhile the link is up on this
+        # side only: data from this side is dropped by the peer, as after a real terminate.
+        if isinstance(packet, ll.TerminateInd):
+            self._terminate_later(sender_address, packet.error_code)
+            return
+        super().on_ll_control_pdu(sender_address, packet)
+        if isinstance(packet, (ll.ConnectionUpdateInd, ll.ConnectionRateInd)):
+            connection = self.le_connections.get(sender_address)
+            if connection is not None:
+                self._intervals[connection.handle] = packet.interval
+
+    def _terminate_later(self, sender_address: hci.Address, reason: int) -> None:
+        self._deliver_terminate(sender_address)  # an older one from that peer goes first
+        connection = self.le_connections.get(sender_address)
+        if connection is None:
+            # Both sides terminated at once: ours has already ended the link here.
+            logger.debug("[%s] terminate from %s: no connection", self.name, sender_address)
+            return
+        timer = asyncio.get_running_loop().call_later(
+            self.connection_interval_s(connection), self._deliver_terminate, sender_address)
+        self._pending_terminates[sender_address] = (timer, connection, reason)
+
+    def _deliver_terminate(self, sender_address: hci.Address) -> None:
+        pending = self._pending_terminates.pop(sender_address, None)
+        if pending is None:
+            return
+        timer, connection, reason = pending
+        timer.cancel()
+        # Our host may have disconnected the link itself meanwhile: then it is gone already.
+        if self.le_connections.get(sender_address) is connection:
+            self.on_le_disconnected(connection, reason)
+
+    def on_le_disconnected(self, connection: Connection, reason: int) -> None:
+        super().on_le_disconnected(connection, reason)
+        self._intervals.pop(connection.handle, None)
 
     def _complete_cancelled_connection(self, pending) -> None:
         self.send_hci_packet(
