@@ -157,19 +157,26 @@ static void encoder_refuses_too_small_buffer(void)
     TB_CHECK_EQ(bb_frame_encode(payload, 3, out, sizeof(out)), 0);
 }
 
+/* 252 bytes of `fill` whose last byte is chosen so that neither CRC byte is zero: payload + CRC
+ * is then a run of exactly 254 non-zero bytes, one full COBS block. */
+static void fill_zero_free_with_zero_free_crc(uint8_t payload[252], uint8_t fill)
+{
+    memset(payload, fill, 252);
+    for (int k = 1; k < 256; k++) {
+        payload[251] = (uint8_t)k;
+        uint16_t crc = bb_crc16(payload, 252);
+        if ((crc & 0xFF) != 0 && (crc >> 8) != 0) {
+            return;
+        }
+    }
+}
+
 /* A payload whose payload+CRC is exactly 254 non-zero bytes: one full block and no final 0x01,
  * the canonical form of host/blebridge/framing.py and tests/vectors/frames.json. */
 static void cobs_254_byte_run_at_end_is_one_full_block_without_final_01(void)
 {
     uint8_t payload[252];
-    memset(payload, 0x55, sizeof(payload));
-    for (int k = 1; k < 256; k++) {
-        payload[251] = (uint8_t)k;
-        uint16_t crc = bb_crc16(payload, sizeof(payload));
-        if ((crc & 0xFF) != 0 && (crc >> 8) != 0) {
-            break;
-        }
-    }
+    fill_zero_free_with_zero_free_crc(payload, 0x55);
     uint8_t out[300];
     size_t n = bb_frame_encode(payload, sizeof(payload), out, sizeof(out));
     TB_CHECK_EQ(n, 1 + 254 + 1);
@@ -185,14 +192,7 @@ static void cobs_254_byte_run_at_end_is_one_full_block_without_final_01(void)
 static void cobs_decoder_accepts_full_block_with_final_01(void)
 {
     uint8_t payload[252];
-    memset(payload, 0x33, sizeof(payload));
-    for (int k = 1; k < 256; k++) {
-        payload[251] = (uint8_t)k;
-        uint16_t crc = bb_crc16(payload, sizeof(payload));
-        if ((crc & 0xFF) != 0 && (crc >> 8) != 0) {
-            break;
-        }
-    }
+    fill_zero_free_with_zero_free_crc(payload, 0x33);
     uint8_t out[300];
     size_t n = bb_frame_encode(payload, sizeof(payload), out, sizeof(out));
     out[n - 1] = 0x01;  /* FF, 254 bytes, 01, delimiter */

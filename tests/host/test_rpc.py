@@ -14,19 +14,9 @@ from blebridge import protocol as P
 from blebridge.rpc import Board
 from blebridge.transport import open_transport
 from serial_fakeboard import FakeBoard
+from event_log import collect
 
 
-def collect(board: Board) -> tuple[list[Event], threading.Condition]:
-    seen: list[Event] = []
-    cond = threading.Condition()
-
-    def listener(ev: Event) -> None:
-        with cond:
-            seen.append(ev)
-            cond.notify_all()
-
-    board.add_event_listener(listener)
-    return seen, cond
 
 
 def wait_for(cond: threading.Condition, pred, timeout: float = 5.0) -> bool:

@@ -12,6 +12,7 @@ from blebridge import BoardLost, BoardReset, CallTimeout, Event, open_board
 from blebridge import protocol as P
 from blebridge.rpc import READER_RESUME_S, Board
 from blebridge.transport import open_transport
+from event_log import collect
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -52,17 +53,6 @@ class BlockedCall:
         return self.outcome[0]
 
 
-def collect(board: Board) -> tuple[list[Event], threading.Condition]:
-    seen: list[Event] = []
-    cond = threading.Condition()
-
-    def listener(ev: Event) -> None:
-        with cond:
-            seen.append(ev)
-            cond.notify_all()
-
-    board.add_event_listener(listener)
-    return seen, cond
 
 
 def test_a_waiting_caller_reads_the_port_itself(board, fake):
