@@ -1079,12 +1079,12 @@ class Board:
             elif kind == _Q_STOP:
                 return
             else:
-                for fn in self._lost_listeners:
+                for lost_fn in self._lost_listeners:
                     try:
-                        fn(payload)
+                        lost_fn(payload)
                     except Exception:
                         self._counters["listener_errors"] += 1
-                        log.exception("%s: lost listener %r raised", self.spec, fn)
+                        log.exception("%s: lost listener %r raised", self.spec, lost_fn)
                 if kind == _Q_RESET and not self._closed and self._lost is None:
                     try:
                         self.handshake()

@@ -388,6 +388,7 @@ class BLE:
 
     def _config_set(self, name: str, value: Any) -> None:
         deferrable = True
+        wire: Any
         if name == "gap_name":
             key, wire = _CFG["GAP_NAME"], buffer_bytes(value).decode("utf-8")
         elif name == "mtu":
