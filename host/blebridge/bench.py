@@ -215,7 +215,7 @@ def rpc_and_link_echo(board: Board, count: int) -> tuple[dict[str, float], dict[
 
 def event_throughput(board: Board, count: int, payload_len: int) -> dict[str, Any]:
     """Time from the bench_events call to the last BENCH event reaching a Python listener."""
-    state = {"n": 0, "next_seq": 0, "out_of_order": 0, "bytes": 0, "last": 0.0}
+    state: dict[str, Any] = {"n": 0, "next_seq": 0, "out_of_order": 0, "bytes": 0, "last": 0.0}
     done = threading.Event()
     bench_code = P.EV_BENCH
 

@@ -159,6 +159,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         diag = board.diagnostics()
         if args.json:
             info = board.info
+            assert info is not None   # open_board handshakes by default
             print(json.dumps({
                 "port": port, "proto": list(info.proto), "fw_version": info.fw_version,
                 "fw_build": info.fw_build, "board": info.board, "caps": info.caps,
@@ -207,7 +208,7 @@ def cmd_sim_list(args: argparse.Namespace) -> int:
     if not boards:
         print("no simulated boards running (start one: blebridge sim start NAME)")
         return 0
-    rows = [("NAME", "PID", "PTY", "AIR")]
+    rows: list[tuple[str, ...]] = [("NAME", "PID", "PTY", "AIR")]
     for b in boards:
         rows.append(tuple(str(_sim_field(b, k) or "") for k in ("name", "pid", "pty", "air")))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
