@@ -26,11 +26,13 @@ import traceback
 import types
 from typing import Any, Optional, Sequence
 
+from .errors import PortOpenError, VersionMismatch
+
 SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
 
 _DESCRIPTION = "run a MicroPython board script on this PC against a board"
-_EPILOG = ("PORT: sim:NAME (simulated board), /dev/ttyACM0, rfc2217://host:port, socket://host:port; "
-           "default: $BLEBRIDGE_PORT or sim:blebridge")
+_EPILOG = ("PORT: sim:NAME (simulated board), a device path (/dev/ttyACM0), rfc2217://host:port, "
+           "socket://host:port, hwgrep://REGEX, id:SERIAL, auto; default: $BLEBRIDGE_PORT or sim:blebridge")
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -151,6 +153,12 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
         status = _exit_status(exc.code)
     except KeyboardInterrupt:
         status = 130
+    except (PortOpenError, VersionMismatch) as exc:
+        # The board could not be opened (no such port, busy, permission, old firmware): a
+        # fact about the set-up, not the script, so the CLI's one-line error and hint.
+        from .cli import EXIT_ERROR, _print_error
+        _print_error(exc, port or getattr(exc, "port", None))
+        status = EXIT_ERROR
     except BaseException as exc:
         _print_script_exception(exc, filename)
         status = 1

@@ -63,6 +63,13 @@ def test_errno_status_passes_through(ble, board):
     assert info.value.errno == errno.EALREADY
 
 
+def test_cancel_with_no_connect_pending_is_ealready_as_on_nimble(ble, board):
+    board.fail("gap_connect_cancel", "ENOENT")
+    with pytest.raises(OSError) as info:
+        ble.gap_connect(None)
+    assert info.value.errno == errno.EALREADY
+
+
 def test_wrong_argument_type_is_a_type_error(ble):
     with pytest.raises(TypeError):
         ble.gatts_write("1", b"x")

@@ -264,6 +264,16 @@ def test_detached_board_is_listed_and_stopped_by_name(air, sim_firmware):
         board.stop()
 
 
+def test_starting_a_running_detached_board_again_says_it_is_running(air, sim_firmware):
+    board = launcher.start_board("erin", air=air.socket_path, detached=True)
+    try:
+        with pytest.raises(launcher.SimLaunchError, match="already running"):
+            launcher.start_board("erin", air=air.socket_path, detached=True)
+        assert launcher.resolve("erin", air=air.socket_path).pid == board.pid
+    finally:
+        board.stop()
+
+
 def test_board_reset_signal_sends_boot_with_new_id(open_sim):
     alice, a_ev = open_sim("alice")
     old_boot = alice.info.boot_id

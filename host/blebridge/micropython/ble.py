@@ -477,7 +477,14 @@ class BLE:
         """Connect to a peripheral; ``gap_connect(None)`` cancels a pending connect."""
         if addr is ...:
             if addr_type is None:
-                self._call("gap_connect_cancel", op="gap_connect")
+                try:
+                    self._call("gap_connect_cancel", op="gap_connect")
+                except BluetoothOSError as exc:
+                    if exc.errno != _errno.ENOENT:
+                        raise
+                    # Nothing to cancel: NimBLE's ble_gap_conn_cancel says BLE_HS_EALREADY.
+                    raise BluetoothOSError(_errno.EALREADY, "gap_connect", exc.status_name,
+                                           "no connection attempt to cancel") from None
                 return
             raise TypeError("invalid addr")
         atype = _int(addr_type)

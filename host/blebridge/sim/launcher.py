@@ -222,6 +222,10 @@ def _read_pty_line(proc: subprocess.Popen[bytes], name: str, log: Path) -> str:
             detail = ""
             with contextlib.suppress(OSError):
                 detail = log.read_text().strip().splitlines()[-1]
+            if "Address already in use" in detail:
+                # The air refuses a second board of the same name (one address per name).
+                raise SimLaunchError(f"a sim board named {name} is already on this air (another "
+                                     f"program owns it); pick another name or stop that program")
             raise SimLaunchError(f"board {name} exited with status {proc.returncode} before "
                                  f"its PTY was ready" + (f": {detail}" if detail else "")
                                  + f"; see {log}")
@@ -239,6 +243,10 @@ def start_board(name: str, air: Optional[str] = None, detached: bool = False) ->
         raise ValueError(f"invalid simulated board name {name!r}")
     firmware = firmware_path()
     air_path = ensure_air(air)
+    for running in list_boards(air_path):
+        if running.name == name:
+            raise SimLaunchError(f"sim board {name} is already running (pid {running.pid}, pty "
+                                 f"{running.pty}): open it with --port sim:{name}, or stop it first")
     registry = _registry_dir(air_path)
     registry.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = registry / f"{name}.log"

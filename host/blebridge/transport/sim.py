@@ -19,7 +19,8 @@ def parse_sim_spec(spec: str) -> tuple[str, Optional[str]]:
     body = spec[len("sim:"):]
     name, _, query = body.partition("?")
     if not name or "/" in name:
-        raise PortOpenError(spec, "a simulated board needs a name without '/'",
+        raise PortOpenError(spec, "a simulated board needs a name" if not name
+                            else "a simulated board's name cannot contain '/'",
                             "write sim:NAME, e.g. --port sim:alice")
     params = parse_qs(query, keep_blank_values=True, strict_parsing=False) if query else {}
     unknown = set(params) - {"air"}
