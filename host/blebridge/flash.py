@@ -158,7 +158,11 @@ def resolve_port(spec: str, ports: Optional[Sequence[PortInfo]] = None) -> tuple
     if spec.startswith("sim:"):
         raise CliError(f"{spec} is a simulated board: it runs the native build, nothing to flash",
                        "rebuild it with `make firmware`")
-    return spec, _port_info(spec, ports)
+    info = _port_info(spec, ports)
+    if info is None and "://" not in spec and not os.path.exists(spec):
+        raise CliError(f"cannot flash {spec}: no such port",
+                       "run `blebridge list` to see the ports and boards present")
+    return spec, info
 
 
 def detect_env(info: Optional[PortInfo], port: str,

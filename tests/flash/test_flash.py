@@ -221,3 +221,8 @@ def test_flash_subcommand_is_registered():
     flash.add_parser(sub)
     args = parser.parse_args(["flash", "--board", "esp32dev", "--port", "/dev/ttyUSB0"])
     assert (args.board, args.port, args.func) == ("esp32dev", "/dev/ttyUSB0", flash._cmd_flash)
+
+
+def test_a_device_path_that_does_not_exist_is_no_such_port():
+    with pytest.raises(flash.CliError, match="no such port"):
+        flash.resolve_port("/dev/ttyBLEBRIDGE-NONE", ports=[])
