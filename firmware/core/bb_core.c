@@ -102,11 +102,6 @@ static uint16_t clamp16(uint16_t len, uint16_t max)
 /* Links, channels, questions                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
-bool bb_core_read_request(void)
-{
-    return bb_core.cfg.read_request;
-}
-
 static bb_link_t *link_find(uint16_t conn)
 {
     for (unsigned i = 0; i < BB_MAX_CONNECTIONS; i++) {

@@ -240,8 +240,6 @@ void bb_core_poll(void);                           /* drain events, send, expire
 bool bb_core_tx_pending(void);                     /* more to send: call bb_core_poll again */
 /* The settings after boot (the core applies them with bb_port_config_apply in bb_core_init). */
 void bb_config_defaults(bb_config_t *cfg);
-/* Config READ_REQUEST (also in bb_config_t.read_request): ask the host before every peer read. */
-bool bb_core_read_request(void);
 /* Current value bytes of a local attribute (core's attribute pool), NULL if unknown. */
 const uint8_t *bb_core_gatts_value(uint16_t value_handle, uint16_t *len, uint16_t *max_len);
 

@@ -24,7 +24,6 @@
 #include "ble_gatts.h"
 #include "ble_l2cap.h"
 
-#include "bb_core.h"   /* bb_core_read_request(), bb_config_defaults() */
 #include "bb_port.h"
 
 #ifdef __cplusplus

@@ -411,8 +411,7 @@ static int on_authorize(const ble_gatts_evt_t *e)
         uint16_t h = a->request.read.handle;
         const bb_nrf_attr_t *attr = attr_find(h);
         bool ask = attr != NULL && a->request.read.offset == 0 && /* offset > 0: Read Blob */
-                   ((attr->flags & BB_FLAG_READ_AUTHORIZED) || bb_nrf_cfg.read_request ||
-                    bb_core_read_request());
+                   ((attr->flags & BB_FLAG_READ_AUTHORIZED) || bb_nrf_cfg.read_request);
         uint32_t ref = ((uint32_t)e->conn_handle << 16) | h;
         if (!ask || bb_on_question_read(ref, e->conn_handle, h) != 0) {
             read_reply(e->conn_handle, h, 0); /* not asked, or no question slot: allow */

@@ -14,10 +14,6 @@
 
 NRF_SD_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 NRF_SD_CORE := $(NRF_SD_DIR)/../../core
-# zcbor's headers: bb_core.h (bb_core_read_request, bb_config_defaults) includes bb_msg.h. The
-# firmware Makefile exports ZCBOR_DIR; run alone, it is found the same way from PYTHON.
-NRF_SD_PYTHON ?= $(if $(PYTHON),$(PYTHON),python3)
-NRF_SD_ZCBOR ?= $(if $(ZCBOR_DIR),$(ZCBOR_DIR),$(shell $(NRF_SD_PYTHON) -c "import importlib.util as u; s = u.find_spec('zcbor'); print(s.submodule_search_locations[0] if s else '')" 2>/dev/null))
 
 NRF_HEADERS ?=
 CMSIS_HEADERS ?= $(NRF_HEADERS)/../CMSIS/Core/Include
@@ -42,8 +38,7 @@ NRF_SD_VENDOR_INC := \
 	-isystem $(NRF_SD_NORDIC)/nrfx/mdk -isystem $(NRF_SD_NORDIC)/nrfx/soc -isystem $(NRF_SD_NORDIC)/nrfx/drivers/include \
 	-isystem $(NRF_SD_NORDIC)/softdevice/$(NRF_SD_API)/include \
 	-isystem $(NRF_SD_NORDIC)/softdevice/$(NRF_SD_API)/include/nrf52 \
-	-isystem $(NRF_HEADERS)/libraries/Adafruit_nRFCrypto/src \
-	-isystem $(NRF_SD_ZCBOR)/include
+	-isystem $(NRF_HEADERS)/libraries/Adafruit_nRFCrypto/src
 NRF_SD_GLUE_INC := -isystem $(NRF_HEADERS)/cores/nRF5 -isystem $(NRF_HEADERS)/variants/$(NRF_SD_VARIANT) \
 	-isystem $(NRF_HEADERS)/cores/nRF5/freertos/Source/include -isystem $(NRF_HEADERS)/cores/nRF5/freertos/config \
 	-isystem $(NRF_HEADERS)/cores/nRF5/freertos/portable/GCC/nrf52 \
@@ -62,7 +57,6 @@ ifeq ($(strip $(NRF_HEADERS)),)
 else
 	@test -f "$(NRF_SD_NORDIC)/softdevice/$(NRF_SD_API)/include/ble_gap.h" || { echo "firmware-check-nrf_sd: no SoftDevice headers under $(NRF_HEADERS)"; exit 2; }
 	@test -f "$(CMSIS_HEADERS)/core_cm4.h" || { echo "firmware-check-nrf_sd: set CMSIS_HEADERS=<dir with core_cm4.h>"; exit 2; }
-	@test -f "$(NRF_SD_ZCBOR)/include/zcbor_common.h" || { echo "firmware-check-nrf_sd: zcbor not found (PYTHON=<python with zcbor> or NRF_SD_ZCBOR=<zcbor package dir>)"; exit 2; }
 	@command -v $(NRF_SD_CC) >/dev/null || { echo "firmware-check-nrf_sd: $(NRF_SD_CC) not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"; exit 2; }
 	@for f in $(NRF_SD_C_SRCS); do \
 		echo "  CHECK $$f"; \

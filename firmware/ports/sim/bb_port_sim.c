@@ -25,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bb_core.h"
 #include "bb_frame.h"
 #include "bb_port.h"
 #include "bb_sim.h"
