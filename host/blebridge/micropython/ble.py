@@ -123,22 +123,29 @@ class BluetoothOSError(BlebridgeError, OSError):
         return (type(self), (self.errno, self.method, self.status_name))
 
 
-# What an UNKNOWN_HANDLE status means, per method: a connection (ENOTCONN) or a local
-# attribute / L2CAP channel (EINVAL), as the NimBLE binding reports them.
-_UNKNOWN_HANDLE_ERRNO = {
-    "gatts_read": _errno.EINVAL, "gatts_write": _errno.EINVAL, "gatts_set_buffer": _errno.EINVAL,
-    "l2cap_send": _errno.EINVAL, "l2cap_disconnect": _errno.EINVAL, "l2cap_recvinto": _errno.EINVAL,
+# (RPC method, status) -> errno where the NimBLE binding reports a status differently for
+# one method. UNKNOWN_HANDLE names a local attribute / L2CAP channel for these methods
+# (EINVAL), a connection for all others (ENOTCONN, in _to_errno).
+_METHOD_ERRNO = {
+    **{(method, _S["UNKNOWN_HANDLE"]): _errno.EINVAL
+       for method in ("gatts_read", "gatts_write", "gatts_set_buffer",
+                      "l2cap_send", "l2cap_disconnect", "l2cap_recvinto")},
+    # Nothing to cancel: NimBLE's ble_gap_conn_cancel says BLE_HS_EALREADY.
+    ("gap_connect_cancel", _S["ENOENT"]): _errno.EALREADY,
 }
 
 
 def _to_errno(exc: BoardError) -> int:
     status = exc.status
+    special = _METHOD_ERRNO.get((exc.method, status))
+    if special is not None:
+        return special
     if status == _S["NOT_ACTIVE"]:
         return ENODEV
     if status == _S["UNKNOWN_HANDLE"]:
-        return _UNKNOWN_HANDLE_ERRNO.get(exc.method, _errno.ENOTCONN)
-    if 0 < status < 256:
-        return status
+        return _errno.ENOTCONN
+    if exc.errno is not None:   # statuses below the protocol's own are errnos
+        return exc.errno
     # VALUE_TOO_LARGE, BAD_ARG_TYPE, ...: the stack refused the value.
     return _errno.EINVAL
 
@@ -477,14 +484,7 @@ class BLE:
         """Connect to a peripheral; ``gap_connect(None)`` cancels a pending connect."""
         if addr is ...:
             if addr_type is None:
-                try:
-                    self._call("gap_connect_cancel", op="gap_connect")
-                except BluetoothOSError as exc:
-                    if exc.errno != _errno.ENOENT:
-                        raise
-                    # Nothing to cancel: NimBLE's ble_gap_conn_cancel says BLE_HS_EALREADY.
-                    raise BluetoothOSError(_errno.EALREADY, "gap_connect", exc.status_name,
-                                           "no connection attempt to cancel") from None
+                self._call("gap_connect_cancel", op="gap_connect")
                 return
             raise TypeError("invalid addr")
         atype = _int(addr_type)
@@ -804,7 +804,7 @@ class BLE:
         if self._secrets is None:
             info = getattr(self.board, "info", None)
             addr = getattr(info, "addr", b"") if info is not None else b""
-            ident = bytes(addr[::-1]).hex().upper() if addr else str(getattr(self.board, "spec", "board"))
+            ident = _addr_from_wire(addr).hex().upper() if addr else str(getattr(self.board, "spec", "board"))
             self._secrets = SecretStore.for_board(ident)
         return self._secrets
 

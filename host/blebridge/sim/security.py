@@ -20,7 +20,7 @@ from bumble.device import Connection
 from bumble.keys import KeyStore, PairingKeys
 
 from ..protocol import CONSTANTS, LIMITS
-from .port_link import AirError
+from .port_link import AirError, addr_fields
 
 if TYPE_CHECKING:
     from .board import Board
@@ -76,8 +76,8 @@ def decode_bond(value: bytes) -> PairingKeys:
 
 def bond_key(name: str) -> bytes:
     """Secret key of a bond: address type byte + 6 address bytes (LSB first)."""
-    address = hci.Address(name)
-    return bytes([address.address_type & 1]) + bytes(address)
+    addr_type, addr = addr_fields(hci.Address(name))
+    return bytes([addr_type]) + addr
 
 
 def bond_name(key: bytes) -> str:
