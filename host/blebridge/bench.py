@@ -144,15 +144,6 @@ class LinkEcho:
         os.close(self._slave)
 
 
-def link_echo_baseline(frame: bytes, count: int) -> dict[str, float]:
-    """Round trips of ``frame`` over a pseudo-terminal echoed by a child process."""
-    link = LinkEcho()
-    try:
-        return _summary_us(link.round_trips(frame, count, _WARMUP))
-    finally:
-        link.close()
-
-
 def raw_frame_baseline(transport: Any, count: int) -> dict[str, float]:
     """Round trips of an echo request written and read on one thread, no RPC client."""
     read = _make_reader(transport, 1.0)

@@ -29,7 +29,7 @@ class BoardError(BlebridgeError, OSError):
 
     def __init__(self, status: int, method: str, detail: str = "") -> None:
         self.status = status
-        self.status_name = STATUS_NAMES.get(status, f"STATUS_{status}")
+        self.status_name = status_name(status)
         self.method = method
         doc = detail or STATUS_DOCS.get(status, "unknown status")
         msg = f"{method}: {self.status_name} ({status}): {doc}"

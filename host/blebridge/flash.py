@@ -18,7 +18,6 @@ On Linux, boards need the udev rules in blebridge/udev/99-blebridge.rules (see `
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib.util
 import os
 import shutil
@@ -29,8 +28,10 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from . import protocol as P
+from .cli import CliError, port_arg
 from .errors import BlebridgeError, PortOpenError
 from .ports import KNOWN_BOARDS, PortInfo, find_by_serial, list_ports
+from .transport.serial_port import classify_open_error
 
 #: PlatformIO environment of each board kind. Keys: the env names themselves and the kinds
 #: blebridge.ports reports (``blebridge list``).
@@ -51,21 +52,12 @@ PIO_INSTALL_HINT = ("install PlatformIO: pip install platformio (or pip install 
                     "then make sure `pio` is on PATH")
 UDEV_HINT = ("on Linux, install the udev rules shipped with blebridge: "
              "sudo cp {path} /etc/udev/rules.d/ && sudo udevadm control --reload-rules && "
-             "sudo udevadm trigger; or add yourself to the dialout group: "
-             "sudo usermod -aG dialout $USER, then log in again")
+             "sudo udevadm trigger; or " + PortOpenError.HINT_PERMISSION)
 #: Seconds to wait for the board to come back (re-enumerate, boot) after the upload.
 REOPEN_TIMEOUT_S = 15.0
 REOPEN_POLL_S = 0.5
 #: Handshake timeout (s) when probing an unknown USB-UART bridge before flashing.
 PROBE_TIMEOUT_S = 2.0
-
-
-class CliError(BlebridgeError):
-    """A user-facing error with the hint line to print below it (same shape as cli.CliError)."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 def udev_rules_path() -> Path:
@@ -160,8 +152,7 @@ def resolve_port(spec: str, ports: Optional[Sequence[PortInfo]] = None) -> tuple
                        "rebuild it with `make firmware`")
     info = _port_info(spec, ports)
     if info is None and "://" not in spec and not os.path.exists(spec):
-        raise CliError(f"cannot flash {spec}: no such port",
-                       "run `blebridge list` to see the ports and boards present")
+        raise CliError(f"cannot flash {spec}: no such port", PortOpenError.HINT_NO_SUCH_PORT)
     return spec, info
 
 
@@ -203,16 +194,10 @@ def check_port_free(port: str) -> None:
     try:
         ser = serial.Serial(port, exclusive=True)
     except serial.SerialException as exc:
-        err = exc.errno
-        low = str(exc).lower()
-        if err in (errno.EBUSY, errno.EAGAIN) or "busy" in low or "exclusively lock" in low:
-            raise CliError(f"cannot flash {port}: the port is busy", PortOpenError.HINT_BUSY) from exc
-        if err in (errno.EACCES, errno.EPERM) or "permission denied" in low:
-            raise CliError(f"cannot flash {port}: permission denied",
-                           UDEV_HINT.format(path=udev_rules_path())) from exc
-        if err in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or "no such file" in low:
-            raise CliError(f"cannot flash {port}: no such port", PortOpenError.HINT_NO_SUCH_PORT) from exc
-        raise CliError(f"cannot flash {port}: {exc}", PortOpenError.HINT_NO_SUCH_PORT) from exc
+        e = classify_open_error(port, exc)
+        # Flashing a port nobody may open needs the udev rules, not only the dialout group.
+        hint = UDEV_HINT.format(path=udev_rules_path()) if e.hint == PortOpenError.HINT_PERMISSION else e.hint
+        raise CliError(f"cannot flash {port}: {e.reason}", hint) from exc
     ser.close()
 
 
@@ -281,8 +266,7 @@ def flash(port_spec: str, board: Optional[str] = None, project_dir: Optional[str
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    port = args.port or os.environ.get("BLEBRIDGE_PORT") or "auto"
-    return flash(port, board=args.board, project_dir=args.project_dir, verify_after=not args.no_verify)
+    return flash(port_arg(args), board=args.board, project_dir=args.project_dir, verify_after=not args.no_verify)
 
 
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

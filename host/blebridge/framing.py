@@ -178,6 +178,7 @@ class FrameDecoder:
             return out
         crc_hqx = binascii.crc_hqx
         maxlen = self._max
+        max_body = self._max_body
         for enc in parts:
             n = len(enc)
             if n == 0:
@@ -198,7 +199,7 @@ class FrameDecoder:
             if len(body) < 3:            # at least one CBOR byte + CRC
                 self.garbage_bytes += n
                 continue
-            if len(body) > self._max_body:
+            if len(body) > max_body:
                 self.oversize += 1
                 self.garbage_bytes += n
                 continue

@@ -198,16 +198,24 @@ def encode_request(req_id: int, method: str, args: tuple) -> bytes:
     return encode_frame(payload)
 
 
+def _fd_of(ser: Any) -> tuple[Optional[int], Optional[int]]:
+    """(descriptor, pyserial abort pipe) of a local serial port or pseudo-terminal, else Nones."""
+    inner = getattr(ser, "serial", ser)    # SimTransport wraps a pyserial port
+    fd = getattr(inner, "fd", None)
+    abort = getattr(inner, "pipe_abort_read_r", None)
+    if isinstance(fd, int) and isinstance(abort, int):
+        return fd, abort
+    return None, None
+
+
 def _make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
     """A function returning the next chunk (b"" when idle); raises OSError when the link dies.
 
     Local serial ports and pseudo-terminals are read with select + os.read on the descriptor
     (one syscall pair per chunk, any size); other pyserial ports through their read().
     """
-    inner = getattr(ser, "serial", ser)    # SimTransport wraps a pyserial port
-    fd = getattr(inner, "fd", None)
-    abort = getattr(inner, "pipe_abort_read_r", None)
-    if isinstance(fd, int) and isinstance(abort, int):
+    fd, abort = _fd_of(ser)
+    if fd is not None and abort is not None:
         def read_fd() -> bytes:
             ready, _, _ = select.select([fd, abort], [], [], poll_s)
             if not ready:
@@ -223,7 +231,7 @@ def _make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
                 raise EOFError("end of file on the port")
             return data
         return read_fd
-    sock = getattr(inner, "_socket", None)
+    sock = getattr(getattr(ser, "serial", ser), "_socket", None)
     if sock is not None:                    # socket:// — its in_waiting only says 0 or 1
         def read_sock() -> bytes:
             ready, _, _ = select.select([sock], [], [], poll_s)
@@ -482,16 +490,6 @@ def _write_fd(token: _ReadToken, frame: bytes) -> None:
         while not select.select([], [fd], [], READ_POLL_S)[1]:
             if token.closed:
                 raise EOFError("port closed while writing")
-
-
-def _fd_of(ser: Any) -> tuple[Optional[int], Optional[int]]:
-    """(descriptor, pyserial abort pipe) of a local serial port or pseudo-terminal, else Nones."""
-    inner = getattr(ser, "serial", ser)    # SimTransport wraps a pyserial port
-    fd = getattr(inner, "fd", None)
-    abort = getattr(inner, "pipe_abort_read_r", None)
-    if isinstance(fd, int) and isinstance(abort, int):
-        return fd, abort
-    return None, None
 
 
 # Dispatcher queue items: (kind, payload).
