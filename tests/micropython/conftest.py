@@ -18,6 +18,17 @@ def pytest_configure(config):
         config.pluginmanager.import_plugin("hil.plugin")
 
 
+@pytest.fixture(autouse=True)
+def runtime_settled_after_each_test():
+    """Each test starts with no IRQ handler or scheduled function pending: whatever a test
+    scheduled or delivered has run before the next test begins (micropython.schedule's queue and
+    the handler activity are process-wide, as on a board)."""
+    from blebridge.micropython import runtime
+    assert runtime.ACTIVITY.settle(10), "handlers of an earlier test are still running"
+    yield
+    assert runtime.ACTIVITY.settle(10), "this test left handlers or scheduled functions running"
+
+
 @pytest.fixture
 def board():
     return FakeBoard()

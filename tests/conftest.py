@@ -1,0 +1,22 @@
+"""Process-wide test isolation.
+
+Every simulated board a test opens without naming an air would otherwise join the user's default
+air (``$XDG_RUNTIME_DIR/blebridge/air.sock``): the suite gets its own, in a temporary directory,
+so a run never touches a user's boards and two runs (two checkouts, CI jobs) never meet.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+_AIR_DIR = tempfile.mkdtemp(prefix="blebridge-test-air-")
+os.environ["BLEBRIDGE_AIR"] = os.path.join(_AIR_DIR, "air.sock")
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 (pytest hook signature)
+    """Stop the detached boards left on the suite's air; the air exits by itself once idle."""
+    try:
+        from blebridge.sim import launcher
+        launcher.stop_all(os.environ["BLEBRIDGE_AIR"])
+    except Exception:   # bumble or the firmware missing: nothing was started
+        pass
