@@ -45,8 +45,10 @@ pio-check: $(STAMP)
 	$(VENV)/bin/pio project config --project-dir . > /dev/null
 	@echo "pio project config: ok"
 
+# Tests run in a new random order each time (pytest-randomly); the header prints the seed, and
+# `make test-py PYTEST_ARGS=--randomly-seed=N` replays an order (`-p no:randomly`: file order).
 test-py: firmware
-	$(VPY) -m pytest -q $(PYTEST_ARGS)
+	$(VPY) -m pytest $(PYTEST_ARGS)
 
 test: protocol-check test-c pio-check test-py
 

@@ -731,9 +731,11 @@ def test_events_counted_before_the_handler_was_registered_do_not_hold_waits(boar
         board.active = True
         obj.irq(Recorder())
         board.emit("GATTC_WRITE_DONE", 0, 3, 0)
+        # With a 60 s settle limit, a wait held by the uncounted events would take 60 s.
+        monkeypatch.setattr(runtime, "SETTLE_LIMIT_S", 60.0)
         t0 = time.monotonic()
         runtime.idle()
-        assert time.monotonic() - t0 < runtime.SETTLE_LIMIT_S / 2
+        assert time.monotonic() - t0 < 30
         assert not runtime.ACTIVITY.busy()
     finally:
         obj.close()
@@ -753,7 +755,7 @@ def test_idle_gives_up_waiting_for_a_handler_that_never_returns(ble, board):
         t0 = time.monotonic()
         runtime.idle()
         waited = time.monotonic() - t0
-        assert runtime.SETTLE_LIMIT_S <= waited < runtime.SETTLE_LIMIT_S + 1.0
+        assert runtime.SETTLE_LIMIT_S <= waited < 4.0     # gave up, long before release (5 s)
     finally:
         release.set()
         t.join()

@@ -61,16 +61,14 @@ def test_sleep_ms_returns_after_a_scheduled_function_that_is_due():
     assert ran == [1]
 
 
-def test_settle_inside_a_handler_does_not_wait_for_itself():
-    got = []
+def test_settle_inside_a_handler_does_not_wait_for_itself(monkeypatch):
+    # With a 60 s settle limit, a handler waiting for itself would not finish within 30 s.
+    monkeypatch.setattr(runtime, "SETTLE_LIMIT_S", 60.0)
     done = threading.Event()
 
     def fn(_):
-        t0 = time.monotonic()
         runtime.idle()
-        got.append(time.monotonic() - t0)
         done.set()
 
     runtime.schedule(fn, None)
-    assert done.wait(2)
-    assert got[0] < runtime.SETTLE_LIMIT_S / 2
+    assert done.wait(30)

@@ -161,15 +161,17 @@ class Activity:
         with self._cond:
             return bool(self._busy)
 
-    def settle(self, timeout: float = SETTLE_LIMIT_S) -> bool:
-        """Wait (at most ``timeout`` s) until no source is busy; True if none is.
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait (at most ``timeout`` s, default :data:`SETTLE_LIMIT_S`) until no source is
+        busy; True if none is.
 
         Handlers and scheduled functions do not wait (they are the work being waited for).
         """
         if in_handler():
             return not self.busy()
         with self._cond:
-            return self._cond.wait_for(lambda: not self._busy, timeout)
+            return self._cond.wait_for(lambda: not self._busy,
+                                       SETTLE_LIMIT_S if timeout is None else timeout)
 
 
 #: The one Activity every board and the scheduler report to (one script, one "CPU").
