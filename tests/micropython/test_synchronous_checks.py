@@ -355,3 +355,89 @@ def test_l2cap_send_over_twice_our_mtu_raises_einval(ble, board):
     board.emit("L2CAP_CONNECT", 0, 0x40, 0x80, 100, 1024)
     raises(errno.EINVAL, ble.l2cap_send, 0, 0x40, bytes(201))
     assert "l2cap_send" not in board.methods()
+
+
+# -- GAP procedures and connections (NimBLE's state, as this host saw it) ----------------------
+
+def test_register_services_while_advertising_raises_ebusy(ble, board):
+    ble.gap_advertise(100_000)
+    raises(errno.EBUSY, ble.gatts_register_services, ())
+    assert "gatts_register_services" not in board.methods()
+
+
+def test_register_services_after_advertising_stopped_is_sent(ble, board):
+    ble.gap_advertise(100_000)
+    ble.gap_advertise(None)
+    board.results["gatts_register_services"] = []
+    ble.gatts_register_services(())
+    assert board.calls[-1] == ("gatts_register_services", [])
+
+
+def test_register_services_after_advertising_ended_by_a_connection_and_disconnect_is_sent(ble, board):
+    ble.gap_advertise(100_000)
+    board.emit("CENTRAL_CONNECT", 0, 0, ADDR)
+    board.emit("ADVERTISE_DONE", 1)
+    board.emit("CENTRAL_DISCONNECT", 0, 0, ADDR, 0x13)
+    board.results["gatts_register_services"] = []
+    ble.gatts_register_services(())
+    assert board.calls[-1] == ("gatts_register_services", [])
+
+
+def test_register_services_while_connected_raises_ebusy(ble, board):
+    board.emit("CENTRAL_CONNECT", 0, 0, ADDR)
+    raises(errno.EBUSY, ble.gatts_register_services, ())
+
+
+def test_register_services_while_connecting_raises_ebusy(ble, board):
+    ble.gap_connect(0, ADDR)
+    raises(errno.EBUSY, ble.gatts_register_services, ())
+
+
+def test_register_services_while_scanning_raises_ebusy(ble, board):
+    ble.gap_scan(0)
+    raises(errno.EBUSY, ble.gatts_register_services, ())
+
+
+def test_register_services_busy_comes_before_reading_the_definition(ble, board):
+    ble.gap_scan(0)
+    raises(errno.EBUSY, ble.gatts_register_services, ((b"not a uuid", ()),))
+
+
+def test_scan_while_scanning_raises_ealready(ble, board):
+    ble.gap_scan(0)
+    raises(errno.EALREADY, ble.gap_scan, 0)
+
+
+def test_scan_after_scan_done_is_sent(ble, board):
+    ble.gap_scan(10)
+    board.emit("SCAN_DONE")
+    ble.gap_scan(10)
+    assert board.methods().count("gap_scan_start") == 2
+
+
+def test_scan_while_connecting_raises_ebusy(ble, board):
+    ble.gap_connect(0, ADDR)
+    raises(errno.EBUSY, ble.gap_scan, 0)
+
+
+def test_connect_while_connecting_raises_ealready(ble, board):
+    ble.gap_connect(0, ADDR)
+    raises(errno.EALREADY, ble.gap_connect, 0, ADDR)
+
+
+def test_connect_after_a_failed_connect_is_sent(ble, board):
+    ble.gap_connect(0, ADDR)
+    board.emit("PERIPHERAL_DISCONNECT", 0xFFFF, 0, ADDR, 0x3E)
+    ble.gap_connect(0, ADDR)
+    assert board.methods().count("gap_connect") == 2
+
+
+def test_connect_to_a_connected_peer_raises_eio(ble, board):
+    board.emit("PERIPHERAL_CONNECT", 0, 0, bytes([1, 2, 3, 4, 5, 6]))
+    raises(errno.EIO, ble.gap_connect, 0, bytes([6, 5, 4, 3, 2, 1]))
+
+
+def test_connect_while_scanning_stops_the_scan_first(ble, board):
+    ble.gap_scan(0)
+    ble.gap_connect(0, ADDR)
+    assert board.methods()[-2:] == ["gap_scan_stop", "gap_connect"]

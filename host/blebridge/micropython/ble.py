@@ -252,6 +252,27 @@ class _Discovery:
         self.pending: Optional[tuple[int, int, UUID]] = None
 
 
+class _GapState:
+    """What NimBLE's GAP is doing, as far as this host has started it and seen it end."""
+
+    __slots__ = ("advertising", "scanning", "connecting", "peers")
+
+    def __init__(self) -> None:
+        self.advertising = False
+        self.scanning = False
+        self.connecting = False
+        # conn handle -> (addr_type, address as on air) of every open connection.
+        self.peers: dict[int, tuple[int, bytes]] = {}
+
+    def busy(self) -> str:
+        """Why ble_gatts_reset would say BLE_HS_EBUSY (ble_gatts_mutable), or ''."""
+        for what, on in (("advertising", self.advertising), ("scanning", self.scanning),
+                         ("connecting", self.connecting), ("connected", bool(self.peers))):
+            if on:
+                return what
+        return ""
+
+
 class _Channel:
     """An L2CAP channel: peer MTU for send checks, received bytes for l2cap_recvinto."""
 
@@ -349,6 +370,9 @@ class BLE:
         self._l2cap_connecting: dict[tuple[int, int], tuple[float, int]] = {}
         # l2cap_listen succeeded: the binding's one channel is the server's until active(False).
         self._l2cap_listening = False
+        # GAP procedures as this object started them and the board's events ended them, for
+        # NimBLE's checks that depend on them (ble_gatts_mutable, ble_gap_disc, ble_gap_connect).
+        self._gap = _GapState()
         self._closed = False
         # The radio's state as last seen (None: not known). Only the synchronous checks read
         # it, to answer ENODEV before an argument error as the binding does; a check that
@@ -466,6 +490,7 @@ class BLE:
             self._channels.clear()
             self._l2cap_connecting.clear()
             self._l2cap_listening = False
+            self._gap = _GapState()
 
     def config(self, *args: Any, **kwargs: Any) -> Any:
         """``config('name')`` gets one value; ``config(name=value, ...)`` sets values."""
@@ -581,6 +606,7 @@ class BLE:
                 # NimBLE's advertise_stop never fails (not even with the radio off).
                 if exc.status not in (_S["NOT_ACTIVE"], _S["EALREADY"], _S["ENOENT"]):
                     raise BluetoothOSError(_to_errno(exc), "gap_advertise", exc.status_name, str(exc)) from None
+            self._gap.advertising = False
             return
         interval = _i32(interval_us)
         conn = bool(connectable)
@@ -607,8 +633,14 @@ class BLE:
                                f"{ADV_ITVL_MIN * ADV_ITVL_UNIT_US}..{ADV_ITVL_MAX * ADV_ITVL_UNIT_US} µs "
                                "(the controller answers Invalid HCI Command Parameters)")
         # Non-connectable advertising is scannable (ADV_SCAN_IND), as NimBLE does it.
-        self._call("gap_advertise_start", units * ADV_ITVL_UNIT_US, self._adv_data,
-                   self._resp_data, conn, True, False, 0, op="gap_advertise")
+        # Set before the call: the event that ends it may be handled before the call returns.
+        self._gap.advertising = True
+        try:
+            self._call("gap_advertise_start", units * ADV_ITVL_UNIT_US, self._adv_data,
+                       self._resp_data, conn, True, False, 0, op="gap_advertise")
+        except BaseException:
+            self._gap.advertising = False
+            raise
 
     def gap_scan(self, duration_ms: Any = 0, interval_us: Any = DEFAULT_SCAN_INTERVAL_US,
                  window_us: Any = DEFAULT_SCAN_WINDOW_US, active: Any = False, /) -> None:
@@ -619,6 +651,7 @@ class BLE:
             except BoardError as exc:
                 if exc.status not in (_S["EALREADY"], _S["ENOENT"]):
                     raise BluetoothOSError(_to_errno(exc), "gap_scan", exc.status_name, str(exc)) from None
+            self._gap.scanning = False
             return
         duration = _i32(duration_ms)
         interval, window = _i32(interval_us), _i32(window_us)
@@ -630,9 +663,18 @@ class BLE:
         if win > itvl:
             raise self._refuse("gap_scan", _errno.EINVAL,
                                f"window {window} µs is longer than the interval {interval} µs")
+        if self._gap.connecting:
+            raise self._refuse("gap_scan", _errno.EBUSY, "a gap_connect is pending")
+        if self._gap.scanning:
+            raise self._refuse("gap_scan", _errno.EALREADY, "already scanning")
         # A negative duration is a C int32 the stack takes as uint32 milliseconds.
-        self._call("gap_scan_start", duration & 0xFFFFFFFF, itvl * SCAN_ITVL_UNIT_US,
-                   win * SCAN_ITVL_UNIT_US, scan_active, False, op="gap_scan")
+        self._gap.scanning = True   # before the call: SCAN_DONE may be handled before it returns
+        try:
+            self._call("gap_scan_start", duration & 0xFFFFFFFF, itvl * SCAN_ITVL_UNIT_US,
+                       win * SCAN_ITVL_UNIT_US, scan_active, False, op="gap_scan")
+        except BaseException:
+            self._gap.scanning = False
+            raise
 
     def gap_connect(self, addr_type: Any, addr: Any = ..., scan_duration_ms: Any = None,
                     min_conn_interval_us: Any = None, max_conn_interval_us: Any = None, /) -> None:
@@ -640,6 +682,7 @@ class BLE:
         if addr is ...:
             if addr_type is None:
                 self._call("gap_connect_cancel", op="gap_connect")
+                self._gap.connecting = False
                 return
             raise TypeError("invalid addr")
         atype = _u8(addr_type)
@@ -649,8 +692,16 @@ class BLE:
         scan_ms = DEFAULT_CONNECT_SCAN_MS if scan_duration_ms is None else _i32(scan_duration_ms)
         lo_us = 0 if min_conn_interval_us is None else _i32(min_conn_interval_us)
         hi_us = 0 if max_conn_interval_us is None else _i32(max_conn_interval_us)
+        wire_addr = _addr_to_wire(raw)
+        if self._gap.scanning:
+            self.gap_scan(None)   # the binding stops a scan first (_IRQ_SCAN_DONE follows)
+        if self._gap.connecting:
+            raise self._refuse("gap_connect", _errno.EALREADY, "a gap_connect is pending")
         if atype > ADDR_TYPE_MAX:
             raise self._refuse("gap_connect", _errno.EINVAL, f"no address type {atype}")
+        if (atype, wire_addr) in self._gap.peers.values():
+            # ble_gap_connect: BLE_HS_EDONE, which the binding's table makes EIO.
+            raise self._refuse("gap_connect", _errno.EIO, f"already connected to {raw.hex(':')}")
         # 0 is NimBLE's default; the host does not check the rest ("XXX: Verify conn_params"),
         # the controller refuses it.
         lo = (_c_div(lo_us, CONN_ITVL_UNIT_US) & 0xFFFF) if lo_us else CONN_ITVL_DEFAULT_MIN
@@ -661,9 +712,14 @@ class BLE:
                                f"is not within {CONN_ITVL_MIN * CONN_ITVL_UNIT_US}.."
                                f"{CONN_ITVL_MAX * CONN_ITVL_UNIT_US} µs, min <= max "
                                "(the controller answers Invalid HCI Command Parameters)")
-        self._call("gap_connect", atype, _addr_to_wire(raw), scan_ms & 0xFFFFFFFF,
-                   lo * CONN_ITVL_UNIT_US if lo_us else None, hi * CONN_ITVL_UNIT_US if hi_us else None,
-                   op="gap_connect")
+        self._gap.connecting = True   # before the call: its end may be handled before it returns
+        try:
+            self._call("gap_connect", atype, wire_addr, scan_ms & 0xFFFFFFFF,
+                       lo * CONN_ITVL_UNIT_US if lo_us else None,
+                       hi * CONN_ITVL_UNIT_US if hi_us else None, op="gap_connect")
+        except BaseException:
+            self._gap.connecting = False
+            raise
 
     def gap_disconnect(self, conn_handle: Any, /) -> bool:
         """Disconnect; False if the handle was not connected."""
@@ -693,6 +749,13 @@ class BLE:
     def gatts_register_services(self, services_definition: Any, /) -> tuple:
         """Replace the local services; returns one tuple of value handles per service."""
         services = _iterate(services_definition)
+        busy = self._gap.busy()
+        if busy:
+            # ble_gatts_reset refuses while a GAP procedure runs or a connection is open; the
+            # binding calls it before it reads the definition.
+            raise self._refuse("gatts_register_services", _errno.EBUSY,
+                               f"{busy}: advertising, scanning, connecting and connections "
+                               "must be ended first")
         try:
             wire, shapes = self._services_wire(services)
         except (TypeError, ValueError):
@@ -1077,12 +1140,19 @@ class BLE:
 
     def _ev_connect(self, code: int, f: tuple) -> None:
         conn, addr_type, addr = f[0], f[1], f[2]
+        with self._lock:
+            self._gap.peers[int(conn)] = (int(addr_type), bytes(addr))
+            if code == _IRQ_PERIPHERAL_CONNECT:
+                self._gap.connecting = False
         mv = memoryview(_addr_from_wire(addr))
         self._invoke(code, (int(conn), int(addr_type), mv), (mv,))
 
     def _ev_disconnect(self, code: int, f: tuple) -> None:
         conn, addr_type, addr = int(f[0]), f[1], f[2]
         with self._lock:
+            self._gap.peers.pop(conn, None)
+            if code == _IRQ_PERIPHERAL_DISCONNECT and conn == CONN_HANDLE_NONE:
+                self._gap.connecting = False   # the connect failed, timed out or was cancelled
             self._discoveries.pop(conn, None)
             if self._char_discovery_conn == conn:
                 self._char_discovery_conn = None
@@ -1117,6 +1187,14 @@ class BLE:
         mv_data = memoryview(bytes(adv_data))
         self._invoke(_IRQ_SCAN_RESULT, (int(addr_type), mv_addr, int(adv_type), int(rssi), mv_data),
                      (mv_addr, mv_data))
+
+    def _ev_scan_done(self, f: tuple) -> None:
+        self._gap.scanning = False
+        self._invoke(_IRQ_SCAN_DONE, ())
+
+    def _ev_advertise_done(self, f: tuple) -> None:
+        # No MicroPython IRQ: NimBLE's binding ignores the end of advertising.
+        self._gap.advertising = False
 
     def _ev_service_result(self, f: tuple) -> None:
         conn, start, end, uuid = f
@@ -1269,7 +1347,8 @@ _EVENT_HANDLERS: dict[int, Callable[[BLE, tuple], None]] = {
     P.EV_GATTS_WRITE: BLE._ev_gatts_write,
     P.EV_GATTS_READ_REQUEST: BLE._ev_read_request,
     P.EV_SCAN_RESULT: BLE._ev_scan_result,
-    P.EV_SCAN_DONE: lambda b, f: b._invoke(_IRQ_SCAN_DONE, ()),
+    P.EV_SCAN_DONE: BLE._ev_scan_done,
+    P.EV_ADVERTISE_DONE: BLE._ev_advertise_done,
     P.EV_PERIPHERAL_CONNECT: lambda b, f: b._ev_connect(_IRQ_PERIPHERAL_CONNECT, f),
     P.EV_PERIPHERAL_DISCONNECT: lambda b, f: b._ev_disconnect(_IRQ_PERIPHERAL_DISCONNECT, f),
     P.EV_GATTC_SERVICE_RESULT: BLE._ev_service_result,
