@@ -441,3 +441,8 @@ def test_connect_while_scanning_stops_the_scan_first(ble, board):
     ble.gap_scan(0)
     ble.gap_connect(0, ADDR)
     assert board.methods()[-2:] == ["gap_scan_stop", "gap_connect"]
+
+
+def test_config_mtu_get_with_radio_off_raises_enodev(radio_off, board):
+    board.results["config_get"] = 256
+    raises(errno.ENODEV, radio_off.config, "mtu")

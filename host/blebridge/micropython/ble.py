@@ -513,6 +513,9 @@ class BLE:
         if name not in keys:
             raise ValueError("unknown config param")
         key = _CFG[keys[name]]
+        if name == "mtu":
+            # mp_bluetooth_get_preferred_mtu checks the radio; the board answers without it.
+            self._require_radio("config")
         try:
             value = self._rpc("config_get", key)
         except BoardError as exc:
