@@ -376,7 +376,7 @@ class BLE:
         self._closed = False
         # The radio's state as last seen (None: not known). Only the synchronous checks read
         # it, to answer ENODEV before an argument error as the binding does; a check that
-        # fails while it is not True asks the board (see _refuse).
+        # fails while it is not True asks the board (see _require_radio).
         self._radio: Optional[bool] = False if owned else None
         # Connection with a characteristic discovery running (the binding allows one at a time).
         self._char_discovery_conn: Optional[int] = None
@@ -702,7 +702,9 @@ class BLE:
             raise self._refuse("gap_connect", _errno.EALREADY, "a gap_connect is pending")
         if atype > ADDR_TYPE_MAX:
             raise self._refuse("gap_connect", _errno.EINVAL, f"no address type {atype}")
-        if (atype, wire_addr) in self._gap.peers.values():
+        with self._lock:
+            connected = (atype, wire_addr) in self._gap.peers.values()
+        if connected:
             # ble_gap_connect: BLE_HS_EDONE, which the binding's table makes EIO.
             raise self._refuse("gap_connect", _errno.EIO, f"already connected to {raw.hex(':')}")
         # 0 is NimBLE's default; the host does not check the rest ("XXX: Verify conn_params"),
