@@ -446,3 +446,12 @@ def test_connect_while_scanning_stops_the_scan_first(ble, board):
 def test_config_mtu_get_with_radio_off_raises_enodev(radio_off, board):
     board.results["config_get"] = 256
     raises(errno.ENODEV, radio_off.config, "mtu")
+
+
+def test_local_write_over_512_bytes_with_radio_off_raises_enodev(radio_off):
+    raises(errno.ENODEV, radio_off.gatts_write, 1, bytes(513))
+
+
+def test_local_write_over_512_bytes_to_unknown_handle_raises_einval(ble, board):
+    registered(ble, board)
+    raises(errno.EINVAL, ble.gatts_write, 99, bytes(513))

@@ -832,8 +832,11 @@ class BLE:
         value = buffer_bytes(data)   # modbluetooth.c reads the data before the handle
         handle = _u16(value_handle)
         if len(value) > MAX_ATTR_LEN:
-            raise BluetoothOSError(_errno.ENOMEM, "gatts_write",
-                                   detail=f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
+            # After the binding's radio check and handle lookup, as its allocation would fail.
+            if self._attrs and handle not in self._attrs:
+                raise self._refuse("gatts_write", _errno.EINVAL, f"no local attribute {handle}")
+            raise self._refuse("gatts_write", _errno.ENOMEM,
+                               f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
         attr = self._attrs.get(handle)
         if attr is not None and len(value) > attr[0]:
             self._call("gatts_set_buffer", handle, len(value), attr[1], op="gatts_write")
