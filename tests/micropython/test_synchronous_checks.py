@@ -1,7 +1,7 @@
 """The checks MicroPython's NimBLE binding and NimBLE make at the call, made by bluetooth.BLE.
 
-One test per row of docs/micropython.md "Synchronous checks": each says what is raised (or
-sent) and that the board is not asked when MicroPython decides without its stack's state.
+The rows of docs/micropython.md "Synchronous checks", one behaviour per test: what is raised
+(or sent), and that nothing reaches the board for a call MicroPython refuses at once.
 """
 import errno
 
