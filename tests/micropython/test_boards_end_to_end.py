@@ -136,6 +136,42 @@ def test_central_reads_and_writes_a_peripheral(nodes):
 
 
 @pytest.mark.boards(2)
+def test_read_of_handle_0_raises_einval_at_the_call_and_reports_nothing_later(nodes):
+    p, c = nodes
+    handle = serve(p)
+    conn = connect(c, p)
+    with pytest.raises(OSError) as info:
+        c.ble.gattc_read(conn, 0)
+    assert info.value.errno == errno.EINVAL
+    c.ble.gattc_read(conn, handle)          # the next read's events follow at once
+    c.wait(_IRQ_GATTC_READ_DONE)
+    assert [d for e, d in c.events if e == _IRQ_GATTC_READ_DONE] == [(conn, handle, 0)]
+
+
+@pytest.mark.boards(2)
+def test_register_services_while_connected_raises_ebusy(nodes):
+    p, c = nodes
+    serve(p)
+    connect(c, p)
+    p.wait(_IRQ_CENTRAL_CONNECT)
+    with pytest.raises(OSError) as info:
+        p.ble.gatts_register_services(((SVC, ((CHR, FLAG_READ),)),))
+    assert info.value.errno == errno.EBUSY
+
+
+@pytest.mark.boards(2)
+def test_register_services_after_the_connection_ends_is_accepted(nodes):
+    p, c = nodes
+    serve(p)
+    conn = connect(c, p)
+    p.wait(_IRQ_CENTRAL_CONNECT)
+    assert c.ble.gap_disconnect(conn)
+    p.wait(_IRQ_CENTRAL_DISCONNECT)
+    ((handle,),) = p.ble.gatts_register_services(((SVC, ((CHR, FLAG_READ),)),))
+    assert handle > 0
+
+
+@pytest.mark.boards(2)
 def test_script_polling_with_idle_sees_a_read_result_only_with_its_done(nodes):
     from blebridge.micropython import runtime
     p, c = nodes

@@ -19,6 +19,12 @@ its stack (extmod/modbluetooth.c and extmod/nimble/modbluetooth_nimble.c):
 Errno choices (NimBLE binding): radio off -> ENODEV; unknown connection -> ENOTCONN; unknown
 attribute handle, L2CAP channel or bad value -> EINVAL; a local value bigger than any board
 buffer -> ENOMEM. Statuses that already are errnos pass through unchanged.
+
+Checks MicroPython's NimBLE binding and NimBLE itself make before anything reaches the air
+(handle 0, empty discovery ranges, advertising data over 31 bytes, ...) are made here, at the
+call, with the errno MicroPython's ble_hs_err_to_errno gives NimBLE's code; each names its
+source line in docs/micropython.md ("Synchronous checks"). They come after the radio check, as
+in the binding (_refuse).
 """
 from __future__ import annotations
 
@@ -54,15 +60,55 @@ L2CAP_MIN_MTU = 32
 #: l2cap_listen on _IRQ_CENTRAL_CONNECT listens; the simulated link has no such delay.
 L2CAP_CONNECT_RETRY_S = 0.3
 L2CAP_CONNECT_RETRY_GAP_S = 0.02
+#: l2cap_send takes at most this many of our MTUs ((L2CAP_BUF_SIZE_MTUS_PER_CHANNEL - 1) in the
+#: NimBLE binding).
+L2CAP_SEND_MAX_OUR_MTUS = 2
 #: rxbuf bounds checked by modbluetooth.c, bytes.
 RXBUF_MIN, RXBUF_MAX = 16, 0xFFFF
+#: Services one gatts_register_services takes (MP_BLUETOOTH_NIMBLE_MAX_SERVICES).
+MAX_SERVICES = 8
 #: Connection handle MicroPython reports for a connect that timed out or was cancelled.
 CONN_HANDLE_NONE = 0xFFFF
+
+# NimBLE limits and codes the synchronous checks use (nimble/include/nimble/hci_common.h,
+# nimble/host/include/host/ble_hs.h, ble_gap.h, ble_att.h at MicroPython's lib/mynewt-nimble).
+#: Legacy advertising / scan response payload, bytes (BLE_HCI_MAX_ADV_DATA_LEN, ..._SCAN_RSP_...).
+ADV_DATA_MAX = 31
+#: GAP device name, bytes (MYNEWT_VAL_BLE_SVC_GAP_DEVICE_NAME_MAX_LENGTH in MicroPython's syscfg.h).
+GAP_NAME_MAX = 31
+#: ATT MTU accepted by ble_att_set_preferred_mtu, bytes (BLE_ATT_MTU_DFLT, BLE_ATT_MTU_MAX).
+ATT_MTU_MIN, ATT_MTU_MAX = 23, 527
+#: Advertising interval unit, µs, and the range HCI accepts, units (BLE_HCI_ADV_ITVL[_MIN/_MAX]).
+ADV_ITVL_UNIT_US = 625
+ADV_ITVL_MIN, ADV_ITVL_MAX = 0x20, 0x4000
+#: NimBLE's intervals when the binding passes 0 (BLE_GAP_ADV_FAST_INTERVAL1_MIN / 2_MIN), units.
+ADV_ITVL_DEFAULT_CONNECTABLE, ADV_ITVL_DEFAULT_NONCONN = 48, 160
+#: Scan interval/window unit, µs, and the clamp the binding applies, units (BLE_HCI_SCAN_*).
+SCAN_ITVL_UNIT_US = 625
+SCAN_ITVL_MIN, SCAN_ITVL_MAX = 0x4, 0x4000
+#: Connection interval unit, µs, NimBLE's defaults for 0 (BLE_GAP_INITIAL_CONN_ITVL_MIN/MAX) and
+#: the range HCI LE Create Connection accepts (Core spec Vol 4 Part E 7.8.12), units.
+CONN_ITVL_UNIT_US = 1250
+CONN_ITVL_DEFAULT_MIN, CONN_ITVL_DEFAULT_MAX = 24, 40
+CONN_ITVL_MIN, CONN_ITVL_MAX = 0x0006, 0x0C80
+#: Address types ble_gap_connect accepts (BLE_ADDR_PUBLIC .. BLE_ADDR_RANDOM_ID).
+ADDR_TYPE_MAX = 3
+#: BLE_HS_* codes missing from the binding's ble_hs_err_to_errno table reach Python as
+#: OSError(-code). These are the ones a call can meet synchronously:
+#: ble_gattc_notify_custom/indicate_custom with no value and a handle that cannot be read.
+ERRNO_BLE_HS_EAPP = -9
+#: ble_gap_adv_set_data with more than 31 bytes returns the HCI constant
+#: BLE_ERR_INV_HCI_CMD_PARMS (0x12) itself, not a BLE_HS_* code.
+ERRNO_ADV_DATA_TOO_LONG = -0x12
+#: A controller refusing a command's parameters: BLE_HS_HCI_ERR(BLE_ERR_INV_HCI_CMD_PARMS).
+ERRNO_HCI_INVALID_PARAMS = -(0x200 + 0x12)
 
 MAX_ATTR_LEN = P.LIMITS["MAX_ATTR_LEN"]
 MAX_L2CAP_SDU = P.LIMITS["MAX_L2CAP_SDU"]
 _CFG = P.CONSTANTS["config"]
 _PASSKEY = P.CONSTANTS["passkey_action"]
+#: Address modes 0..3 (PUBLIC, RANDOM, RPA, NRPA); the binding ignores any other value.
+_ADDR_MODE_MAX = 3
 _S = P.STATUS
 
 ENODEV = _errno.ENODEV
@@ -132,6 +178,13 @@ _METHOD_ERRNO = {
                       "l2cap_send", "l2cap_disconnect", "l2cap_recvinto")},
     # Nothing to cancel: NimBLE's ble_gap_conn_cancel says BLE_HS_EALREADY.
     ("gap_connect_cancel", _S["ENOENT"]): _errno.EALREADY,
+    # The binding has no radio check for these: NimBLE finds no connection (ENOTCONN) or no
+    # pairing procedure (ble_sm_inject_io: BLE_HS_ENOENT), which is also its answer for a
+    # connection it does not know.
+    ("gap_pair", _S["NOT_ACTIVE"]): _errno.ENOTCONN,
+    ("gattc_exchange_mtu", _S["NOT_ACTIVE"]): _errno.ENOTCONN,
+    ("gap_passkey", _S["NOT_ACTIVE"]): _errno.ENOENT,
+    ("gap_passkey", _S["UNKNOWN_HANDLE"]): _errno.ENOENT,
 }
 
 
@@ -157,6 +210,28 @@ def _int(value: Any) -> int:
     raise TypeError("can't convert %s to int" % type(value).__name__)
 
 
+def _u16(value: Any) -> int:
+    """mp_obj_get_int passed on as a C uint16_t (handles): the low 16 bits."""
+    return _int(value) & 0xFFFF
+
+
+def _u8(value: Any) -> int:
+    """mp_obj_get_int passed on as a C uint8_t (address type, passkey action)."""
+    return _int(value) & 0xFF
+
+
+def _i32(value: Any) -> int:
+    """mp_obj_get_int passed on as a C int32_t (durations, intervals)."""
+    v = _int(value) & 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _c_div(a: int, b: int) -> int:
+    """C integer division (truncates toward zero), as the binding converts µs to units."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
 def _addr_from_wire(addr: bytes) -> bytes:
     return bytes(addr[::-1])
 
@@ -175,6 +250,27 @@ class _Discovery:
         self.uuid = uuid
         # (value_handle, properties, uuid) of the result waiting for the next one's def_handle.
         self.pending: Optional[tuple[int, int, UUID]] = None
+
+
+class _GapState:
+    """What NimBLE's GAP is doing, as far as this host has started it and seen it end."""
+
+    __slots__ = ("advertising", "scanning", "connecting", "peers")
+
+    def __init__(self) -> None:
+        self.advertising = False
+        self.scanning = False
+        self.connecting = False
+        # conn handle -> (addr_type, address as on air) of every open connection.
+        self.peers: dict[int, tuple[int, bytes]] = {}
+
+    def busy(self) -> str:
+        """Why ble_gatts_reset would say BLE_HS_EBUSY (ble_gatts_mutable), or ''."""
+        for what, on in (("advertising", self.advertising), ("scanning", self.scanning),
+                         ("connecting", self.connecting), ("connected", bool(self.peers))):
+            if on:
+                return what
+        return ""
 
 
 class _Channel:
@@ -272,13 +368,22 @@ class BLE:
         self._secrets: Optional[SecretStore] = None
         # (conn, psm) -> (retry deadline, mtu) of our l2cap_connect calls not yet answered.
         self._l2cap_connecting: dict[tuple[int, int], tuple[float, int]] = {}
+        # l2cap_listen succeeded: the binding's one channel is the server's until active(False).
+        self._l2cap_listening = False
+        # GAP procedures as this object started them and the board's events ended them, for
+        # NimBLE's checks that depend on them (ble_gatts_mutable, ble_gap_disc, ble_gap_connect).
+        self._gap = _GapState()
         self._closed = False
+        # The radio's state as last seen (None: not known). Only the synchronous checks read
+        # it, to answer ENODEV before an argument error as the binding does; a check that
+        # fails while it is not True asks the board (see _require_radio).
+        self._radio: Optional[bool] = False if owned else None
+        # Connection with a characteristic discovery running (the binding allows one at a time).
+        self._char_discovery_conn: Optional[int] = None
         self._gate = runtime.CallGate()
         # Events handed to _on_event so far, and the board's count of events received that
         # never reach it (see _events_due).
         self._delivered = 0
-        # runtime.ACTIVITY source for IRQs this object raises itself (not from a board event).
-        self._local_irqs = object()
         board.add_event_listener(self._on_event)
         board.add_lost_listener(self._on_lost)
         # Read after registering: every event counted later reaches _on_event, so this is
@@ -322,7 +427,33 @@ class BLE:
         try:
             return self._rpc(method, *args)
         except BoardError as exc:
-            raise BluetoothOSError(_to_errno(exc), op or method, exc.status_name, str(exc)) from None
+            raise self._os_error(exc, op or method) from None
+
+    def _os_error(self, exc: BoardError, method: str, errno_: Optional[int] = None) -> BluetoothOSError:
+        if exc.status == _S["NOT_ACTIVE"]:
+            self._radio = False
+        code = _to_errno(exc) if errno_ is None else errno_
+        return BluetoothOSError(code, method, exc.status_name, str(exc))
+
+    def _require_radio(self, method: str) -> None:
+        """Raise OSError(ENODEV) if the radio is off (the binding's mp_bluetooth_is_active).
+
+        Asks the board only if the radio is not known to be on; the callers are the paths where
+        a call is refused without reaching the board, so a call that goes through never asks.
+        """
+        if self._radio is not True:
+            try:
+                self._radio = bool(self._rpc("ble_active", None))
+            except BoardError as exc:
+                raise self._os_error(exc, method) from None
+        if not self._radio:
+            raise BluetoothOSError(ENODEV, method, "NOT_ACTIVE", "the radio is not active")
+
+    def _refuse(self, method: str, errno_: int, detail: str) -> BluetoothOSError:
+        """The error for an argument NimBLE or its binding refuses after its radio check:
+        OSError(errno_), found here without asking the board (ENODEV first if the radio is off)."""
+        self._require_radio(method)
+        return BluetoothOSError(errno_, method, detail=detail)
 
     def _on_lost(self, exc: BaseException) -> None:
         # Events the board had sent and the host not yet delivered are gone with the link.
@@ -337,13 +468,14 @@ class BLE:
     def active(self, active: Any = None, /) -> bool:
         """Turn the radio on or off (or just query it); returns the state after the call."""
         if active is None:
-            return bool(self._call("ble_active", None, op="active"))
+            self._radio = bool(self._call("ble_active", None, op="active"))
+            return self._radio
         on = bool(active)
         if not on:
-            state = bool(self._call("ble_active", False, op="active"))
+            state = self._radio = bool(self._call("ble_active", False, op="active"))
             self._forget_state()
             return state
-        state = bool(self._call("ble_active", True, op="active"))
+        state = self._radio = bool(self._call("ble_active", True, op="active"))
         pending, self._pending_config = self._pending_config, {}
         pending.setdefault(_CFG["READ_REQUEST"], self._irq is not None)
         for key, value in pending.items():
@@ -354,7 +486,11 @@ class BLE:
         with self._lock:
             self._attrs.clear()
             self._discoveries.clear()
+            self._char_discovery_conn = None
             self._channels.clear()
+            self._l2cap_connecting.clear()
+            self._l2cap_listening = False
+            self._gap = _GapState()
 
     def config(self, *args: Any, **kwargs: Any) -> Any:
         """``config('name')`` gets one value; ``config(name=value, ...)`` sets values."""
@@ -377,6 +513,9 @@ class BLE:
         if name not in keys:
             raise ValueError("unknown config param")
         key = _CFG[keys[name]]
+        if name == "mtu":
+            # mp_bluetooth_get_preferred_mtu checks the radio; the board answers without it.
+            self._require_radio("config")
         try:
             value = self._rpc("config_get", key)
         except BoardError as exc:
@@ -397,11 +536,26 @@ class BLE:
         deferrable = True
         wire: Any
         if name == "gap_name":
-            key, wire = _CFG["GAP_NAME"], buffer_bytes(value).decode("utf-8")
+            raw = buffer_bytes(value)
+            if len(raw) > GAP_NAME_MAX:
+                # mp_bluetooth_gap_set_device_name checks this before anything else (no radio check).
+                raise BluetoothOSError(_errno.EINVAL, "config",
+                                       detail=f"gap_name of {len(raw)} bytes is over {GAP_NAME_MAX}")
+            key, wire = _CFG["GAP_NAME"], raw.decode("utf-8")
         elif name == "mtu":
-            key, wire, deferrable = _CFG["MTU"], _int(value), False
+            mtu = _u16(value)
+            if mtu < ATT_MTU_MIN or mtu > ATT_MTU_MAX:
+                raise self._refuse("config", _errno.EINVAL,
+                                   f"mtu {mtu} is outside {ATT_MTU_MIN}..{ATT_MTU_MAX}")
+            # The board's largest ATT MTU may be below NimBLE's (MAX_ATTR_LEN + 3).
+            key, wire, deferrable = _CFG["MTU"], min(mtu, MAX_ATTR_LEN + 3), False
         elif name == "addr_mode":
-            key, wire, deferrable = _CFG["ADDR_MODE"], _int(value), False
+            mode = _u8(value)
+            if mode > _ADDR_MODE_MAX:
+                # mp_bluetooth_set_address_mode has no case for it: nothing changes.
+                self._require_radio("config")
+                return
+            key, wire, deferrable = _CFG["ADDR_MODE"], mode, False
         elif name == "mac":
             addr = buffer_bytes(value)
             if len(addr) != 6:
@@ -455,16 +609,41 @@ class BLE:
                 # NimBLE's advertise_stop never fails (not even with the radio off).
                 if exc.status not in (_S["NOT_ACTIVE"], _S["EALREADY"], _S["ENOENT"]):
                     raise BluetoothOSError(_to_errno(exc), "gap_advertise", exc.status_name, str(exc)) from None
+            self._gap.advertising = False
             return
-        interval = _int(interval_us)
+        interval = _i32(interval_us)
         conn = bool(connectable)
-        if adv_data is not None:
-            self._adv_data = buffer_bytes(adv_data)
-        if resp_data is not None:
-            self._resp_data = buffer_bytes(resp_data)
+        adv = None if adv_data is None else buffer_bytes(adv_data)
+        resp = None if resp_data is None else buffer_bytes(resp_data)
+        # The binding's order: radio, advertising data, response data, then the interval.
+        if adv is not None:
+            if len(adv) > ADV_DATA_MAX:
+                raise self._refuse("gap_advertise", ERRNO_ADV_DATA_TOO_LONG,
+                                   f"adv_data of {len(adv)} bytes is over {ADV_DATA_MAX} "
+                                   "(ble_gap_adv_set_data: BLE_ERR_INV_HCI_CMD_PARMS)")
+            self._adv_data = adv
+        if resp is not None:
+            if len(resp) > ADV_DATA_MAX:
+                raise self._refuse("gap_advertise", _errno.EINVAL,
+                                   f"resp_data of {len(resp)} bytes is over {ADV_DATA_MAX}")
+            self._resp_data = resp
+        units = _c_div(interval, ADV_ITVL_UNIT_US) & 0xFFFF
+        if units == 0:
+            units = ADV_ITVL_DEFAULT_CONNECTABLE if conn else ADV_ITVL_DEFAULT_NONCONN
+        elif units < ADV_ITVL_MIN or units > ADV_ITVL_MAX:
+            raise self._refuse("gap_advertise", ERRNO_HCI_INVALID_PARAMS,
+                               f"interval {interval} µs is outside "
+                               f"{ADV_ITVL_MIN * ADV_ITVL_UNIT_US}..{ADV_ITVL_MAX * ADV_ITVL_UNIT_US} µs "
+                               "(the controller answers Invalid HCI Command Parameters)")
         # Non-connectable advertising is scannable (ADV_SCAN_IND), as NimBLE does it.
-        self._call("gap_advertise_start", interval, self._adv_data, self._resp_data, conn, True,
-                   False, 0, op="gap_advertise")
+        # Set before the call: the event that ends it may be handled before the call returns.
+        self._gap.advertising = True
+        try:
+            self._call("gap_advertise_start", units * ADV_ITVL_UNIT_US, self._adv_data,
+                       self._resp_data, conn, True, False, 0, op="gap_advertise")
+        except BaseException:
+            self._gap.advertising = False
+            raise
 
     def gap_scan(self, duration_ms: Any = 0, interval_us: Any = DEFAULT_SCAN_INTERVAL_US,
                  window_us: Any = DEFAULT_SCAN_WINDOW_US, active: Any = False, /) -> None:
@@ -475,9 +654,30 @@ class BLE:
             except BoardError as exc:
                 if exc.status not in (_S["EALREADY"], _S["ENOENT"]):
                     raise BluetoothOSError(_to_errno(exc), "gap_scan", exc.status_name, str(exc)) from None
+            self._gap.scanning = False
             return
-        self._call("gap_scan_start", _int(duration_ms), _int(interval_us), _int(window_us),
-                   bool(active), False, op="gap_scan")
+        duration = _i32(duration_ms)
+        interval, window = _i32(interval_us), _i32(window_us)
+        scan_active = bool(active)
+        # The binding clamps both to what HCI accepts; ble_gap_disc refuses a window longer
+        # than the interval.
+        itvl = max(SCAN_ITVL_MIN, min(SCAN_ITVL_MAX, _c_div(interval, SCAN_ITVL_UNIT_US)))
+        win = max(SCAN_ITVL_MIN, min(SCAN_ITVL_MAX, _c_div(window, SCAN_ITVL_UNIT_US)))
+        if win > itvl:
+            raise self._refuse("gap_scan", _errno.EINVAL,
+                               f"window {window} µs is longer than the interval {interval} µs")
+        if self._gap.connecting:
+            raise self._refuse("gap_scan", _errno.EBUSY, "a gap_connect is pending")
+        if self._gap.scanning:
+            raise self._refuse("gap_scan", _errno.EALREADY, "already scanning")
+        # A negative duration is a C int32 the stack takes as uint32 milliseconds.
+        self._gap.scanning = True   # before the call: SCAN_DONE may be handled before it returns
+        try:
+            self._call("gap_scan_start", duration & 0xFFFFFFFF, itvl * SCAN_ITVL_UNIT_US,
+                       win * SCAN_ITVL_UNIT_US, scan_active, False, op="gap_scan")
+        except BaseException:
+            self._gap.scanning = False
+            raise
 
     def gap_connect(self, addr_type: Any, addr: Any = ..., scan_duration_ms: Any = None,
                     min_conn_interval_us: Any = None, max_conn_interval_us: Any = None, /) -> None:
@@ -485,36 +685,67 @@ class BLE:
         if addr is ...:
             if addr_type is None:
                 self._call("gap_connect_cancel", op="gap_connect")
+                self._gap.connecting = False
                 return
             raise TypeError("invalid addr")
-        atype = _int(addr_type)
+        atype = _u8(addr_type)
         raw = buffer_bytes(addr)
         if len(raw) != 6:
             raise ValueError("invalid addr")
-        scan_ms = DEFAULT_CONNECT_SCAN_MS if scan_duration_ms is None else _int(scan_duration_ms)
-        lo = None if min_conn_interval_us is None else _int(min_conn_interval_us) or None
-        hi = None if max_conn_interval_us is None else _int(max_conn_interval_us) or None
-        self._call("gap_connect", atype, _addr_to_wire(raw), scan_ms, lo, hi, op="gap_connect")
+        scan_ms = DEFAULT_CONNECT_SCAN_MS if scan_duration_ms is None else _i32(scan_duration_ms)
+        lo_us = 0 if min_conn_interval_us is None else _i32(min_conn_interval_us)
+        hi_us = 0 if max_conn_interval_us is None else _i32(max_conn_interval_us)
+        wire_addr = _addr_to_wire(raw)
+        if self._gap.scanning:
+            self.gap_scan(None)   # the binding stops a scan first (_IRQ_SCAN_DONE follows)
+        if self._gap.connecting:
+            raise self._refuse("gap_connect", _errno.EALREADY, "a gap_connect is pending")
+        if atype > ADDR_TYPE_MAX:
+            raise self._refuse("gap_connect", _errno.EINVAL, f"no address type {atype}")
+        with self._lock:
+            connected = (atype, wire_addr) in self._gap.peers.values()
+        if connected:
+            # ble_gap_connect: BLE_HS_EDONE, which the binding's table makes EIO.
+            raise self._refuse("gap_connect", _errno.EIO, f"already connected to {raw.hex(':')}")
+        # 0 is NimBLE's default; the host does not check the rest ("XXX: Verify conn_params"),
+        # the controller refuses it.
+        lo = (_c_div(lo_us, CONN_ITVL_UNIT_US) & 0xFFFF) if lo_us else CONN_ITVL_DEFAULT_MIN
+        hi = (_c_div(hi_us, CONN_ITVL_UNIT_US) & 0xFFFF) if hi_us else CONN_ITVL_DEFAULT_MAX
+        if not CONN_ITVL_MIN <= lo <= hi <= CONN_ITVL_MAX:
+            raise self._refuse("gap_connect", ERRNO_HCI_INVALID_PARAMS,
+                               f"connection interval {lo * CONN_ITVL_UNIT_US}..{hi * CONN_ITVL_UNIT_US} µs "
+                               f"is not within {CONN_ITVL_MIN * CONN_ITVL_UNIT_US}.."
+                               f"{CONN_ITVL_MAX * CONN_ITVL_UNIT_US} µs, min <= max "
+                               "(the controller answers Invalid HCI Command Parameters)")
+        self._gap.connecting = True   # before the call: its end may be handled before it returns
+        try:
+            self._call("gap_connect", atype, wire_addr, scan_ms & 0xFFFFFFFF,
+                       lo * CONN_ITVL_UNIT_US if lo_us else None,
+                       hi * CONN_ITVL_UNIT_US if hi_us else None, op="gap_connect")
+        except BaseException:
+            self._gap.connecting = False
+            raise
 
     def gap_disconnect(self, conn_handle: Any, /) -> bool:
         """Disconnect; False if the handle was not connected."""
-        conn = _int(conn_handle)
+        conn = _u16(conn_handle)
         try:
             self._rpc("gap_disconnect", conn)
         except BoardError as exc:
             if exc.status in (_S["ENOTCONN"], _S["UNKNOWN_HANDLE"]):
                 return False
-            raise BluetoothOSError(_to_errno(exc), "gap_disconnect", exc.status_name, str(exc)) from None
+            raise self._os_error(exc, "gap_disconnect") from None
         return True
 
     def gap_pair(self, conn_handle: Any, /) -> None:
         """Start pairing on a connection; _IRQ_ENCRYPTION_UPDATE follows."""
-        self._call("gap_pair", _int(conn_handle))
+        self._call("gap_pair", _u16(conn_handle))
 
     def gap_passkey(self, conn_handle: Any, action: Any, passkey: Any, /) -> None:
         """Answer _IRQ_PASSKEY_ACTION (passkey, or 1/0 for numeric comparison)."""
-        conn, act, key = _int(conn_handle), _int(action), _int(passkey)
+        conn, act, key = _u16(conn_handle), _u8(action), _int(passkey)
         if act not in (_PASSKEY["INPUT"], _PASSKEY["DISPLAY"], _PASSKEY["NUMERIC_COMPARISON"]):
+            # The binding checks this before NimBLE (and has no radio check here).
             raise BluetoothOSError(_errno.EINVAL, "gap_passkey", detail=f"no passkey action {act}")
         self._call("gap_passkey", conn, act, key)
 
@@ -522,9 +753,45 @@ class BLE:
 
     def gatts_register_services(self, services_definition: Any, /) -> tuple:
         """Replace the local services; returns one tuple of value handles per service."""
+        services = _iterate(services_definition)
+        busy = self._gap.busy()
+        if busy:
+            # ble_gatts_reset refuses while a GAP procedure runs or a connection is open; the
+            # binding calls it before it reads the definition.
+            raise self._refuse("gatts_register_services", _errno.EBUSY,
+                               f"{busy}: advertising, scanning, connecting and connections "
+                               "must be ended first")
+        try:
+            wire, shapes = self._services_wire(services)
+        except (TypeError, ValueError):
+            # The binding checks the radio after len(services), before reading them.
+            self._require_radio("gatts_register_services")
+            raise
+        if len(services) > MAX_SERVICES:
+            raise self._refuse("gatts_register_services", _errno.E2BIG,
+                               f"{len(services)} services is more than {MAX_SERVICES}")
+        result = self._call("gatts_register_services", wire)
+        handles: list[tuple] = []
+        attrs: dict[int, list] = {}
+        for (_service_handle, chars), counts in zip(result, shapes):
+            flat: list[int] = []
+            for (_decl, value_handle, _cccd, dsc_handles), n in zip(chars, counts):
+                flat.append(int(value_handle))
+                flat.extend(int(h) for h in dsc_handles[:n])
+            for h in flat:
+                attrs[h] = [DEFAULT_ATTR_LEN, False]
+            handles.append(tuple(flat))
+        with self._lock:
+            self._attrs = attrs
+        return tuple(handles)
+
+    @staticmethod
+    def _services_wire(services: list) -> tuple[list, list[list[int]]]:
+        """The wire form of a services definition (modbluetooth.c's checks and exceptions),
+        and per service the number of descriptors of each characteristic."""
         wire: list = []
-        shapes: list[list[int]] = []   # per service: number of descriptors per characteristic
-        for service in _iterate(services_definition):
+        shapes: list[list[int]] = []
+        for service in services:
             items = _fixed(service, 2)
             if not isinstance(items[0], UUID):
                 raise ValueError("invalid service UUID")
@@ -548,24 +815,11 @@ class BLE:
                 counts.append(len(dscs_wire))
             wire.append([bytes(items[0]), chars_wire])
             shapes.append(counts)
-        result = self._call("gatts_register_services", wire)
-        handles: list[tuple] = []
-        attrs: dict[int, list] = {}
-        for (_service_handle, chars), counts in zip(result, shapes):
-            flat: list[int] = []
-            for (_decl, value_handle, _cccd, dsc_handles), n in zip(chars, counts):
-                flat.append(int(value_handle))
-                flat.extend(int(h) for h in dsc_handles[:n])
-            for h in flat:
-                attrs[h] = [DEFAULT_ATTR_LEN, False]
-            handles.append(tuple(flat))
-        with self._lock:
-            self._attrs = attrs
-        return tuple(handles)
+        return wire, shapes
 
     def gatts_read(self, value_handle: Any, /) -> bytes:
         """The local value (in append mode this also empties it, as on a board)."""
-        handle = _int(value_handle)
+        handle = _u16(value_handle)
         current = getattr(self._tls, "gatts_write", None)
         if current is not None and current[0] == handle:
             # Inside the _IRQ_GATTS_WRITE handler for this handle: the value the peer wrote,
@@ -575,11 +829,14 @@ class BLE:
 
     def gatts_write(self, value_handle: Any, data: Any, send_update: Any = False, /) -> int:
         """Set the local value (growing its buffer if needed); notify/indicate if asked."""
-        handle = _int(value_handle)
-        value = buffer_bytes(data)
+        value = buffer_bytes(data)   # modbluetooth.c reads the data before the handle
+        handle = _u16(value_handle)
         if len(value) > MAX_ATTR_LEN:
-            raise BluetoothOSError(_errno.ENOMEM, "gatts_write",
-                                   detail=f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
+            # After the binding's radio check and handle lookup, as its allocation would fail.
+            if self._attrs and handle not in self._attrs:
+                raise self._refuse("gatts_write", _errno.EINVAL, f"no local attribute {handle}")
+            raise self._refuse("gatts_write", _errno.ENOMEM,
+                               f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
         attr = self._attrs.get(handle)
         if attr is not None and len(value) > attr[0]:
             self._call("gatts_set_buffer", handle, len(value), attr[1], op="gatts_write")
@@ -599,23 +856,33 @@ class BLE:
         self._notify_indicate("gatts_indicate", conn_handle, value_handle, data)
 
     def _notify_indicate(self, method: str, conn_handle: Any, value_handle: Any, data: Any) -> None:
-        conn, handle = _int(conn_handle), _int(value_handle)
+        conn, handle = _u16(conn_handle), _u16(value_handle)
         value = None if data is None else buffer_bytes(data)
         if value is not None and len(value) > MAX_ATTR_LEN:
             value = value[:MAX_ATTR_LEN]   # the stack truncates to the MTU anyway
+        if handle == 0:
+            # Without a value NimBLE first reads handle 0 from its database, which fails:
+            # BLE_HS_EAPP; with one, ble_att_clt_tx_notify/indicate refuses handle 0: EINVAL.
+            # Both before the connection is looked up.
+            raise self._refuse(method, _errno.EINVAL if value is not None else ERRNO_BLE_HS_EAPP,
+                               "attribute handle 0")
         try:
             self._rpc(method, conn, handle, value)
         except BoardError as exc:
-            code = _to_errno(exc)
+            code = None
             if exc.status == _S["UNKNOWN_HANDLE"] and self._attrs and handle not in self._attrs:
-                code = _errno.EINVAL
-            raise BluetoothOSError(code, method, exc.status_name, str(exc)) from None
+                code = _errno.EINVAL if value is not None else ERRNO_BLE_HS_EAPP
+            raise self._os_error(exc, method, code) from None
 
     def gatts_set_buffer(self, value_handle: Any, len: Any, append: Any = False, /) -> None:
         """Size a value's buffer (longest peer write kept); append: writes accumulate."""
-        handle, size, app = _int(value_handle), _int(len), bool(append)
+        handle, size, app = _u16(value_handle), _int(len), bool(append)
         if size < 0:
-            raise BluetoothOSError(_errno.EINVAL, "gatts_set_buffer", detail="negative length")
+            # A C size_t far beyond memory: the db's m_renew_maybe fails for a known handle
+            # (ENOMEM); an unknown one is EINVAL first.
+            known = handle in self._attrs
+            raise self._refuse("gatts_set_buffer", _errno.ENOMEM if known else _errno.EINVAL,
+                               f"length {size}" if known else f"no local attribute {handle}")
         # A peer can never write more than an attribute's maximum, so a bigger buffer is this.
         size = min(size, MAX_ATTR_LEN)
         self._call("gatts_set_buffer", handle, size, app)
@@ -627,7 +894,7 @@ class BLE:
 
     def gattc_discover_services(self, conn_handle: Any, uuid: Any = None, /) -> None:
         """Discover primary services (optionally only ``uuid``)."""
-        conn = _int(conn_handle)
+        conn = _u16(conn_handle)
         if uuid is not None and not isinstance(uuid, UUID):
             raise TypeError("UUID")
         self._call("gattc_discover_services", conn, None if uuid is None else bytes(uuid))
@@ -635,21 +902,31 @@ class BLE:
     def gattc_discover_characteristics(self, conn_handle: Any, start_handle: Any, end_handle: Any,
                                        uuid: Any = None, /) -> None:
         """Discover characteristics in a handle range (optionally only ``uuid``)."""
-        conn, start, end = _int(conn_handle), _int(start_handle), _int(end_handle)
+        conn, start, end = _u16(conn_handle), _u16(start_handle), _u16(end_handle)
         if uuid is not None and not isinstance(uuid, UUID):
             raise TypeError("UUID")
+        method = "gattc_discover_characteristics"
         with self._lock:
-            if conn in self._discoveries:
-                raise BluetoothOSError(_errno.EBUSY, "gattc_discover_characteristics",
-                                       detail="a characteristic discovery is already running")
+            running = self._char_discovery_conn
+        if running is not None:
+            # The binding keeps one pending result, so it allows one discovery at a time,
+            # on any connection.
+            raise self._refuse(method, _errno.EBUSY,
+                               f"a characteristic discovery is running on connection {running}")
+        if start == 0 or start > end:
+            # ble_att_clt_tx_read_type: start_handle == 0 || start_handle > end_handle.
+            raise self._refuse(method, _errno.EINVAL, f"handle range {start}..{end}")
+        with self._lock:
             self._discoveries[conn] = _Discovery(end, uuid)
+            self._char_discovery_conn = conn
         try:
             # All characteristics are asked for: the filter is applied here, so each result's
             # end handle can come from the next characteristic even when that one is filtered out.
-            self._call("gattc_discover_characteristics", conn, start, end, None)
+            self._call(method, conn, start, end, None)
         except BaseException:
             with self._lock:
                 self._discoveries.pop(conn, None)
+                self._char_discovery_conn = None
             raise
 
     def gattc_discover_descriptors(self, conn_handle: Any, start_handle: Any, end_handle: Any,
@@ -660,44 +937,40 @@ class BLE:
         value handle (or a service's start handle), which is not a descriptor itself.
         blebridge extension: ``uuid`` finds only that descriptor type.
         """
-        conn, start, end = _int(conn_handle), _int(start_handle), _int(end_handle)
+        conn, start, end = _u16(conn_handle), _u16(start_handle), _u16(end_handle)
         if uuid is not None and not isinstance(uuid, UUID):
             raise TypeError("UUID")
-        if start >= end:
-            # Nothing after start_handle: complete at once, as NimBLE does (after this call
-            # returns; a script's wait ends once it has been delivered).
-            runtime.ACTIVITY.add(self._local_irqs, 1)
-
-            def done() -> None:
-                try:
-                    self._invoke(_IRQ_GATTC_DESCRIPTOR_DONE, (conn, 0))
-                finally:
-                    runtime.ACTIVITY.add(self._local_irqs, -1)
-
-            threading.Thread(target=done, daemon=True).start()
-            return
-        self._call("gattc_discover_descriptors", conn, start + 1, end,
+        first = (start + 1) & 0xFFFF   # NimBLE's uint16 prev_handle + 1
+        if first == 0 or first > end:
+            # ble_att_clt_tx_find_info: start_handle == 0 || start_handle > end_handle, so a
+            # characteristic with nothing after its value handle (start == end) is refused.
+            raise self._refuse("gattc_discover_descriptors", _errno.EINVAL,
+                               f"nothing after handle {start} up to {end}")
+        self._call("gattc_discover_descriptors", conn, first, end,
                    None if uuid is None else bytes(uuid))
 
     def gattc_read(self, conn_handle: Any, value_handle: Any, /) -> None:
         """Read a remote value; _IRQ_GATTC_READ_RESULT then _IRQ_GATTC_READ_DONE."""
-        self._call("gattc_read", _int(conn_handle), _int(value_handle))
+        conn, handle = _u16(conn_handle), _u16(value_handle)
+        if handle == 0:
+            # ble_att_clt_tx_read: handle == 0, before the connection is looked up.
+            raise self._refuse("gattc_read", _errno.EINVAL, "attribute handle 0")
+        self._call("gattc_read", conn, handle)
 
     def gattc_write(self, conn_handle: Any, value_handle: Any, data: Any, mode: Any = 0, /) -> None:
         """Write a remote value: mode 0 without response, 1 with (_IRQ_GATTC_WRITE_DONE)."""
-        conn, handle = _int(conn_handle), _int(value_handle)
+        conn, handle = _u16(conn_handle), _u16(value_handle)
         value = buffer_bytes(data)
-        m = _int(mode)
+        m = _int(mode) & 0xFFFFFFFF   # a C unsigned int
         if m not in (0, 1):
-            raise BluetoothOSError(_errno.EINVAL, "gattc_write", detail=f"no write mode {m}")
-        if len(value) > MAX_ATTR_LEN:
-            raise BluetoothOSError(_errno.EINVAL, "gattc_write",
-                                   detail=f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
-        self._call("gattc_write", conn, handle, value, m)
+            raise self._refuse("gattc_write", _errno.EINVAL, f"no write mode {m}")
+        # NimBLE has no check for handle 0 here (the peer answers it) and cuts a value to the
+        # ATT MTU - 3 (ble_att_truncate_to_mtu), never above an attribute's maximum.
+        self._call("gattc_write", conn, handle, value[:MAX_ATTR_LEN], m)
 
     def gattc_exchange_mtu(self, conn_handle: Any, /) -> None:
         """Exchange MTUs with the peer (ours is config('mtu')); _IRQ_MTU_EXCHANGED follows."""
-        self._call("gattc_exchange_mtu", _int(conn_handle))
+        self._call("gattc_exchange_mtu", _u16(conn_handle))
 
     # -- L2CAP -------------------------------------------------------------------------------
 
@@ -706,13 +979,27 @@ class BLE:
         caps = getattr(getattr(self.board, "info", None), "caps", None) or {}
         return min(value, int(caps.get("max_l2cap_mtu") or MAX_L2CAP_SDU))
 
+    def _l2cap_channel_free(self, method: str) -> None:
+        """The binding has one L2CAP channel, taken by listening (for good) or by a channel
+        being opened or open: another listen or connect is EALREADY (create_l2cap_channel)."""
+        with self._lock:
+            busy = (self._l2cap_listening or bool(self._l2cap_connecting)
+                    or any(chan.open for chan in self._channels.values()))
+        if busy:
+            raise BluetoothOSError(_errno.EALREADY, method,
+                                   detail="the L2CAP channel is in use (listening, opening or open)")
+
     def l2cap_listen(self, psm: Any, mtu: Any, /) -> None:
         """Accept L2CAP channels on ``psm`` (MTU clamped to what the board can buffer)."""
-        self._call("l2cap_listen", _int(psm), self._l2cap_mtu(mtu))
+        channel_psm, our_mtu = _u16(psm), self._l2cap_mtu(mtu)
+        self._l2cap_channel_free("l2cap_listen")
+        self._call("l2cap_listen", channel_psm, our_mtu)
+        self._l2cap_listening = True
 
     def l2cap_connect(self, conn_handle: Any, psm: Any, mtu: Any, /) -> None:
         """Open an L2CAP channel; _IRQ_L2CAP_CONNECT (or _DISCONNECT with a status) follows."""
-        conn, channel_psm, our_mtu = _int(conn_handle), _int(psm), self._l2cap_mtu(mtu)
+        conn, channel_psm, our_mtu = _u16(conn_handle), _u16(psm), self._l2cap_mtu(mtu)
+        self._l2cap_channel_free("l2cap_connect")
         self._l2cap_connecting[(conn, channel_psm)] = (time.monotonic() + L2CAP_CONNECT_RETRY_S, our_mtu)
         try:
             self._call("l2cap_connect", conn, channel_psm, our_mtu)
@@ -722,11 +1009,11 @@ class BLE:
 
     def l2cap_disconnect(self, conn_handle: Any, cid: Any, /) -> None:
         """Close an L2CAP channel; _IRQ_L2CAP_DISCONNECT follows."""
-        self._call("l2cap_disconnect", _int(conn_handle), _int(cid))
+        self._call("l2cap_disconnect", _u16(conn_handle), _u16(cid))
 
     def l2cap_send(self, conn_handle: Any, cid: Any, buf: Any, /) -> bool:
         """Send one SDU; False: stalled, wait for _IRQ_L2CAP_SEND_READY before sending more."""
-        conn, channel_id = _int(conn_handle), _int(cid)
+        conn, channel_id = _u16(conn_handle), _u16(cid)
         data = buffer_bytes(buf)
         chan = self._channels.get((conn, channel_id))
         if chan is None or not chan.open:
@@ -734,11 +1021,16 @@ class BLE:
         if len(data) > chan.peer_mtu or len(data) > MAX_L2CAP_SDU:
             raise BluetoothOSError(_errno.EINVAL, "l2cap_send",
                                    detail=f"{len(data)} bytes is more than the peer's MTU {chan.peer_mtu}")
+        if chan.our_mtu and len(data) > L2CAP_SEND_MAX_OUR_MTUS * chan.our_mtu:
+            # The binding's channel pool keeps one of its three MTUs for receiving.
+            raise BluetoothOSError(_errno.EINVAL, "l2cap_send",
+                                   detail=f"{len(data)} bytes is more than {L2CAP_SEND_MAX_OUR_MTUS} "
+                                          f"times our MTU {chan.our_mtu}")
         return bool(self._call("l2cap_send", conn, channel_id, data))
 
     def l2cap_recvinto(self, conn_handle: Any, cid: Any, buf: Any, /) -> int:
         """Move received bytes into ``buf``; returns the count (buf None: bytes waiting)."""
-        conn, channel_id = _int(conn_handle), _int(cid)
+        conn, channel_id = _u16(conn_handle), _u16(cid)
         target = None
         if buf is not None:
             try:
@@ -856,13 +1148,22 @@ class BLE:
 
     def _ev_connect(self, code: int, f: tuple) -> None:
         conn, addr_type, addr = f[0], f[1], f[2]
+        with self._lock:
+            self._gap.peers[int(conn)] = (int(addr_type), bytes(addr))
+            if code == _IRQ_PERIPHERAL_CONNECT:
+                self._gap.connecting = False
         mv = memoryview(_addr_from_wire(addr))
         self._invoke(code, (int(conn), int(addr_type), mv), (mv,))
 
     def _ev_disconnect(self, code: int, f: tuple) -> None:
         conn, addr_type, addr = int(f[0]), f[1], f[2]
         with self._lock:
+            self._gap.peers.pop(conn, None)
+            if code == _IRQ_PERIPHERAL_DISCONNECT and conn == CONN_HANDLE_NONE:
+                self._gap.connecting = False   # the connect failed, timed out or was cancelled
             self._discoveries.pop(conn, None)
+            if self._char_discovery_conn == conn:
+                self._char_discovery_conn = None
             for key in [k for k in self._l2cap_connecting if k[0] == conn]:
                 del self._l2cap_connecting[key]
             for key in [k for k in self._channels if k[0] == conn]:
@@ -895,6 +1196,14 @@ class BLE:
         self._invoke(_IRQ_SCAN_RESULT, (int(addr_type), mv_addr, int(adv_type), int(rssi), mv_data),
                      (mv_addr, mv_data))
 
+    def _ev_scan_done(self, f: tuple) -> None:
+        self._gap.scanning = False
+        self._invoke(_IRQ_SCAN_DONE, ())
+
+    def _ev_advertise_done(self, f: tuple) -> None:
+        # No MicroPython IRQ: NimBLE's binding ignores the end of advertising.
+        self._gap.advertising = False
+
     def _ev_service_result(self, f: tuple) -> None:
         conn, start, end, uuid = f
         self._invoke(_IRQ_GATTC_SERVICE_RESULT, (int(conn), int(start), int(end), UUID(bytes(uuid))))
@@ -917,6 +1226,8 @@ class BLE:
         conn, status = int(f[0]), int(f[1])
         with self._lock:
             disc = self._discoveries.pop(conn, None)
+            if self._char_discovery_conn == conn:
+                self._char_discovery_conn = None
         if disc is not None and disc.pending is not None:
             vh, props, u = disc.pending
             self._invoke(_IRQ_GATTC_CHARACTERISTIC_RESULT, (conn, disc.end_handle, vh, props, u))
@@ -1044,7 +1355,8 @@ _EVENT_HANDLERS: dict[int, Callable[[BLE, tuple], None]] = {
     P.EV_GATTS_WRITE: BLE._ev_gatts_write,
     P.EV_GATTS_READ_REQUEST: BLE._ev_read_request,
     P.EV_SCAN_RESULT: BLE._ev_scan_result,
-    P.EV_SCAN_DONE: lambda b, f: b._invoke(_IRQ_SCAN_DONE, ()),
+    P.EV_SCAN_DONE: BLE._ev_scan_done,
+    P.EV_ADVERTISE_DONE: BLE._ev_advertise_done,
     P.EV_PERIPHERAL_CONNECT: lambda b, f: b._ev_connect(_IRQ_PERIPHERAL_CONNECT, f),
     P.EV_PERIPHERAL_DISCONNECT: lambda b, f: b._ev_disconnect(_IRQ_PERIPHERAL_DISCONNECT, f),
     P.EV_GATTC_SERVICE_RESULT: BLE._ev_service_result,
