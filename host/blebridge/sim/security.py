@@ -237,6 +237,22 @@ class Security:
             if self._passkeys.get(conn) is future:
                 del self._passkeys[conn]
 
+    def link_authenticated(self, connection: Connection) -> bool:
+        """True when the link is encrypted with a key from MITM-protected pairing.
+
+        Not Bumble's ``connection.authenticated``, which every LE encryption sets (Just Works too).
+        """
+        return bool(connection.encryption) and self.conn_authenticated.get(connection.handle, False)
+
+    async def peer_has_ltk(self, connection: Connection) -> bool:
+        """True when the host holds a bond with an LTK for this peer (asked, as NimBLE asks its
+        store, only when an unencrypted access needs to know)."""
+        device = self.board.device
+        if device is None or device.keystore is None:
+            return False
+        keys = await device.keystore.get(str(connection.peer_address))
+        return keys is not None and bool(keys.ltk or keys.ltk_central or keys.ltk_peripheral)
+
     def _sec_state(self, connection: Connection) -> list[Any]:
         encrypted = bool(connection.encryption)
         authenticated = encrypted and self.conn_authenticated.get(connection.handle, False)
