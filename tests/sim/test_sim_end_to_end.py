@@ -385,3 +385,64 @@ def test_air_exits_after_idle_time_without_boards(air_dir):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# -- Security at the board, checked by an independent BLE stack (a Bumble phone) ---------------
+SECRET_CHR = bytes(range(16))    # a 128-bit UUID, LSB first as on the wire
+
+
+def serve_secured(board, flags) -> int:
+    """Register one characteristic with these flags, advertise; returns its value handle.
+    Bonding off: nobody answers this board's SET_SECRET questions."""
+    board.call("config_set", CFG["BOND"], False)
+    result = board.call("gatts_register_services",
+                        [[HR_SERVICE, [[SECRET_CHR, flags, 16, b"secret", []]]]])
+    board.call("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
+    return result[0][1][0][1]
+
+
+def phone_reads(air, connect_pair_read):
+    """Run connect_pair_read(phone) on the air's loop; a fresh Bumble phone each time."""
+    async def run():
+        phone = await air.air.add_peer("phone")
+        return await connect_pair_read(phone)
+    return air.run(run())
+
+
+def test_bumble_phone_reads_an_encrypted_value_only_after_pairing(air, open_sim):
+    from bumble import att
+    alice, _a_ev = open_sim("alice")
+    alice.call("ble_active", True)
+    handle = serve_secured(alice, FLAG["READ"] | FLAG["READ_ENCRYPTED"])
+
+    async def connect_pair_read(phone):
+        connection = await phone.connect(address_for_name("alice"))
+        try:
+            await connection.gatt_client.read_value(handle)
+            before = 0
+        except att.ATT_Error as exc:
+            before = exc.error_code
+        await connection.pair()     # Bumble's default delegate has no IO: Just Works
+        return before, await connection.gatt_client.read_value(handle)
+
+    before, after = phone_reads(air, connect_pair_read)
+    assert before == CONSTANTS["att_error"]["INSUFFICIENT_AUTHENTICATION"]
+    assert after == b"secret"
+
+
+def test_bumble_phone_paired_without_mitm_is_refused_an_authenticated_value(air, open_sim):
+    from bumble import att
+    alice, _a_ev = open_sim("alice")
+    alice.call("ble_active", True)
+    handle = serve_secured(alice, FLAG["READ"] | FLAG["READ_AUTHENTICATED"])
+
+    async def connect_pair_read(phone):
+        connection = await phone.connect(address_for_name("alice"))
+        await connection.pair()
+        try:
+            await connection.gatt_client.read_value(handle)
+        except att.ATT_Error as exc:
+            return exc.error_code
+        return 0
+
+    assert phone_reads(air, connect_pair_read) == CONSTANTS["att_error"]["INSUFFICIENT_AUTHENTICATION"]
