@@ -368,6 +368,22 @@ def test_bonded_peer_on_an_unencrypted_link_gets_insufficient_encryption(nodes):
     assert access_status(c, conn, handle, "read") == ATT_INSUFFICIENT_ENCRYPTION
 
 
+@pytest.mark.boards(2)
+def test_subscribing_to_a_secured_value_needs_the_same_security(nodes):
+    # NimBLE's rule (the CCCD write needs the security of the value's accesses), kept by every port.
+    p, c = nodes
+    ((handle,),) = p.ble.gatts_register_services(
+        ((SVC, ((CHR, FLAG_READ | FLAG_NOTIFY | _FLAG_READ_ENCRYPTED),)),))
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p)
+    cccd = handle + 1   # the CCCD is the value's first descriptor on every stack
+    c.ble.gattc_write(conn, cccd, b"\x01\x00", 1)
+    assert c.wait(_IRQ_GATTC_WRITE_DONE)[2] == ATT_INSUFFICIENT_AUTHENTICATION
+    pair(c, p, conn, mitm=False)
+    c.ble.gattc_write(conn, cccd, b"\x01\x00", 1)
+    assert c.wait(_IRQ_GATTC_WRITE_DONE, count=2)[2] == 0
+
+
 class Script:
     """An example script under `blebridge run` on one board, its output collected line by line."""
 

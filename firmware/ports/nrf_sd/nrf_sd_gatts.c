@@ -150,13 +150,15 @@ static int add_chr(uint16_t svc_handle, bb_gatts_chr_t *ch)
     cmd.char_props.indicate = (f & BB_FLAG_INDICATE) ? 1 : 0;
     cmd.char_props.auth_signed_wr = (f & BB_FLAG_AUTHENTICATED_SIGNED_WRITE) ? 1 : 0;
 
-    /* CCCD: readable by anyone (the stack requires it), writable at the characteristic's read
-     * security, so only a peer allowed to read the value can subscribe to it. */
+    /* CCCD: readable by anyone (the stack requires it), writable at the security any access to
+     * the value needs (read or write), as NimBLE does (ble_gatts_register_clt_cfg_dsc): a peer
+     * subscribes only over a link on which it could access the value. */
     ble_gatts_attr_md_t cccd_md;
     memset(&cccd_md, 0, sizeof cccd_md);
     BLE_GAP_CONN_SEC_MODE_SET_OPEN(&cccd_md.read_perm);
-    perm(&cccd_md.write_perm, true, (f & BB_FLAG_READ_ENCRYPTED) != 0,
-         (f & BB_FLAG_READ_AUTHENTICATED) != 0, (f & BB_FLAG_READ_LESC) != 0);
+    perm(&cccd_md.write_perm, true, (f & (BB_FLAG_READ_ENCRYPTED | BB_FLAG_WRITE_ENCRYPTED)) != 0,
+         (f & (BB_FLAG_READ_AUTHENTICATED | BB_FLAG_WRITE_AUTHENTICATED)) != 0,
+         (f & (BB_FLAG_READ_LESC | BB_FLAG_WRITE_LESC)) != 0);
     cccd_md.vloc = BLE_GATTS_VLOC_STACK;
     if (f & (BB_FLAG_NOTIFY | BB_FLAG_INDICATE)) {
         cmd.p_cccd_md = &cccd_md;

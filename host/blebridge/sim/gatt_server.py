@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import inspect
 import logging
 import struct
 from typing import TYPE_CHECKING, Any, Optional
@@ -199,10 +200,38 @@ class GattServer:
 
         board.spawn(indicate(), "indicate")
 
+    def _secure_cccd(self, cccd: att.Attribute, chr_flags: int) -> None:
+        """Subscribing (a CCCD write) needs the security any access to the value needs: NimBLE's
+        rule (ble_gatts_register_clt_cfg_dsc), which the nrf_sd port follows too."""
+        needs = FLAG["WRITE"]
+        if chr_flags & (_NEEDS_ENCRYPTION["read"] | _NEEDS_ENCRYPTION["write"]):
+            needs |= FLAG["WRITE_ENCRYPTED"]
+        if chr_flags & (_NEEDS_MITM["read"] | _NEEDS_MITM["write"]):
+            needs |= FLAG["WRITE_AUTHENTICATED"]
+        if chr_flags & (_NEEDS_LESC["read"] | _NEEDS_LESC["write"]):
+            needs |= FLAG["WRITE_LESC"]
+        if needs == FLAG["WRITE"]:
+            return
+        value = cccd.value
+        if not isinstance(value, att.AttributeValueV2):
+            raise TypeError(f"Bumble's CCCD value is a {type(value).__name__}, not AttributeValueV2")
+        board = self.board
+
+        async def write(bearer: Any, data: bytes) -> None:
+            connection = bearer.connection if att.is_enhanced_bearer(bearer) else bearer
+            error = await _security_error(board, connection, needs, "write")
+            if error:
+                raise att.ATT_Error(error)
+            result = value.write(bearer, data)
+            if inspect.isawaitable(result):
+                await result
+
+        cccd.value = att.AttributeValueV2(read=value.read, write=write)
+
     # -- ops --------------------------------------------------------------------------------
     async def op_gatts_register(self, services: list[Any]) -> list[Any]:
         device = self.board.dev("gatts_register")
-        built: list[tuple[gatt.Service, list[tuple[gatt.Characteristic, list[Any], list[Any]]]]] = []
+        built: list[tuple[gatt.Service, list[tuple[gatt.Characteristic, list[Any], list[Any], int]]]] = []
         boxes: list[tuple[list[int], int, bytes]] = []
         for svc_uuid, chrs in services:
             chr_objs = []
@@ -227,9 +256,9 @@ class GattServer:
                     descriptors=dsc_objs,
                 )
                 boxes.append((box, flags, bytes(init)))
-                chr_objs.append((characteristic, box, dsc_boxes))
+                chr_objs.append((characteristic, box, dsc_boxes, flags))
             built.append((gatt.Service(core.UUID.from_bytes(bytes(svc_uuid)),
-                                       [c for c, _b, _d in chr_objs]), chr_objs))
+                                       [c for c, _b, _d, _f in chr_objs]), chr_objs))
 
         server = device.gatt_server
         server.services.clear()
@@ -244,7 +273,7 @@ class GattServer:
         result = []
         for service, chr_objs in built:
             chr_results = []
-            for characteristic, box, dsc_boxes in chr_objs:
+            for characteristic, box, dsc_boxes, flags in chr_objs:
                 box[0] = characteristic.handle
                 for descriptor, dbox in zip(characteristic.descriptors, dsc_boxes):
                     dbox[0] = descriptor.handle
@@ -253,6 +282,7 @@ class GattServer:
                                                    characteristic.end_group_handle]:
                     if attribute.type == gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR:
                         cccd = attribute.handle
+                        self._secure_cccd(attribute, flags)
                 chr_results.append([characteristic.handle - 1, characteristic.handle, cccd,
                                     [dbox[0] for dbox in dsc_boxes]])
             result.append([service.handle, chr_results])
