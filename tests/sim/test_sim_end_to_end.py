@@ -446,3 +446,13 @@ def test_bumble_phone_paired_without_mitm_is_refused_an_authenticated_value(air,
         return 0
 
     assert phone_reads(air, connect_pair_read) == CONSTANTS["att_error"]["INSUFFICIENT_AUTHENTICATION"]
+
+
+def test_characteristic_with_its_own_cccd_descriptor_registers(pair_of_boards):
+    alice, _a_ev, _bob, _b_ev = pair_of_boards
+    cccd_uuid = (0x2902).to_bytes(2, "little")
+    result = alice.call("gatts_register_services", [[HR_SERVICE, [[
+        HR_MEASUREMENT, FLAG["READ"] | FLAG["NOTIFY"] | FLAG["READ_ENCRYPTED"], 16, b"",
+        [[cccd_uuid, FLAG["READ"] | FLAG["WRITE"], 2, b"\x00\x00"]]]]]])
+    _decl, value, _cccd, (dsc,) = result[0][1][0]
+    assert dsc == value + 1

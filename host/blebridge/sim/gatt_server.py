@@ -214,7 +214,7 @@ class GattServer:
             return
         value = cccd.value
         if not isinstance(value, att.AttributeValueV2):
-            raise TypeError(f"Bumble's CCCD value is a {type(value).__name__}, not AttributeValueV2")
+            return   # a CCCD the script registered itself: its own flags apply (see _value)
         board = self.board
 
         async def write(bearer: Any, data: bytes) -> None:
