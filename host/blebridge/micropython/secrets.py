@@ -80,15 +80,15 @@ def _load(path: Path) -> _Data:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise SecretStoreError(path, f"cannot read it: {exc.strerror or exc}", exc.errno) from exc
+        raise SecretStoreError(path, f"cannot read it: {exc.strerror or exc}", exc.errno) from None
     try:
         loaded = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SecretStoreError(path, "it is not UTF-8 text (corrupt?)") from exc
+    except UnicodeDecodeError:
+        raise SecretStoreError(path, "it is not UTF-8 text (corrupt?)") from None
     except json.JSONDecodeError as exc:
         what = ("empty" if not raw.strip()
                 else f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})")
-        raise SecretStoreError(path, f"it is {what}: truncated or corrupt") from exc
+        raise SecretStoreError(path, f"it is {what}: truncated or corrupt") from None
     return _validated(path, loaded)
 
 
@@ -154,7 +154,7 @@ class SecretStore:
             os.replace(tmp, self.path)
             tmp = None
         except OSError as exc:
-            raise SecretStoreError(self.path, f"cannot write it: {exc.strerror or exc}", exc.errno) from exc
+            raise SecretStoreError(self.path, f"cannot write it: {exc.strerror or exc}", exc.errno) from None
         finally:
             if tmp is not None:
                 try:
