@@ -393,8 +393,14 @@ SECRET_CHR = bytes(range(16))    # a 128-bit UUID, LSB first as on the wire
 
 def serve_secured(board, flags) -> int:
     """Register one characteristic with these flags, advertise; returns its value handle.
-    Bonding off: nobody answers this board's SET_SECRET questions."""
+    The board keeps no bonds: bonding off, and its host answers every GET_SECRET "none" (an
+    unencrypted access to a secured value asks whether the peer has a bond)."""
     board.call("config_set", CFG["BOND"], False)
+
+    def no_bonds(ev):
+        if ev.name == "GET_SECRET":
+            board.call_nowait("reply", ev.fields[0], None)
+    board.add_event_listener(no_bonds)
     result = board.call("gatts_register_services",
                         [[HR_SERVICE, [[SECRET_CHR, flags, 16, b"secret", []]]]])
     board.call("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
