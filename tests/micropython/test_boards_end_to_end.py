@@ -384,6 +384,26 @@ def test_subscribing_to_a_secured_value_needs_the_same_security(nodes):
     assert c.wait(_IRQ_GATTC_WRITE_DONE, count=2)[2] == 0
 
 
+@pytest.mark.boards(2)
+def test_bonded_central_re_encrypts_with_gap_pair_and_reads_again(nodes):
+    # NimBLE and nrf_sd: gap_pair on a central with a bond encrypts with the stored key, no passkey.
+    p, c = nodes
+    handle = serve_secured(p, "read", "authenticated")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=True, bond=True)
+    assert c.ble.gap_disconnect(conn)
+    p.wait(_IRQ_CENTRAL_DISCONNECT)
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p, n=2)
+    assert access_status(c, conn, handle, "read") == ATT_INSUFFICIENT_ENCRYPTION
+    passkey_questions = len([e for e, _ in c.events + p.events if e == _IRQ_PASSKEY_ACTION])
+    c.ble.gap_pair(conn)
+    _conn, encrypted, authenticated, bonded, _key_size = c.wait(_IRQ_ENCRYPTION_UPDATE, count=2)
+    assert (encrypted, authenticated, bonded) == (1, 1, 1)
+    assert access_status(c, conn, handle, "read", n=2) == 0
+    assert len([e for e, _ in c.events + p.events if e == _IRQ_PASSKEY_ACTION]) == passkey_questions
+
+
 class Script:
     """An example script under `blebridge run` on one board, its output collected line by line."""
 

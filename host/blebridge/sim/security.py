@@ -292,7 +292,26 @@ class Security:
     # -- ops --------------------------------------------------------------------------------
     async def op_pair(self, conn: int) -> None:
         connection = self.board.conn(conn, "pair")
-        self.board.spawn(connection.pair(), "pair")
+        self.board.spawn(self._secure(connection), "pair")
+
+    async def _secure(self, connection: Connection) -> None:
+        """gap_pair: a central holding a bond with the peer re-encrypts the link with its LTK (no
+        new pairing, no passkey), as NimBLE's ble_gap_security_initiate and the nrf_sd port do;
+        otherwise pairing starts. A failed re-encryption (the peer lost the bond) is reported as
+        ENCRYPTION_UPDATE of the still unencrypted link, as the NimBLE port does."""
+        device = self.board.device
+        keys = None
+        if connection.role == hci.Role.CENTRAL and device is not None and device.keystore is not None:
+            keys = await device.keystore.get(str(connection.peer_address))
+        if keys is None or not (keys.ltk or keys.ltk_central):
+            await connection.pair()
+            return
+        try:
+            await connection.encrypt()
+        except Exception as exc:  # HCI error (key missing), link lost, no key: all end the same way
+            logger.info("%s: re-encryption on %d failed: %s", self.board.name, connection.handle, exc)
+            if self.board.connection_alive(connection):
+                self.board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
     async def op_passkey(self, conn: int, action: int, passkey: int) -> None:
         future = self._passkeys.get(conn)
