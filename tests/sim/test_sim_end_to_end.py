@@ -391,16 +391,23 @@ def test_air_exits_after_idle_time_without_boards(air_dir):
 SECRET_CHR = bytes(range(16))    # a 128-bit UUID, LSB first as on the wire
 
 
-def serve_secured(board, flags) -> int:
+def serve_secured(board, flags, bonds=None) -> int:
     """Register one characteristic with these flags, advertise; returns its value handle.
-    The board keeps no bonds: bonding off, and its host answers every GET_SECRET "none" (an
-    unencrypted access to a secured value asks whether the peer has a bond)."""
-    board.call("config_set", CFG["BOND"], False)
+    With bonds (a dict) the board bonds and its host keeps them there; without, it keeps none:
+    bonding off, every GET_SECRET answered "none" at once (an unencrypted access to a secured
+    value asks whether the peer has a bond)."""
+    board.call("config_set", CFG["BOND"], bonds is not None)
+    store = {} if bonds is None else bonds
 
-    def no_bonds(ev):
-        if ev.name == "GET_SECRET":
-            board.call_nowait("reply", ev.fields[0], None)
-    board.add_event_listener(no_bonds)
+    def host_bond_store(ev):
+        if ev.name == "SET_SECRET":
+            token, _type, key, value = ev.fields
+            store[key] = value
+            board.call_nowait("reply", token, True)
+        elif ev.name == "GET_SECRET":
+            token, _type, _index, key = ev.fields
+            board.call_nowait("reply", token, store.get(key))
+    board.add_event_listener(host_bond_store)
     result = board.call("gatts_register_services",
                         [[HR_SERVICE, [[SECRET_CHR, flags, 16, b"secret", []]]]])
     board.call("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
@@ -462,3 +469,24 @@ def test_characteristic_with_its_own_cccd_descriptor_registers(pair_of_boards):
         [[cccd_uuid, FLAG["READ"] | FLAG["WRITE"], 2, b"\x00\x00"]]]]]])
     _decl, value, _cccd, (dsc,) = result[0][1][0]
     assert dsc == value + 1
+
+
+def test_bumble_phone_with_a_legacy_bond_re_encrypts_and_reads(air, open_sim):
+    from bumble import pairing
+    alice, _a_ev = open_sim("alice")
+    alice.call("ble_active", True)
+    bonds: dict[bytes, bytes] = {}
+    handle = serve_secured(alice, FLAG["READ"] | FLAG["READ_ENCRYPTED"], bonds)
+
+    async def bond_reconnect_read(phone):
+        phone.pairing_config_factory = lambda connection: pairing.PairingConfig(sc=False, mitm=False)
+        connection = await phone.connect(address_for_name("alice"))
+        await connection.pair()
+        await connection.disconnect()
+        alice.call_nowait("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
+        connection = await phone.connect(address_for_name("alice"))
+        await connection.encrypt()      # with the bond's LTK: no pairing
+        return await connection.gatt_client.read_value(handle)
+
+    assert phone_reads(air, bond_reconnect_read) == b"secret"
+    assert bonds    # the board bonded
