@@ -232,6 +232,7 @@ _FLAG_READ_ENCRYPTED = 0x0200
 _FLAG_READ_AUTHENTICATED = 0x0400
 _FLAG_WRITE_ENCRYPTED = 0x1000
 _FLAG_WRITE_AUTHENTICATED = 0x2000
+_FLAG_READ_LESC = 0x10000      # blebridge: read needs LE Secure Connections (schema constants.flag)
 # ATT error codes (Core 5.4 Vol 3 Part F 3.4.1.1), the status of _IRQ_GATTC_READ/WRITE_DONE.
 ATT_INSUFFICIENT_AUTHENTICATION = 0x05
 ATT_INSUFFICIENT_ENCRYPTION = 0x0F
@@ -269,9 +270,12 @@ def access_status(central, conn, handle, access, n=1):
     return central.wait(_IRQ_GATTC_WRITE_DONE, count=n)[2]
 
 
-def pair(central, peripheral, conn, mitm, bond=False):
+def pair(central, peripheral, conn, mitm, bond=False, le_secure=False):
     """Pair central with peripheral; with mitm by passkey entry (the peripheral displays it, the
-    central types it), else Just Works. Returns the central's _IRQ_ENCRYPTION_UPDATE data."""
+    central types it), else Just Works; LE Secure Connections or legacy pairing.
+    Returns the central's _IRQ_ENCRYPTION_UPDATE data."""
+    for node in (central, peripheral):
+        node.ble.config(le_secure=le_secure)
     if mitm:
         peripheral.ble.config(io=_IO_DISPLAY_ONLY, mitm=True, bond=bond)
         central.ble.config(io=_IO_KEYBOARD_ONLY, mitm=True, bond=bond)
@@ -402,6 +406,34 @@ def test_bonded_central_re_encrypts_with_gap_pair_and_reads_again(nodes):
     assert (encrypted, authenticated, bonded) == (1, 1, 1)
     assert access_status(c, conn, handle, "read", n=2) == 0
     assert len([e for e, _ in c.events + p.events if e == _IRQ_PASSKEY_ACTION]) == passkey_questions
+
+
+@pytest.mark.boards(2)
+@pytest.mark.parametrize("le_secure, status", [(False, ATT_INSUFFICIENT_AUTHENTICATION), (True, 0)],
+                         ids=["legacy", "le_secure"])
+def test_lesc_read_needs_le_secure_connections_pairing(nodes, le_secure, status):
+    p, c = nodes
+    ((handle,),) = p.ble.gatts_register_services(((SVC, ((CHR, FLAG_READ | _FLAG_READ_LESC),)),))
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=True, le_secure=le_secure)
+    assert access_status(c, conn, handle, "read") == status
+
+
+@pytest.mark.boards(2)
+def test_lesc_read_after_re_encrypting_a_legacy_bond_gets_insufficient_authentication(nodes):
+    p, c = nodes
+    ((handle,),) = p.ble.gatts_register_services(((SVC, ((CHR, FLAG_READ | _FLAG_READ_LESC),)),))
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=True, bond=True)
+    assert c.ble.gap_disconnect(conn)
+    p.wait(_IRQ_CENTRAL_DISCONNECT)
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p, n=2)
+    c.ble.gap_pair(conn)
+    assert c.wait(_IRQ_ENCRYPTION_UPDATE, count=2)[1:4] == (1, 1, 1)
+    assert access_status(c, conn, handle, "read") == ATT_INSUFFICIENT_AUTHENTICATION
 
 
 class Script:

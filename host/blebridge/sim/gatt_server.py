@@ -90,7 +90,7 @@ async def _security_error(board: Board, connection: Connection, flags: int, acce
         return ATT_ERR["INSUFFICIENT_AUTHENTICATION"]
     if flags & _NEEDS_MITM[access] and not security.link_authenticated(connection):
         return ATT_ERR["INSUFFICIENT_AUTHENTICATION"]
-    if flags & _NEEDS_LESC[access] and not connection.sc:
+    if flags & _NEEDS_LESC[access] and not security.link_lesc(connection):
         return ATT_ERR["INSUFFICIENT_AUTHENTICATION"]
     return 0
 

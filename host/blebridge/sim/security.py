@@ -188,6 +188,9 @@ class Security:
         #: Connections pairing now: their encryption change is reported when pairing ends.
         self.pairing: set[int] = set()
         self.conn_authenticated: dict[int, bool] = {}
+        #: Links encrypted with a key from LE Secure Connections pairing (Bumble's
+        #: ``connection.sc`` is set by every LE encryption change, a legacy bond's too).
+        self.conn_sc: dict[int, bool] = {}
 
     def pairing_config(self, connection: Connection) -> pairing.PairingConfig:
         """Bumble's pairing_config_factory: the board's configuration, the host as delegate."""
@@ -212,6 +215,7 @@ class Security:
     def connection_lost(self, handle: int) -> None:
         self.pairing.discard(handle)
         self.conn_authenticated.pop(handle, None)
+        self.conn_sc.pop(handle, None)
         future = self._passkeys.pop(handle, None)
         if future is not None and not future.done():
             future.cancel()
@@ -244,6 +248,10 @@ class Security:
         """
         return bool(connection.encryption) and self.conn_authenticated.get(connection.handle, False)
 
+    def link_lesc(self, connection: Connection) -> bool:
+        """True when the link is encrypted with a key from LE Secure Connections pairing."""
+        return bool(connection.encryption) and self.conn_sc.get(connection.handle, False)
+
     async def peer_has_ltk(self, connection: Connection) -> bool:
         """True when the host holds a bond with an LTK for this peer (asked, as NimBLE asks its
         store, only when an unencrypted access needs to know)."""
@@ -273,6 +281,7 @@ class Security:
                 keys = await board.device.keystore.get(str(connection.peer_address))
             ltk = keys and (keys.ltk or keys.ltk_central or keys.ltk_peripheral)
             self.conn_authenticated[connection.handle] = bool(ltk and ltk.authenticated)
+            self.conn_sc[connection.handle] = bool(keys and keys.ltk)   # SC bonds keep one LTK
             if board.connection_alive(connection):
                 board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
@@ -282,6 +291,7 @@ class Security:
         self.pairing.discard(connection.handle)
         ltk = keys.ltk or keys.ltk_central or keys.ltk_peripheral
         self.conn_authenticated[connection.handle] = bool(ltk and ltk.authenticated)
+        self.conn_sc[connection.handle] = bool(connection.sc)   # set from the pairing by Bumble
         self.board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
     def _on_pairing_failure(self, connection: Connection, reason: int) -> None:
