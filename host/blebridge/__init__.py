@@ -11,7 +11,7 @@ blebridge.transport; exceptions in blebridge.errors.
 from __future__ import annotations
 
 from .errors import (BlebridgeError, BoardError, BoardLost, BoardReset, CallTimeout, PortOpenError,
-                     ProtocolError, VersionMismatch)
+                     ProtocolError, SecretStoreError, VersionMismatch)
 from .rpc import Board, BoardInfo, Event, open_board
 from .transport import open_transport
 
@@ -20,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = [
     "open_board", "Board", "BoardInfo", "Event", "open_transport",
     "BlebridgeError", "BoardError", "BoardLost", "BoardReset", "CallTimeout", "PortOpenError",
-    "ProtocolError", "VersionMismatch", "__version__",
+    "ProtocolError", "SecretStoreError", "VersionMismatch", "__version__",
 ]

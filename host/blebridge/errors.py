@@ -110,6 +110,29 @@ class PortOpenError(BlebridgeError, OSError):
         return (type(self), (self.port, self.reason, self.hint, self.errno))
 
 
+class SecretStoreError(BlebridgeError, OSError):
+    """The host's file of bonding secrets cannot be used: unreadable, corrupt, truncated, or not
+    the layout blebridge writes. ``.filename`` is the file, ``.reason`` what is wrong with it.
+    The file is never rewritten while it is in this state; the message says how to go on."""
+
+    def __init__(self, path: str, reason: str, errno_: Optional[int] = None) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            errno_,
+            f"bonding secrets file {self.path}: {reason}; it was left as it is: repair it, or move "
+            f"it away to start with no bonds for this board (they are then forgotten)",
+        )
+        self.errno = errno_
+        self.filename = self.path
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason, self.errno))
+
+
 def status_name(status: int) -> str:
     """Schema name of a status number (``STATUS_<n>`` for unknown numbers)."""
     return STATUS_NAMES.get(status, f"STATUS_{status}")
@@ -117,5 +140,5 @@ def status_name(status: int) -> str:
 
 __all__ = [
     "BlebridgeError", "BoardError", "CallTimeout", "BoardLost", "BoardReset", "ProtocolError",
-    "VersionMismatch", "PortOpenError", "status_name", "STATUS",
+    "VersionMismatch", "PortOpenError", "SecretStoreError", "status_name", "STATUS",
 ]

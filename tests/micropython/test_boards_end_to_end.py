@@ -29,7 +29,10 @@ _IRQ_PERIPHERAL_CONNECT = 7
 _IRQ_PERIPHERAL_DISCONNECT = 8
 _IRQ_GATTC_READ_RESULT = 15
 _IRQ_GATTC_READ_DONE = 16
+_IRQ_GATTC_WRITE_DONE = 17
 _IRQ_GATTC_NOTIFY = 18
+_IRQ_ENCRYPTION_UPDATE = 28
+_IRQ_PASSKEY_ACTION = 31
 
 SVC = UUID("7e1a0003-5c4b-4d55-9a1e-000000000001")
 CHR = UUID("7e1a0003-5c4b-4d55-9a1e-000000000002")
@@ -57,11 +60,15 @@ class Node:
     def __init__(self, board):
         self.ble = BLE(board)
         self.events = []
+        #: event -> function(data) whose result the IRQ handler returns (the board's questions).
+        self.answers = {}
         self.ble.active(True)
         self.ble.irq(self._irq)
 
     def _irq(self, event, data):
         self.events.append((event, tuple(bytes(x) if isinstance(x, memoryview) else x for x in data)))
+        answer = self.answers.get(event)
+        return answer(data) if answer is not None else None
 
     def wait(self, event, timeout=10, count=1):
         """The data of the count'th event of this kind, waiting up to timeout seconds."""
@@ -75,6 +82,12 @@ class Node:
 
     def close(self):
         self.ble.close()   # the board itself is closed by the boards fixture
+
+
+@pytest.fixture(autouse=True)
+def private_bonds(tmp_path, monkeypatch):
+    """Bonds go to this test's own store: board addresses are the same in every test and run."""
+    monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(tmp_path / "secrets"))
 
 
 @pytest.fixture
@@ -249,6 +262,216 @@ def test_reconnecting_many_times_does_not_leak_handles(nodes):
     assert c.ble.gap_disconnect(conn) is False
 
 
+# -- Security at the board: characteristics that need an encrypted / authenticated link ----------
+# MicroPython's permission flags (docs: bluetooth.BLE.gatts_register_services).
+_FLAG_READ_ENCRYPTED = 0x0200
+_FLAG_READ_AUTHENTICATED = 0x0400
+_FLAG_WRITE_ENCRYPTED = 0x1000
+_FLAG_WRITE_AUTHENTICATED = 0x2000
+_FLAG_READ_LESC = 0x10000      # blebridge: read needs LE Secure Connections (schema constants.flag)
+# ATT error codes (Core 5.4 Vol 3 Part F 3.4.1.1), the status of _IRQ_GATTC_READ/WRITE_DONE.
+ATT_INSUFFICIENT_AUTHENTICATION = 0x05
+ATT_INSUFFICIENT_ENCRYPTION = 0x0F
+_IO_DISPLAY_ONLY = 0
+_IO_KEYBOARD_ONLY = 2
+_IO_NO_INPUT_OUTPUT = 3
+_PASSKEY_ACTION_INPUT = 2
+_PASSKEY_ACTION_DISPLAY = 3
+PASSKEY = 123456
+SECURED_VALUE = b"secured"
+
+# access -> (flag needing encryption, flag needing authentication, the properties it needs).
+_SECURED = {
+    "read": (_FLAG_READ_ENCRYPTED, _FLAG_READ_AUTHENTICATED, FLAG_READ),
+    "write": (_FLAG_WRITE_ENCRYPTED, _FLAG_WRITE_AUTHENTICATED, FLAG_WRITE),
+}
+
+
+def serve_secured(node, access, level):
+    """Advertise one characteristic whose `access` ("read"/"write") needs `level` security."""
+    encrypted, authenticated, prop = _SECURED[access]
+    flags = prop | FLAG_READ | (encrypted if level == "encrypted" else authenticated)
+    ((handle,),) = node.ble.gatts_register_services(((SVC, ((CHR, flags),)),))
+    node.ble.gatts_write(handle, SECURED_VALUE)
+    node.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    return handle
+
+
+def access_status(central, conn, handle, access, n=1):
+    """Status of the n'th read (or write with response) of handle by central."""
+    if access == "read":
+        central.ble.gattc_read(conn, handle)
+        return central.wait(_IRQ_GATTC_READ_DONE, count=n)[2]
+    central.ble.gattc_write(conn, handle, b"written", 1)
+    return central.wait(_IRQ_GATTC_WRITE_DONE, count=n)[2]
+
+
+def pair(central, peripheral, conn, mitm, bond=False, le_secure=False):
+    """Pair central with peripheral; with mitm by passkey entry (the peripheral displays it, the
+    central types it), else Just Works; LE Secure Connections or legacy pairing.
+    Returns the central's _IRQ_ENCRYPTION_UPDATE data."""
+    for node in (central, peripheral):
+        node.ble.config(le_secure=le_secure)
+    if mitm:
+        peripheral.ble.config(io=_IO_DISPLAY_ONLY, mitm=True, bond=bond)
+        central.ble.config(io=_IO_KEYBOARD_ONLY, mitm=True, bond=bond)
+        peripheral.answers[_IRQ_PASSKEY_ACTION] = \
+            lambda d: peripheral.ble.gap_passkey(d[0], _PASSKEY_ACTION_DISPLAY, PASSKEY)
+        central.answers[_IRQ_PASSKEY_ACTION] = \
+            lambda d: central.ble.gap_passkey(d[0], _PASSKEY_ACTION_INPUT, PASSKEY)
+    else:
+        for node in (central, peripheral):
+            node.ble.config(io=_IO_NO_INPUT_OUTPUT, mitm=False, bond=bond)
+    central.ble.gap_pair(conn)
+    return central.wait(_IRQ_ENCRYPTION_UPDATE)
+
+
+@pytest.mark.boards(2)
+@pytest.mark.parametrize("level", ["encrypted", "authenticated"])
+@pytest.mark.parametrize("access", ["read", "write"])
+def test_unpaired_peer_gets_insufficient_authentication(nodes, access, level):
+    # Core 5.4 Vol 3 Part C 10.3.1: no LTK with the peer -> Insufficient Authentication (so it
+    # pairs), whether the attribute needs encryption only or MITM protection too (as NimBLE).
+    p, c = nodes
+    handle = serve_secured(p, access, level)
+    conn = connect(c, p)
+    assert access_status(c, conn, handle, access) == ATT_INSUFFICIENT_AUTHENTICATION
+
+
+@pytest.mark.boards(2)
+def test_write_refused_for_security_leaves_the_value_unchanged(nodes):
+    p, c = nodes
+    handle = serve_secured(p, "write", "encrypted")
+    conn = connect(c, p)
+    assert access_status(c, conn, handle, "write") == ATT_INSUFFICIENT_AUTHENTICATION
+    assert p.ble.gatts_read(handle) == SECURED_VALUE
+    assert _IRQ_GATTS_WRITE not in [e for e, _ in p.events]
+
+
+@pytest.mark.boards(2)
+@pytest.mark.parametrize("access", ["read", "write"])
+def test_encrypted_access_succeeds_after_just_works_pairing(nodes, access):
+    p, c = nodes
+    handle = serve_secured(p, access, "encrypted")
+    conn = connect(c, p)
+    assert access_status(c, conn, handle, access) == ATT_INSUFFICIENT_AUTHENTICATION
+    _conn, encrypted, authenticated, _bonded, _key_size = pair(c, p, conn, mitm=False)
+    assert (encrypted, authenticated) == (1, 0)
+    assert access_status(c, conn, handle, access, n=2) == 0
+
+
+@pytest.mark.boards(2)
+@pytest.mark.parametrize("access", ["read", "write"])
+def test_authenticated_access_after_just_works_pairing_gets_insufficient_authentication(nodes, access):
+    p, c = nodes
+    handle = serve_secured(p, access, "authenticated")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=False)
+    assert access_status(c, conn, handle, access) == ATT_INSUFFICIENT_AUTHENTICATION
+
+
+@pytest.mark.boards(2)
+@pytest.mark.parametrize("access", ["read", "write"])
+def test_authenticated_access_succeeds_after_passkey_pairing(nodes, access):
+    p, c = nodes
+    handle = serve_secured(p, access, "authenticated")
+    conn = connect(c, p)
+    assert access_status(c, conn, handle, access) == ATT_INSUFFICIENT_AUTHENTICATION
+    _conn, encrypted, authenticated, _bonded, _key_size = pair(c, p, conn, mitm=True)
+    assert (encrypted, authenticated) == (1, 1)
+    assert access_status(c, conn, handle, access, n=2) == 0
+
+
+@pytest.mark.boards(2)
+def test_secured_read_returns_the_value_and_write_stores_it(nodes):
+    p, c = nodes
+    handle = serve_secured(p, "write", "encrypted")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=False)
+    assert access_status(c, conn, handle, "write") == 0
+    assert p.wait(_IRQ_GATTS_WRITE)[1] == handle and p.ble.gatts_read(handle) == b"written"
+    c.ble.gattc_read(conn, handle)
+    assert c.wait(_IRQ_GATTC_READ_RESULT)[2] == b"written"
+
+
+@pytest.mark.boards(2)
+def test_bonded_peer_on_an_unencrypted_link_gets_insufficient_encryption(nodes):
+    # Core 5.4 Vol 3 Part C 10.3.1: with an LTK the peer is told to encrypt, not to pair again.
+    p, c = nodes
+    handle = serve_secured(p, "read", "encrypted")
+    conn = connect(c, p)
+    assert pair(c, p, conn, mitm=False, bond=True)[3] == 1
+    assert c.ble.gap_disconnect(conn)
+    p.wait(_IRQ_CENTRAL_DISCONNECT)
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p, n=2)
+    assert access_status(c, conn, handle, "read") == ATT_INSUFFICIENT_ENCRYPTION
+
+
+@pytest.mark.boards(2)
+def test_subscribing_to_a_secured_value_needs_the_same_security(nodes):
+    # NimBLE's rule (the CCCD write needs the security of the value's accesses), kept by every port.
+    p, c = nodes
+    ((handle,),) = p.ble.gatts_register_services(
+        ((SVC, ((CHR, FLAG_READ | FLAG_NOTIFY | _FLAG_READ_ENCRYPTED),)),))
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p)
+    cccd = handle + 1   # the CCCD is the value's first descriptor on every stack
+    c.ble.gattc_write(conn, cccd, b"\x01\x00", 1)
+    assert c.wait(_IRQ_GATTC_WRITE_DONE)[2] == ATT_INSUFFICIENT_AUTHENTICATION
+    pair(c, p, conn, mitm=False)
+    c.ble.gattc_write(conn, cccd, b"\x01\x00", 1)
+    assert c.wait(_IRQ_GATTC_WRITE_DONE, count=2)[2] == 0
+
+
+@pytest.mark.boards(2)
+def test_bonded_central_re_encrypts_with_gap_pair_and_reads_again(nodes):
+    # NimBLE and nrf_sd: gap_pair on a central with a bond encrypts with the stored key, no passkey.
+    p, c = nodes
+    handle = serve_secured(p, "read", "authenticated")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=True, bond=True)
+    assert c.ble.gap_disconnect(conn)
+    p.wait(_IRQ_CENTRAL_DISCONNECT)
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p, n=2)
+    assert access_status(c, conn, handle, "read") == ATT_INSUFFICIENT_ENCRYPTION
+    passkey_questions = len([e for e, _ in c.events + p.events if e == _IRQ_PASSKEY_ACTION])
+    c.ble.gap_pair(conn)
+    _conn, encrypted, authenticated, bonded, _key_size = c.wait(_IRQ_ENCRYPTION_UPDATE, count=2)
+    assert (encrypted, authenticated, bonded) == (1, 1, 1)
+    assert access_status(c, conn, handle, "read", n=2) == 0
+    assert len([e for e, _ in c.events + p.events if e == _IRQ_PASSKEY_ACTION]) == passkey_questions
+
+
+@pytest.mark.boards(2)
+@pytest.mark.parametrize("le_secure, status", [(False, ATT_INSUFFICIENT_AUTHENTICATION), (True, 0)],
+                         ids=["legacy", "le_secure"])
+def test_lesc_read_needs_le_secure_connections_pairing(nodes, le_secure, status):
+    p, c = nodes
+    ((handle,),) = p.ble.gatts_register_services(((SVC, ((CHR, FLAG_READ | _FLAG_READ_LESC),)),))
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=True, le_secure=le_secure)
+    assert access_status(c, conn, handle, "read") == status
+
+
+@pytest.mark.boards(2)
+def test_lesc_read_after_re_encrypting_a_legacy_bond_gets_insufficient_authentication(nodes):
+    p, c = nodes
+    ((handle,),) = p.ble.gatts_register_services(((SVC, ((CHR, FLAG_READ | _FLAG_READ_LESC),)),))
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p)
+    pair(c, p, conn, mitm=True, bond=True)
+    assert c.ble.gap_disconnect(conn)
+    p.wait(_IRQ_CENTRAL_DISCONNECT)
+    p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+    conn = connect(c, p, n=2)
+    c.ble.gap_pair(conn)
+    assert c.wait(_IRQ_ENCRYPTION_UPDATE, count=2)[1:4] == (1, 1, 1)
+    assert access_status(c, conn, handle, "read") == ATT_INSUFFICIENT_AUTHENTICATION
+
+
 class Script:
     """An example script under `blebridge run` on one board, its output collected line by line."""
 
@@ -339,5 +562,6 @@ def test_l2cap_example_transfers_all_bytes(board_urls, tmp_path):
 
 def test_pairing_example_reads_the_secret_after_passkey_pairing(board_urls, tmp_path):
     server, client = _run_pair("pairing_peripheral", "pairing_central", board_urls(2), tmp_path)
-    assert "read before pairing: ATT status 0x0f" in client or "read before pairing: ATT status 0x05" in client
+    # 0x05 Insufficient Authentication: the central has no bond yet (Core 5.4 Vol 3 Part C 10.3.1).
+    assert "read before pairing: ATT status 0x05" in client
     assert "value b'the cake is a lie'" in client and "passkey shown on the display: 123456" in server

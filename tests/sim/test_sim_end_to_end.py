@@ -385,3 +385,108 @@ def test_air_exits_after_idle_time_without_boards(air_dir):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# -- Security at the board, checked by an independent BLE stack (a Bumble phone) ---------------
+SECRET_CHR = bytes(range(16))    # a 128-bit UUID, LSB first as on the wire
+
+
+def serve_secured(board, flags, bonds=None) -> int:
+    """Register one characteristic with these flags, advertise; returns its value handle.
+    With bonds (a dict) the board bonds and its host keeps them there; without, it keeps none:
+    bonding off, every GET_SECRET answered "none" at once (an unencrypted access to a secured
+    value asks whether the peer has a bond)."""
+    board.call("config_set", CFG["BOND"], bonds is not None)
+    store = {} if bonds is None else bonds
+
+    def host_bond_store(ev):
+        if ev.name == "SET_SECRET":
+            token, _type, key, value = ev.fields
+            store[key] = value
+            board.call_nowait("reply", token, True)
+        elif ev.name == "GET_SECRET":
+            token, _type, _index, key = ev.fields
+            board.call_nowait("reply", token, store.get(key))
+    board.add_event_listener(host_bond_store)
+    result = board.call("gatts_register_services",
+                        [[HR_SERVICE, [[SECRET_CHR, flags, 16, b"secret", []]]]])
+    board.call("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
+    return result[0][1][0][1]
+
+
+def phone_reads(air, connect_pair_read):
+    """Run connect_pair_read(phone) on the air's loop; a fresh Bumble phone each time."""
+    async def run():
+        phone = await air.air.add_peer("phone")
+        return await connect_pair_read(phone)
+    return air.run(run())
+
+
+def test_bumble_phone_reads_an_encrypted_value_only_after_pairing(air, open_sim):
+    from bumble import att
+    alice, _a_ev = open_sim("alice")
+    alice.call("ble_active", True)
+    handle = serve_secured(alice, FLAG["READ"] | FLAG["READ_ENCRYPTED"])
+
+    async def connect_pair_read(phone):
+        connection = await phone.connect(address_for_name("alice"))
+        try:
+            await connection.gatt_client.read_value(handle)
+            before = 0
+        except att.ATT_Error as exc:
+            before = exc.error_code
+        await connection.pair()     # Bumble's default delegate has no IO: Just Works
+        return before, await connection.gatt_client.read_value(handle)
+
+    before, after = phone_reads(air, connect_pair_read)
+    assert before == CONSTANTS["att_error"]["INSUFFICIENT_AUTHENTICATION"]
+    assert after == b"secret"
+
+
+def test_bumble_phone_paired_without_mitm_is_refused_an_authenticated_value(air, open_sim):
+    from bumble import att
+    alice, _a_ev = open_sim("alice")
+    alice.call("ble_active", True)
+    handle = serve_secured(alice, FLAG["READ"] | FLAG["READ_AUTHENTICATED"])
+
+    async def connect_pair_read(phone):
+        connection = await phone.connect(address_for_name("alice"))
+        await connection.pair()
+        try:
+            await connection.gatt_client.read_value(handle)
+        except att.ATT_Error as exc:
+            return exc.error_code
+        return 0
+
+    assert phone_reads(air, connect_pair_read) == CONSTANTS["att_error"]["INSUFFICIENT_AUTHENTICATION"]
+
+
+def test_characteristic_with_its_own_cccd_descriptor_registers(pair_of_boards):
+    alice, _a_ev, _bob, _b_ev = pair_of_boards
+    cccd_uuid = (0x2902).to_bytes(2, "little")
+    result = alice.call("gatts_register_services", [[HR_SERVICE, [[
+        HR_MEASUREMENT, FLAG["READ"] | FLAG["NOTIFY"] | FLAG["READ_ENCRYPTED"], 16, b"",
+        [[cccd_uuid, FLAG["READ"] | FLAG["WRITE"], 2, b"\x00\x00"]]]]]])
+    _decl, value, _cccd, (dsc,) = result[0][1][0]
+    assert dsc == value + 1
+
+
+def test_bumble_phone_with_a_legacy_bond_re_encrypts_and_reads(air, open_sim):
+    from bumble import pairing
+    alice, _a_ev = open_sim("alice")
+    alice.call("ble_active", True)
+    bonds: dict[bytes, bytes] = {}
+    handle = serve_secured(alice, FLAG["READ"] | FLAG["READ_ENCRYPTED"], bonds)
+
+    async def bond_reconnect_read(phone):
+        phone.pairing_config_factory = lambda connection: pairing.PairingConfig(sc=False, mitm=False)
+        connection = await phone.connect(address_for_name("alice"))
+        await connection.pair()
+        await connection.disconnect()
+        alice.call_nowait("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
+        connection = await phone.connect(address_for_name("alice"))
+        await connection.encrypt()      # with the bond's LTK: no pairing
+        return await connection.gatt_client.read_value(handle)
+
+    assert phone_reads(air, bond_reconnect_read) == b"secret"
+    assert bonds    # the board bonded

@@ -150,13 +150,15 @@ static int add_chr(uint16_t svc_handle, bb_gatts_chr_t *ch)
     cmd.char_props.indicate = (f & BB_FLAG_INDICATE) ? 1 : 0;
     cmd.char_props.auth_signed_wr = (f & BB_FLAG_AUTHENTICATED_SIGNED_WRITE) ? 1 : 0;
 
-    /* CCCD: readable by anyone (the stack requires it), writable at the characteristic's read
-     * security, so only a peer allowed to read the value can subscribe to it. */
+    /* CCCD: readable by anyone (the stack requires it), writable at the security any access to
+     * the value needs (read or write), as NimBLE does (ble_gatts_register_clt_cfg_dsc): a peer
+     * subscribes only over a link on which it could access the value. */
     ble_gatts_attr_md_t cccd_md;
     memset(&cccd_md, 0, sizeof cccd_md);
     BLE_GAP_CONN_SEC_MODE_SET_OPEN(&cccd_md.read_perm);
-    perm(&cccd_md.write_perm, true, (f & BB_FLAG_READ_ENCRYPTED) != 0,
-         (f & BB_FLAG_READ_AUTHENTICATED) != 0, (f & BB_FLAG_READ_LESC) != 0);
+    perm(&cccd_md.write_perm, true, (f & (BB_FLAG_READ_ENCRYPTED | BB_FLAG_WRITE_ENCRYPTED)) != 0,
+         (f & (BB_FLAG_READ_AUTHENTICATED | BB_FLAG_WRITE_AUTHENTICATED)) != 0,
+         (f & (BB_FLAG_READ_LESC | BB_FLAG_WRITE_LESC)) != 0);
     cccd_md.vloc = BLE_GATTS_VLOC_STACK;
     if (f & (BB_FLAG_NOTIFY | BB_FLAG_INDICATE)) {
         cmd.p_cccd_md = &cccd_md;
@@ -404,12 +406,38 @@ static void write_auth_reply(uint16_t conn, uint16_t gatt_status, const ble_gatt
     (void)sd_ble_gatts_rw_authorize_reply(conn, &rp);
 }
 
+/* Security mode 1 level a read with these flags needs (see perm()). */
+static uint8_t read_level_needed(uint32_t f)
+{
+    if (f & BB_FLAG_READ_LESC) return 4u;
+    if (f & BB_FLAG_READ_AUTHENTICATED) return 3u;
+    return (f & BB_FLAG_READ_ENCRYPTED) ? 2u : 1u;
+}
+
+/* ATT error for a peer read the link's security does not allow, 0 when it does. read_perm makes
+ * the SoftDevice refuse such reads itself; ble_gatts.h does not say whether it does so before the
+ * authorisation request, so the port never serves a secured value from here without checking.
+ * Insufficient Authentication in every case: the port cannot tell here whether the host holds a
+ * bond with the peer (which would make an unencrypted link Insufficient Encryption). */
+static uint8_t read_security_error(uint16_t conn, uint32_t f)
+{
+    uint8_t needed = read_level_needed(f);
+    const bb_nrf_conn_t *c = bb_nrf_conn(conn);
+    uint8_t level = (c != NULL && c->sec_mode.sm == 1) ? c->sec_mode.lv : 1u;
+    return level >= needed ? 0 : BB_ATT_ERROR_INSUFFICIENT_AUTHENTICATION;
+}
+
 static int on_authorize(const ble_gatts_evt_t *e)
 {
     const ble_gatts_evt_rw_authorize_request_t *a = &e->params.authorize_request;
     if (a->type == BLE_GATTS_AUTHORIZE_TYPE_READ) {
         uint16_t h = a->request.read.handle;
         const bb_nrf_attr_t *attr = attr_find(h);
+        uint8_t refused = attr != NULL ? read_security_error(e->conn_handle, attr->flags) : 0;
+        if (refused) {
+            read_reply(e->conn_handle, h, refused);
+            return 0;
+        }
         bool ask = attr != NULL && a->request.read.offset == 0 && /* offset > 0: Read Blob */
                    ((attr->flags & BB_FLAG_READ_AUTHORIZED) || bb_nrf_cfg.read_request);
         uint32_t ref = ((uint32_t)e->conn_handle << 16) | h;

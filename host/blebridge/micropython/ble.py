@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from .. import protocol as P
-from ..errors import BlebridgeError, BoardError
+from ..errors import BlebridgeError, BoardError, SecretStoreError
 from . import runtime
 from .secrets import SecretStore
 from .uuid import UUID, buffer_bytes
@@ -475,6 +475,9 @@ class BLE:
             state = self._radio = bool(self._call("ble_active", False, op="active"))
             self._forget_state()
             return state
+        # The bonding secrets file is read (and checked) here, in the script's thread: a corrupt
+        # one raises SecretStoreError from active(True), not later inside a pairing.
+        self._secret_store()
         state = self._radio = bool(self._call("ble_active", True, op="active"))
         pending, self._pending_config = self._pending_config, {}
         pending.setdefault(_CFG["READ_REQUEST"], self._irq is not None)
@@ -1093,12 +1096,20 @@ class BLE:
         fut.add_done_callback(done)
 
     def _secret_store(self) -> SecretStore:
-        if self._secrets is None:
-            info = getattr(self.board, "info", None)
-            addr = getattr(info, "addr", b"") if info is not None else b""
-            ident = _addr_from_wire(addr).hex().upper() if addr else str(getattr(self.board, "spec", "board"))
-            self._secrets = SecretStore.for_board(ident)
-        return self._secrets
+        """The host's store of this board's bonding secrets, loaded on first use (active(True)).
+        Raises SecretStoreError when its file cannot be used; the next call tries again."""
+        with self._lock:
+            if self._secrets is None:
+                info = getattr(self.board, "info", None)
+                addr = getattr(info, "addr", b"") if info is not None else b""
+                ident = _addr_from_wire(addr).hex().upper() if addr else str(getattr(self.board, "spec", "board"))
+                self._secrets = SecretStore.for_board(ident)
+            return self._secrets
+
+    def _store_failed(self, exc: SecretStoreError, answer: str) -> None:
+        """A board question the store could not answer: say why on stderr, as a board prints an
+        IRQ handler's exception; the board gets the safe answer instead (``answer``)."""
+        print(f"blebridge: {exc}; answered the board: {answer}", file=sys.stderr)
 
     def _events_received(self) -> int:
         """The board's count of events received from the wire (0 if it keeps none)."""
@@ -1294,7 +1305,11 @@ class BLE:
         result = self._invoke(_IRQ_GET_SECRET, (sec_type, index, mv), (mv,) if mv is not None else ())
         value: Optional[bytes]
         if result is None:
-            value = self._secret_store().get(sec_type, index, None if key is None else bytes(key))
+            try:
+                value = self._secret_store().get(sec_type, index, None if key is None else bytes(key))
+            except SecretStoreError as exc:
+                self._store_failed(exc, "no such secret")
+                value = None
         else:
             value = buffer_bytes(result)
         self._reply(token, value)
@@ -1306,7 +1321,11 @@ class BLE:
         views = (mv_key,) if mv_value is None else (mv_key, mv_value)
         result = self._invoke(_IRQ_SET_SECRET, (sec_type, mv_key, mv_value), views)
         if result is None:
-            stored = self._secret_store().set(sec_type, key, None if value is None else bytes(value))
+            try:
+                stored = self._secret_store().set(sec_type, key, None if value is None else bytes(value))
+            except SecretStoreError as exc:
+                self._store_failed(exc, "not stored")
+                stored = False
         else:
             stored = bool(result)
         self._reply(token, stored)

@@ -102,6 +102,27 @@ class BoardDevice(Device):
         else:
             super().on_advertising_report(report)
 
+    async def get_long_term_key(self, connection_handle: int, rand: bytes, ediv: int) -> Optional[bytes]:
+        """The LTK a peripheral answers a central's LE Enable Encryption with.
+
+        Bumble 0.0.236 answers a legacy bond's request with the key the *central* distributed
+        (``keys.ltk_peripheral`` in its naming), while its central encrypts with the one the
+        peripheral distributed (``keys.ltk_central``); and it distributes legacy keys with EDIV 0
+        and Rand 0, so the request does not tell them apart. Every re-encryption of a legacy bond
+        then ended the link with MIC Failure (0x3D). Outside pairing, a peripheral with a legacy
+        bond answers with its own key when the request names that key's EDIV/Rand.
+        """
+        connection = self.lookup_connection(connection_handle)
+        if connection is not None and connection.role == hci.Role.PERIPHERAL \
+                and self.keystore is not None \
+                and self.smp_manager.get_long_term_key(connection, rand, ediv) is None:
+            keys = await self.keystore.get(str(connection.peer_address))
+            own = keys.ltk_central if keys is not None and keys.ltk is None else None
+            if own is not None and (own.ediv or 0) == ediv \
+                    and bytes(own.rand or bytes(len(rand))) == bytes(rand):
+                return own.value
+        return await super().get_long_term_key(connection_handle, rand, ediv)
+
 
 def _op_table(*owners: object) -> dict[str, Callable[..., Awaitable[Any]]]:
     """Op name -> handler: every ``op_<name>`` method of the owners (each name once)."""

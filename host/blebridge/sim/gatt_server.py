@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import inspect
 import logging
 import struct
 from typing import TYPE_CHECKING, Any, Optional
@@ -42,26 +43,56 @@ _in_blob_read: contextvars.ContextVar[bool] = contextvars.ContextVar("_in_blob_r
 
 
 def _permissions(flags: int) -> att.Attribute.Permissions:
-    """Bumble permissions of an attribute with these bb flags (schema [constants.flag])."""
+    """Bumble permissions of an attribute with these bb flags (schema [constants.flag]).
+
+    Only access: the security flags are checked in our own callbacks (:func:`_security_error`),
+    because Bumble's checks differ from a real peripheral's. Bumble counts any encrypted LE link
+    as authenticated (its ``connection.authenticated`` is set by every encryption change, Just
+    Works included), and answers every unencrypted access with Insufficient Encryption, where
+    the Core specification (and NimBLE) answer Insufficient Authentication when the peer has no
+    bond.
+    """
     perms = att.Attribute.Permissions(0)
     if flags & FLAG["READ"]:
         perms |= att.Attribute.READABLE
     if flags & (FLAG["WRITE"] | FLAG["WRITE_NO_RESPONSE"]):
         perms |= att.Attribute.WRITEABLE
-    if flags & (FLAG["READ_ENCRYPTED"] | FLAG["READ_AUTHENTICATED"] | FLAG["READ_LESC"]):
-        perms |= att.Attribute.READ_REQUIRES_ENCRYPTION
-    if flags & (FLAG["READ_AUTHENTICATED"] | FLAG["READ_LESC"]):
-        perms |= att.Attribute.READ_REQUIRES_AUTHENTICATION
-    if flags & (FLAG["WRITE_ENCRYPTED"] | FLAG["WRITE_AUTHENTICATED"] | FLAG["WRITE_LESC"]):
-        perms |= att.Attribute.WRITE_REQUIRES_ENCRYPTION
-    if flags & (FLAG["WRITE_AUTHENTICATED"] | FLAG["WRITE_LESC"]):
-        perms |= att.Attribute.WRITE_REQUIRES_AUTHENTICATION
     return perms
 
 
-def _check_lesc(connection: Connection, needed: int) -> None:
-    if needed and not (connection.encryption and connection.sc):
-        raise att.ATT_Error(ATT_ERR["INSUFFICIENT_AUTHENTICATION"])
+#: Flags asking for an encrypted link, for a read and for a write (AUTHENTICATED and LESC imply it).
+_NEEDS_ENCRYPTION = {
+    "read": FLAG["READ_ENCRYPTED"] | FLAG["READ_AUTHENTICATED"] | FLAG["READ_LESC"],
+    "write": FLAG["WRITE_ENCRYPTED"] | FLAG["WRITE_AUTHENTICATED"] | FLAG["WRITE_LESC"],
+}
+#: Flags asking for an authenticated (MITM-protected) link.
+_NEEDS_MITM = {
+    "read": FLAG["READ_AUTHENTICATED"] | FLAG["READ_LESC"],
+    "write": FLAG["WRITE_AUTHENTICATED"] | FLAG["WRITE_LESC"],
+}
+_NEEDS_LESC = {"read": FLAG["READ_LESC"], "write": FLAG["WRITE_LESC"]}
+
+
+async def _security_error(board: Board, connection: Connection, flags: int, access: str) -> int:
+    """ATT error a peer's ``access`` ("read" / "write") gets for lack of link security, or 0.
+
+    The order and codes are NimBLE's (ble_att_svr_check_perms) and the Core specification's
+    (5.4 Vol 3 Part C 10.3.1): on an unencrypted link, Insufficient Encryption when a bond (LTK)
+    with the peer exists, so it encrypts with it, else Insufficient Authentication, so it pairs;
+    on an encrypted link without MITM protection, Insufficient Authentication.
+    """
+    if not flags & _NEEDS_ENCRYPTION[access]:
+        return 0
+    security = board.security
+    if not connection.encryption:
+        if await security.peer_has_ltk(connection):
+            return ATT_ERR["INSUFFICIENT_ENCRYPTION"]
+        return ATT_ERR["INSUFFICIENT_AUTHENTICATION"]
+    if flags & _NEEDS_MITM[access] and not security.link_authenticated(connection):
+        return ATT_ERR["INSUFFICIENT_AUTHENTICATION"]
+    if flags & _NEEDS_LESC[access] and not security.link_lesc(connection):
+        return ATT_ERR["INSUFFICIENT_AUTHENTICATION"]
+    return 0
 
 
 class GattServer:
@@ -113,7 +144,9 @@ class GattServer:
             flags = self.attr_flags.get(handle, 0)
             if not flags & FLAG["READ"]:
                 raise att.ATT_Error(ATT_ERR["READ_NOT_PERMITTED"])
-            _check_lesc(connection, flags & FLAG["READ_LESC"])
+            error = await _security_error(board, connection, flags, "read")
+            if error:
+                raise att.ATT_Error(error)
             if (flags & FLAG["READ_AUTHORIZED"] or board.config.read_request) \
                     and not _in_blob_read.get():
                 answer = await board.ask("GATTS_READ_REQUEST", connection.handle, handle)
@@ -126,7 +159,9 @@ class GattServer:
             flags = self.attr_flags.get(handle, 0)
             if not flags & (FLAG["WRITE"] | FLAG["WRITE_NO_RESPONSE"]):
                 raise att.ATT_Error(ATT_ERR["WRITE_NOT_PERMITTED"])
-            _check_lesc(connection, flags & FLAG["WRITE_LESC"])
+            error = await _security_error(board, connection, flags, "write")
+            if error:
+                raise att.ATT_Error(error)
             # Only the ATT limit refuses a write here. The registered max_len is not: the
             # core truncates to the attribute's current buffer, which gatts_set_buffer may have
             # grown since registration, as MicroPython's stacks do (they never refuse).
@@ -165,10 +200,38 @@ class GattServer:
 
         board.spawn(indicate(), "indicate")
 
+    def _secure_cccd(self, cccd: att.Attribute, chr_flags: int) -> None:
+        """Subscribing (a CCCD write) needs the security any access to the value needs: NimBLE's
+        rule (ble_gatts_register_clt_cfg_dsc), which the nrf_sd port follows too."""
+        needs = FLAG["WRITE"]
+        if chr_flags & (_NEEDS_ENCRYPTION["read"] | _NEEDS_ENCRYPTION["write"]):
+            needs |= FLAG["WRITE_ENCRYPTED"]
+        if chr_flags & (_NEEDS_MITM["read"] | _NEEDS_MITM["write"]):
+            needs |= FLAG["WRITE_AUTHENTICATED"]
+        if chr_flags & (_NEEDS_LESC["read"] | _NEEDS_LESC["write"]):
+            needs |= FLAG["WRITE_LESC"]
+        if needs == FLAG["WRITE"]:
+            return
+        value = cccd.value
+        if not isinstance(value, att.AttributeValueV2):
+            return   # a CCCD the script registered itself: its own flags apply (see _value)
+        board = self.board
+
+        async def write(bearer: Any, data: bytes) -> None:
+            connection = bearer.connection if att.is_enhanced_bearer(bearer) else bearer
+            error = await _security_error(board, connection, needs, "write")
+            if error:
+                raise att.ATT_Error(error)
+            result = value.write(bearer, data)
+            if inspect.isawaitable(result):
+                await result
+
+        cccd.value = att.AttributeValueV2(read=value.read, write=write)
+
     # -- ops --------------------------------------------------------------------------------
     async def op_gatts_register(self, services: list[Any]) -> list[Any]:
         device = self.board.dev("gatts_register")
-        built: list[tuple[gatt.Service, list[tuple[gatt.Characteristic, list[Any], list[Any]]]]] = []
+        built: list[tuple[gatt.Service, list[tuple[gatt.Characteristic, list[Any], list[Any], int]]]] = []
         boxes: list[tuple[list[int], int, bytes]] = []
         for svc_uuid, chrs in services:
             chr_objs = []
@@ -193,9 +256,9 @@ class GattServer:
                     descriptors=dsc_objs,
                 )
                 boxes.append((box, flags, bytes(init)))
-                chr_objs.append((characteristic, box, dsc_boxes))
+                chr_objs.append((characteristic, box, dsc_boxes, flags))
             built.append((gatt.Service(core.UUID.from_bytes(bytes(svc_uuid)),
-                                       [c for c, _b, _d in chr_objs]), chr_objs))
+                                       [c for c, _b, _d, _f in chr_objs]), chr_objs))
 
         server = device.gatt_server
         server.services.clear()
@@ -210,7 +273,7 @@ class GattServer:
         result = []
         for service, chr_objs in built:
             chr_results = []
-            for characteristic, box, dsc_boxes in chr_objs:
+            for characteristic, box, dsc_boxes, flags in chr_objs:
                 box[0] = characteristic.handle
                 for descriptor, dbox in zip(characteristic.descriptors, dsc_boxes):
                     dbox[0] = descriptor.handle
@@ -219,6 +282,7 @@ class GattServer:
                                                    characteristic.end_group_handle]:
                     if attribute.type == gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR:
                         cccd = attribute.handle
+                        self._secure_cccd(attribute, flags)
                 chr_results.append([characteristic.handle - 1, characteristic.handle, cccd,
                                     [dbox[0] for dbox in dsc_boxes]])
             result.append([service.handle, chr_results])

@@ -188,6 +188,9 @@ class Security:
         #: Connections pairing now: their encryption change is reported when pairing ends.
         self.pairing: set[int] = set()
         self.conn_authenticated: dict[int, bool] = {}
+        #: Links encrypted with a key from LE Secure Connections pairing (Bumble's
+        #: ``connection.sc`` is set by every LE encryption change, a legacy bond's too).
+        self.conn_sc: dict[int, bool] = {}
 
     def pairing_config(self, connection: Connection) -> pairing.PairingConfig:
         """Bumble's pairing_config_factory: the board's configuration, the host as delegate."""
@@ -212,6 +215,7 @@ class Security:
     def connection_lost(self, handle: int) -> None:
         self.pairing.discard(handle)
         self.conn_authenticated.pop(handle, None)
+        self.conn_sc.pop(handle, None)
         future = self._passkeys.pop(handle, None)
         if future is not None and not future.done():
             future.cancel()
@@ -237,6 +241,26 @@ class Security:
             if self._passkeys.get(conn) is future:
                 del self._passkeys[conn]
 
+    def link_authenticated(self, connection: Connection) -> bool:
+        """True when the link is encrypted with a key from MITM-protected pairing.
+
+        Not Bumble's ``connection.authenticated``, which every LE encryption sets (Just Works too).
+        """
+        return bool(connection.encryption) and self.conn_authenticated.get(connection.handle, False)
+
+    def link_lesc(self, connection: Connection) -> bool:
+        """True when the link is encrypted with a key from LE Secure Connections pairing."""
+        return bool(connection.encryption) and self.conn_sc.get(connection.handle, False)
+
+    async def peer_has_ltk(self, connection: Connection) -> bool:
+        """True when the host holds a bond with an LTK for this peer (asked, as NimBLE asks its
+        store, only when an unencrypted access needs to know)."""
+        device = self.board.device
+        if device is None or device.keystore is None:
+            return False
+        keys = await device.keystore.get(str(connection.peer_address))
+        return keys is not None and bool(keys.ltk or keys.ltk_central or keys.ltk_peripheral)
+
     def _sec_state(self, connection: Connection) -> list[Any]:
         encrypted = bool(connection.encryption)
         authenticated = encrypted and self.conn_authenticated.get(connection.handle, False)
@@ -257,6 +281,7 @@ class Security:
                 keys = await board.device.keystore.get(str(connection.peer_address))
             ltk = keys and (keys.ltk or keys.ltk_central or keys.ltk_peripheral)
             self.conn_authenticated[connection.handle] = bool(ltk and ltk.authenticated)
+            self.conn_sc[connection.handle] = bool(keys and keys.ltk)   # SC bonds keep one LTK
             if board.connection_alive(connection):
                 board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
@@ -266,6 +291,7 @@ class Security:
         self.pairing.discard(connection.handle)
         ltk = keys.ltk or keys.ltk_central or keys.ltk_peripheral
         self.conn_authenticated[connection.handle] = bool(ltk and ltk.authenticated)
+        self.conn_sc[connection.handle] = bool(connection.sc)   # set from the pairing by Bumble
         self.board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
     def _on_pairing_failure(self, connection: Connection, reason: int) -> None:
@@ -276,7 +302,26 @@ class Security:
     # -- ops --------------------------------------------------------------------------------
     async def op_pair(self, conn: int) -> None:
         connection = self.board.conn(conn, "pair")
-        self.board.spawn(connection.pair(), "pair")
+        self.board.spawn(self._secure(connection), "pair")
+
+    async def _secure(self, connection: Connection) -> None:
+        """gap_pair: a central holding a bond with the peer re-encrypts the link with its LTK (no
+        new pairing, no passkey), as NimBLE's ble_gap_security_initiate and the nrf_sd port do;
+        otherwise pairing starts. A failed re-encryption (the peer lost the bond) is reported as
+        ENCRYPTION_UPDATE of the still unencrypted link, as the NimBLE port does."""
+        device = self.board.device
+        keys = None
+        if connection.role == hci.Role.CENTRAL and device is not None and device.keystore is not None:
+            keys = await device.keystore.get(str(connection.peer_address))
+        if keys is None or not (keys.ltk or keys.ltk_central):
+            await connection.pair()
+            return
+        try:
+            await connection.encrypt()
+        except Exception as exc:  # HCI error (key missing), link lost, no key: all end the same way
+            logger.info("%s: re-encryption on %d failed: %s", self.board.name, connection.handle, exc)
+            if self.board.connection_alive(connection):
+                self.board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
     async def op_passkey(self, conn: int, action: int, passkey: int) -> None:
         future = self._passkeys.get(conn)
