@@ -176,8 +176,9 @@ class _Stream:
         self.release_at = 0.0            # monotonic s: no byte leaves before the last one queued
         self.enabled = True
 
-    def _reschedule(self, kind: str, after: int) -> None:
-        self._at[kind] = after + _gap_to_next(self._rng[kind], getattr(self.faults, kind))
+    def _reschedule(self, kind: str, first: int) -> None:
+        """The next fault of ``kind`` falls on byte ``first`` or later."""
+        self._at[kind] = first + _gap_to_next(self._rng[kind], getattr(self.faults, kind))
 
     def apply(self, data: bytes, now: float) -> list[tuple[float, bytes]]:
         """``data`` (the next bytes of the clean stream) with faults applied, as (release
@@ -207,7 +208,7 @@ class _Stream:
                     seg = bytearray()
                 release = max(release, now + self.faults.delay_ms / 1000.0)
                 self.stats.delays += 1
-                self._reschedule("delay", j)
+                self._reschedule("delay", j + 1)
                 continue
             b = data[j - start]
             self._track_damaged(b)
@@ -217,9 +218,10 @@ class _Stream:
                 seg.append(b ^ (1 << self._flip_bit.randrange(8)))
                 self.stats.flipped += 1
             pos = j + 1
+            self._reschedule(kind, pos)
             for k in ("drop", "flip"):
                 if at[k] < pos:               # both fell on this byte: the first one wins
-                    self._reschedule(k, j)
+                    self._reschedule(k, pos)
         if pos < end:
             clean = data[pos - start:]
             seg += clean
