@@ -337,3 +337,27 @@ def test_corrupted_requests_never_crash_the_board_and_fail_with_call_timeout(los
     # Each damaged request timed out; a loaded machine may time out a few more.
     assert outcomes.timed_out >= damaged
     assert call_clean(board, "diagnostics")["crc_errors"] >= 1
+
+
+def test_micropython_script_is_told_of_each_gap_once_and_can_count_the_frames_lost(lossy, capsys):
+    from blebridge.micropython import BLE
+    central, c_rec, relay = lossy("mc", FAULTS, seed=5)
+    peripheral, p_rec, _ = lossy("mp")
+    value = register(peripheral)
+    c_conn, p_conn = connect(central, c_rec, peripheral, p_rec)
+    ble = BLE(central)
+    notified: list[bytes] = []
+    ble.irq(lambda event, data: notified.append(bytes(data[2])) if event == 18 else None)
+    count = 200
+    relay.set_enabled(True)
+    for i in range(count):
+        call_clean(peripheral, "gatts_notify", p_conn, value, stamped(i))
+    settle(central, c_rec, relay)
+    try:
+        numbers = [unstamp(n) for n in notified]
+        assert numbers == sorted(set(numbers))             # no duplicate, no reordering
+        assert ble.link_frames_lost == central.host_counters()["link_frames_lost"]
+        assert ble.link_gaps >= 1                          # this seed does lose frames
+        assert capsys.readouterr().err.count("lost on the link") == ble.link_gaps
+    finally:
+        ble.close()
