@@ -86,12 +86,12 @@ class Recorder:
     def count(self, name: str) -> int:
         return len(self.events(name))
 
-    def wait_more(self, name: str, seen: int) -> bool:
+    def wait_more(self, name: str, seen: int, timeout: float = CALL_S) -> bool:
         """Wait (bounded, no assertion) for more than ``seen`` events ``name`` or a new gap:
         paces a test without failing it when the event was lost."""
         gaps = self.gaps()
         with self.cond:
-            return self.cond.wait_for(lambda: self.count(name) > seen or self.gaps() > gaps, CALL_S)
+            return self.cond.wait_for(lambda: self.count(name) > seen or self.gaps() > gaps, timeout)
 
     def gaps(self) -> int:
         with self.cond:
@@ -240,9 +240,12 @@ def test_notifications_arrive_intact_and_every_lost_one_is_reported(gatt_pair):
     relay.set_enabled(True)
     for i in range(count):
         call_clean(peripheral, "gatts_notify", p_conn, value, stamped(i))
+    relay.set_enabled(False)
+    call_clean(peripheral, "gatts_notify", p_conn, value, stamped(count))      # the marker
+    c_rec.wait("GATTC_NOTIFY", lambda f: unstamp(f[2]) == count)
     settle(central, c_rec, relay)
     items = c_rec.numbered("GATTC_NOTIFY", 2)
-    assert_every_missing_number_is_behind_a_gap(items, count)
+    assert_every_missing_number_is_behind_a_gap(items, count + 1)
     assert relay.stats["host"].frames_damaged > 0          # the faults did hit this run
 
 
@@ -294,14 +297,17 @@ def test_l2cap_sdus_arrive_intact_and_every_lost_one_is_reported(gatt_pair):
     c_rec.wait("L2CAP_CONNECT")
     count = 150
     relay.set_enabled(True)
-    for i in range(count):
+    for i in range(count + 1):
+        if i == count:
+            relay.set_enabled(False)                    # the marker goes on a clean link
         ready = p_rec.count("L2CAP_SEND_READY")
         if call_clean(peripheral, "l2cap_send", p_conn, p_cid, stamped(i, 200)) is False:
             # Stalled: the SDU is queued; the next goes once the peer returns credits.
             p_rec.wait("L2CAP_SEND_READY", lambda f: p_rec.count("L2CAP_SEND_READY") > ready)
+    c_rec.wait("L2CAP_RECV", lambda f: unstamp(f[2]) == count)
     settle(central, c_rec, relay)
     items = c_rec.numbered("L2CAP_RECV", 2)
-    assert_every_missing_number_is_behind_a_gap(items, count)
+    assert_every_missing_number_is_behind_a_gap(items, count + 1)
 
 
 def test_pairing_under_faults_ends_and_its_result_is_reported_or_lost_visibly(gatt_pair):
@@ -309,11 +315,12 @@ def test_pairing_under_faults_ends_and_its_result_is_reported_or_lost_visibly(ga
     outcomes = Outcomes()
     relay.set_enabled(True)
     ok, _ = outcomes.call(central, "gap_pair", c_conn)
-    if ok:
-        # The boards pair on their own (just works); the peripheral's link is clean.
-        p_rec.wait("ENCRYPTION_UPDATE")
-    settle(central, c_rec, relay)
+    # The boards pair on their own (just works) unless the request was lost; the peripheral's
+    # link is clean, so its update says when pairing is over (bounded: it may not come).
+    p_rec.wait_more("ENCRYPTION_UPDATE", 0, WAIT_S)
+    relay.set_enabled(False)
     encrypted = call_clean(central, "sec_encryption_state", c_conn)[0]
+    settle(central, c_rec, relay)     # the central's update, if sent, went out before this
     updates = c_rec.events("ENCRYPTION_UPDATE")
     if encrypted:
         assert updates or central.host_counters()["link_gaps"] > 0
@@ -352,6 +359,9 @@ def test_micropython_script_is_told_of_each_gap_once_and_can_count_the_frames_lo
     relay.set_enabled(True)
     for i in range(count):
         call_clean(peripheral, "gatts_notify", p_conn, value, stamped(i))
+    relay.set_enabled(False)
+    call_clean(peripheral, "gatts_notify", p_conn, value, stamped(count))      # the marker
+    c_rec.wait("GATTC_NOTIFY", lambda f: unstamp(f[2]) == count)
     settle(central, c_rec, relay)
     try:
         numbers = [unstamp(n) for n in notified]
