@@ -389,8 +389,8 @@ static size_t bench_fill(uint8_t *body, size_t cap, unsigned *count)
     return used;
 }
 
-/* Build the next event frame's CBOR in `work`: one event as [2, code, fields...], several as
- * [3, [code, fields...], ...]. Returns its length (0: nothing to send) and start. */
+/* Build the next event frame's CBOR in `work`: one event as [2, seq, code, fields...], several
+ * as [3, seq, [code, fields...], ...]. Returns its length (0: nothing to send) and start. */
 static size_t batch_build(const uint8_t **start)
 {
     uint8_t *body = work + BATCH_ROOM;
