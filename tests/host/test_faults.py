@@ -10,8 +10,7 @@ import pytest
 from blebridge import BoardLost, CallTimeout, PortOpenError, open_board
 from blebridge import protocol as P
 from blebridge.framing import FrameDecoder, encode_frame
-from blebridge.transport.faults import (DEFAULT_DELAY_MS, FaultPlan, FaultRelay, _Stream,
-                                        parse_faults)
+from blebridge.transport.faults import DEFAULT_DELAY_MS, FaultRelay, _Stream, parse_faults
 from blebridge.transport.sim import parse_sim_faults, parse_sim_spec
 from event_log import collect
 
