@@ -14,7 +14,6 @@
 #include "bb_proto.h"
 
 _Static_assert(BB_ATTR_POOL_BYTES <= 65535, "attribute pool offsets are 16-bit");
-_Static_assert(BB_EVENT_MAX_BYTES + 8 <= BB_MAX_FRAME, "one event must fit in a frame");
 _Static_assert(BB_RSP_QUEUE_BYTES >= BB_MAX_FRAME + BB_RING_HDR, "a largest response must fit");
 
 bb_core_t bb_core;
@@ -34,8 +33,12 @@ static uint8_t ev_scratch[BB_EVENT_MAX_BYTES];
 /* Result encodings start this far into `work`, leaving room for `[1, id, status,` in front:
  * array head 1 + id up to 5 + status up to 3 bytes. */
 #define RSP_PREFIX_ROOM 10
-/* Event batches start this far into `work`: batch head (up to 3 bytes) and the kind byte. */
-#define BATCH_ROOM 4
+/* Event batches start this far into `work`: batch head (up to 3 bytes), the kind byte and the
+ * frame's sequence number (up to 3 bytes: it is below BB_EVENT_SEQ_MOD). */
+#define BATCH_ROOM 7
+_Static_assert(BB_EVENT_SEQ_MOD <= 65536, "an event frame's seq must fit BATCH_ROOM");
+/* An event's array head takes 1 byte (fewer than 24 items). */
+_Static_assert(BB_EVENT_MAX_BYTES + 1 + BATCH_ROOM <= BB_MAX_FRAME, "one event must fit in a frame");
 /* Encoder states: one per nesting level of a result, plus zcbor's two. */
 #define RSP_BACKUPS 8
 
@@ -386,8 +389,8 @@ static size_t bench_fill(uint8_t *body, size_t cap, unsigned *count)
     return used;
 }
 
-/* Build the next event frame's CBOR in `work`: one event as [2, code, fields...], several as
- * [3, [code, fields...], ...]. Returns its length (0: nothing to send) and start. */
+/* Build the next event frame's CBOR in `work`: one event as [2, seq, code, fields...], several
+ * as [3, seq, [code, fields...], ...]. Returns its length (0: nothing to send) and start. */
 static size_t batch_build(const uint8_t **start)
 {
     uint8_t *body = work + BATCH_ROOM;
@@ -444,19 +447,25 @@ static size_t batch_build(const uint8_t **start)
     if (count == 0) {
         return 0;
     }
-    uint8_t h[4];
+    /* Every frame that carries events is numbered, so the host can count frames lost on the
+     * link; the number is taken here, when the frame is built, in the order frames go out. */
+    uint32_t seq = bb_core.event_seq;
+    bb_core.event_seq = (seq + 1) % BB_EVENT_SEQ_MOD;
+    uint8_t h[BATCH_ROOM];
     size_t hl;
     if (count == 1) {
-        /* Re-head the single event: [code, fields...] becomes [2, code, fields...]. */
-        hl = put_head(h, sizeof(h), 4, (uint32_t)first_items + 1);
+        /* Re-head the single event: [code, fields...] becomes [2, seq, code, fields...]. */
+        hl = put_head(h, sizeof(h), 4, (uint32_t)first_items + 2);
         h[hl++] = BB_MSG_EVT;
+        hl += put_head(h + hl, sizeof(h) - hl, 0, seq);
         uint8_t *s = body + first_head - hl;
         memcpy(s, h, hl);
         *start = s;
         return used - first_head + hl;
     }
-    hl = put_head(h, sizeof(h), 4, count + 1);
+    hl = put_head(h, sizeof(h), 4, count + 2);
     h[hl++] = BB_MSG_EVT_BATCH;
+    hl += put_head(h + hl, sizeof(h) - hl, 0, seq);
     memcpy(body - hl, h, hl);
     *start = body - hl;
     return used + hl;

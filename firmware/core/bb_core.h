@@ -70,6 +70,9 @@ typedef struct {
     /* EVENTS_DROPPED rate limit (BB_DEFAULTS_DIAG_SCAN_DROP_EVENT_MS). */
     bool drop_reported;
     uint32_t drop_report_ms;
+    /* Sequence number of the next event frame, modulo BB_EVENT_SEQ_MOD: 0 at boot, kept by
+     * `reset` (the host counts a gap in it as event frames lost on the link). */
+    uint32_t event_seq;
     bb_counters_t n;
 } bb_core_t;
 

@@ -118,7 +118,7 @@ static int h_handshake(const bb_request_t *r, zcbor_state_t *res)
     }
     static const char *const role_names[4] = {"central", "peripheral", "observer", "broadcaster"};
     bool roles[4] = {caps->central, caps->peripheral, caps->observer, caps->broadcaster};
-    bool ok = zcbor_map_start_encode(res, 10)
+    bool ok = zcbor_map_start_encode(res, 11)
               && zcbor_tstr_put_lit(res, "proto") && zcbor_list_start_encode(res, 2)
               && zcbor_uint32_put(res, BB_PROTO_MAJOR) && zcbor_uint32_put(res, BB_PROTO_MINOR)
               && zcbor_list_end_encode(res, 2)
@@ -146,7 +146,10 @@ static int h_handshake(const bb_request_t *r, zcbor_state_t *res)
          && zcbor_tstr_put_lit(res, "addr") && zcbor_bstr_encode_ptr(res, (const char *)addr.addr, BB_ADDR_LEN)
          && put_kv_u32(res, "boot_id", bb_core.boot_id)
          && put_kv_str(res, "port", caps->port)
-         && zcbor_map_end_encode(res, 10);
+         /* Frames built so far are sent or in flight, and responses go out before any event
+          * frame built later, so the host reads this in stream order (protocol/README.md). */
+         && put_kv_u32(res, "event_seq", bb_core.event_seq)
+         && zcbor_map_end_encode(res, 11);
     return put(ok);
 }
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BB_PROTO_MAJOR 1
+#define BB_PROTO_MAJOR 2
 #define BB_PROTO_MINOR 0
 
 /* message kinds */
@@ -25,6 +25,7 @@
 #define BB_MAX_SECRET 128
 #define BB_MAX_BENCH_PAYLOAD 1000
 #define BB_MAX_ARGS 10
+#define BB_EVENT_SEQ_MOD 65536
 
 /* response status */
 #define BB_STATUS_OK 0 /* success */

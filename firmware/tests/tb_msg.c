@@ -116,6 +116,15 @@ static void on_out_frame(void *ctx, const uint8_t *payload, size_t len)
     }
     size_t items = st->elem_count;
     zcbor_uint32_decode(st, &kind);
+    if (kind == BB_MSG_EVT || kind == BB_MSG_EVT_BATCH) {
+        uint32_t seq = 0;
+        zcbor_uint32_decode(st, &seq);
+        tb_out.evt_frames++;
+        if (seq != tb_out.next_seq) {
+            tb_out.seq_errors++;
+        }
+        tb_out.next_seq = (seq + 1) % BB_EVENT_SEQ_MOD;
+    }
     if (kind == BB_MSG_RSP && tb_out.nrsp < TB_MAX_RSP) {
         tb_rsp_t *r = &tb_out.rsp[tb_out.nrsp++];
         memset(r, 0, sizeof(*r));
@@ -128,7 +137,7 @@ static void on_out_frame(void *ctx, const uint8_t *payload, size_t len)
         bb_cbor_skip(st, 8);
         r->result_len = (size_t)(st->payload - r->result);
     } else if (kind == BB_MSG_EVT) {
-        add_event(st, (unsigned)items - 1);
+        add_event(st, (unsigned)items - 2);   /* kind and seq are not fields */
     } else if (kind == BB_MSG_EVT_BATCH) {
         tb_out.batches++;
         while (!zcbor_array_at_end(st)) {

@@ -42,6 +42,9 @@ typedef struct {
     unsigned frames;
     unsigned batches;       /* EVT_BATCH frames */
     unsigned other;         /* frames that were neither */
+    unsigned evt_frames;    /* EVT and EVT_BATCH frames */
+    uint32_t next_seq;      /* seq the next event frame should carry (0 after tb_boot) */
+    unsigned seq_errors;    /* event frames whose seq was not next_seq */
 } tb_out_t;
 
 extern tb_out_t tb_out;

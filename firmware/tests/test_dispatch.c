@@ -294,6 +294,68 @@ static void bench_events_answer_first_then_all_events_in_batches(void)
     TB_CHECK(tb_out.batches <= 6);  /* ~11 events of 106 bytes fit in one 1200-byte frame */
 }
 
+static uint32_t handshake_event_seq(uint32_t id)
+{
+    tb_req(id, BB_M_HANDSHAKE, "uu", BB_PROTO_MAJOR, BB_PROTO_MINOR);
+    tb_drain();
+    zcbor_state_t st[8];
+    bb_cbor_decode_init(st, 8, tb_rsp(id)->result, tb_rsp(id)->result_len);
+    uint32_t seq = 0xFFFFFFFF;   /* no such seq: the checks of the callers fail */
+    if (!zcbor_unordered_map_start_decode(st) || !zcbor_search_key_tstr_lit(st, "event_seq")
+        || !zcbor_uint32_decode(st, &seq)) {
+        return 0xFFFFFFFF;
+    }
+    return seq;
+}
+
+static void event_frames_are_numbered_from_zero_without_gaps(void)
+{
+    tb_boot();
+    tb_req(27, BB_M_BENCH_EVENTS, "uu", 50, 100);
+    tb_drain();
+    TB_CHECK_EQ(tb_evt_count(BB_EV_BENCH), 50);
+    TB_CHECK(tb_out.evt_frames >= 5);             /* BOOT's frame, then the batches */
+    TB_CHECK_EQ(tb_out.seq_errors, 0);            /* 0, 1, 2, ... in the order they went out */
+    TB_CHECK_EQ(tb_out.next_seq, tb_out.evt_frames);
+}
+
+static void handshake_reports_the_next_event_frame_seq(void)
+{
+    tb_boot();
+    tb_drain();                                   /* BOOT went out in frame 0 */
+    TB_CHECK_EQ(handshake_event_seq(2), 1);
+    tb_req(3, BB_M_BENCH_EVENTS, "uu", 1, 4);
+    tb_drain();
+    TB_CHECK_EQ(handshake_event_seq(4), 2);
+    TB_CHECK_EQ(tb_out.seq_errors, 0);
+}
+
+static void reset_keeps_counting_event_frames(void)
+{
+    tb_boot();
+    tb_req(2, BB_M_BENCH_EVENTS, "uu", 1, 4);
+    tb_drain();
+    tb_req(3, BB_M_RESET, "");
+    tb_req(4, BB_M_BENCH_EVENTS, "uu", 1, 4);
+    tb_drain();
+    TB_CHECK_EQ(tb_out.evt_frames, 3);
+    TB_CHECK_EQ(tb_out.seq_errors, 0);            /* the host would see no gap across reset */
+}
+
+static void event_seq_wraps_to_zero_at_its_modulus(void)
+{
+    tb_boot();
+    tb_drain();
+    bb_core.event_seq = BB_EVENT_SEQ_MOD - 1;
+    tb_out.next_seq = BB_EVENT_SEQ_MOD - 1;
+    for (uint32_t id = 10; id < 13; id++) {
+        tb_req(id, BB_M_BENCH_EVENTS, "uu", 1, 4);
+        tb_drain();
+    }
+    TB_CHECK_EQ(tb_out.seq_errors, 0);
+    TB_CHECK_EQ(tb_out.next_seq, 2);              /* 65535, 0, 1 went out */
+}
+
 static void bench_events_stop_when_transport_stalls_and_resume(void)
 {
     tb_boot();
@@ -398,6 +460,10 @@ void run_dispatch_tests(void)
     TB_RUN(tx_power_accepts_negative_dbm);
     TB_RUN(diagnostics_counts_bad_requests);
     TB_RUN(bench_events_answer_first_then_all_events_in_batches);
+    TB_RUN(event_frames_are_numbered_from_zero_without_gaps);
+    TB_RUN(handshake_reports_the_next_event_frame_seq);
+    TB_RUN(reset_keeps_counting_event_frames);
+    TB_RUN(event_seq_wraps_to_zero_at_its_modulus);
     TB_RUN(bench_events_stop_when_transport_stalls_and_resume);
     TB_RUN(reset_forgets_connections_and_turns_radio_off);
     TB_RUN(ble_active_calls_port_only_on_change);

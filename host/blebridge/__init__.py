@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from .errors import (BlebridgeError, BoardError, BoardLost, BoardReset, CallTimeout, PortOpenError,
                      ProtocolError, SecretStoreError, VersionMismatch)
+from .linkseq import LinkGap
 from .rpc import Board, BoardInfo, Event, open_board
 from .transport import open_transport
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "open_board", "Board", "BoardInfo", "Event", "open_transport",
+    "open_board", "Board", "BoardInfo", "Event", "LinkGap", "open_transport",
     "BlebridgeError", "BoardError", "BoardLost", "BoardReset", "CallTimeout", "PortOpenError",
     "ProtocolError", "SecretStoreError", "VersionMismatch", "__version__",
 ]

@@ -148,6 +148,12 @@ def _format_info(port: str, board: Any, diag: dict) -> str:
     lines.append("host counters")
     for k, v in host_c.items():
         lines.append(f"  {k:<22}{v}")
+    relay = getattr(board.transport, "fault_relay", None)
+    if relay is not None:
+        lines.append(f"faults injected (seed {relay.seed}; to board / to host)")
+        tb, th = relay.stats["board"], relay.stats["host"]
+        for k in ("bytes", "dropped", "flipped", "delays", "frames_damaged"):
+            lines.append(f"  {k:<22}{getattr(tb, k)} / {getattr(th, k)}")
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-PROTO_MAJOR = 1
+PROTO_MAJOR = 2
 PROTO_MINOR = 0
 
 MSG_REQ = 0
@@ -22,6 +22,7 @@ LIMITS = {
     'MAX_SECRET': 128,
     'MAX_BENCH_PAYLOAD': 1000,
     'MAX_ARGS': 10,
+    'EVENT_SEQ_MOD': 65536,
 }
 
 STATUS = {

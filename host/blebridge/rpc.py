@@ -45,7 +45,11 @@ Invariants:
     order whichever thread read them.
   - Every pending call ends: with its result, a BoardError, CallTimeout at its deadline,
     BoardReset when the board reboots (BOOT with a new boot_id), or BoardLost when the link
-    goes away or the board is closed.
+    goes away or the board is closed. A request or response lost on the link is a CallTimeout;
+    a response arriving after that (late) or twice (duplicate) is ignored and counted.
+  - Event frames lost on the link are never silent: their sequence numbers (blebridge.linkseq)
+    show the gap, which is counted and handed to gap listeners in wire order with the events
+    (a warning is logged per gap when no gap listener is registered).
   - Writes are serialised by one lock; a frame is written whole.
   - Done-callbacks of call_nowait() futures run on whichever thread reads the port; they
     must not call board.call() (it raises RuntimeError there instead of deadlocking).
@@ -75,6 +79,7 @@ from . import protocol as P
 from .errors import (BlebridgeError, BoardError, BoardLost, BoardReset, CallTimeout, ProtocolError,
                      VersionMismatch)
 from .framing import FrameDecoder, encode_frame
+from .linkseq import EventSeq, LinkGap
 from .transport import READ_POLL_S, describe, open_transport
 
 log = logging.getLogger("blebridge.rpc")
@@ -94,6 +99,9 @@ SWEEP_PERIOD_S = 0.05
 READER_RESUME_S = 0.001
 #: How long close() waits for the reader thread to notice (s).
 _JOIN_TIMEOUT_S = 2.0
+#: Request ids of timed-out calls remembered to tell a late response (counted late_responses)
+#: from a duplicate or unknown one (unmatched_responses).
+_LATE_IDS_KEPT = 1024
 _READ_CHUNK = 65536
 _ID_MODULO = 1 << 32
 
@@ -497,6 +505,7 @@ _Q_EVENTS = 0       # payload: list[Event]
 _Q_LOST = 1         # payload: BoardLost (unplugged) -> lost listeners
 _Q_RESET = 2        # payload: BoardReset -> lost listeners, then handshake again
 _Q_STOP = 3
+_Q_GAP = 4          # payload: LinkGap -> gap listeners (or a warning)
 
 
 def _fail(fut: Any, exc: BaseException) -> None:
@@ -539,9 +548,12 @@ class Board:
         self._reopen_lock = threading.RLock()
         self._q: "queue.SimpleQueue[tuple[int, Any]]" = queue.SimpleQueue()
         self._counters = {
-            "frames_tx": 0, "bad_messages": 0, "unmatched_responses": 0, "calls_timed_out": 0,
-            "events": 0, "listener_errors": 0, "resets": 0, "links_lost": 0,
+            "frames_tx": 0, "bad_messages": 0, "unmatched_responses": 0, "late_responses": 0,
+            "calls_timed_out": 0, "events": 0, "listener_errors": 0, "resets": 0, "links_lost": 0,
         }
+        self._seq = EventSeq()             # read and written by the token holder only
+        self._timed_out_ids: "collections.OrderedDict[int, None]" = collections.OrderedDict()
+        self._gap_listeners: tuple[Callable[[LinkGap], Any], ...] = ()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
                                             name=f"blebridge-dispatch {self.spec}")
         self._dispatcher.start()
@@ -552,6 +564,7 @@ class Board:
     def _attach(self, transport: Any) -> None:
         self._ser = transport
         self._decoder.reset()
+        self._seq.unsync()
         self._lost = None
         self._stopping = False
         self._next_sweep = time.monotonic() + SWEEP_PERIOD_S
@@ -733,6 +746,7 @@ class Board:
             if remaining <= 0 or not w.wait(remaining):
                 if self._pending.pop(rid, None) is not None:
                     self._counters["calls_timed_out"] += 1
+                    self._note_timed_out(rid)
                     raise CallTimeout(method, t)
                 # Popped by a resolver in this instant: its result is being set.
                 while not w.done():
@@ -837,7 +851,17 @@ class Board:
             p = self._pending.pop(rid, None)
             if p is not None:
                 self._counters["calls_timed_out"] += 1
+                self._note_timed_out(rid)
                 _fail(p.future, CallTimeout(p.method, p.timeout))
+
+    def _note_timed_out(self, rid: int) -> None:
+        ids = self._timed_out_ids
+        ids[rid] = None
+        if len(ids) > _LATE_IDS_KEPT:
+            try:
+                ids.popitem(last=False)
+            except KeyError:          # emptied by another thread meanwhile
+                pass
 
     # -- handshake and diagnostics -----------------------------------------------------------
 
@@ -851,12 +875,17 @@ class Board:
         return info
 
     def host_counters(self) -> dict[str, int]:
-        """Host-side counters: framing (frames_rx, crc_errors, garbage_bytes, oversize) and
-        RPC (frames_tx, bad_messages, unmatched_responses, calls_timed_out, events, ...)."""
+        """Host-side counters: framing (frames_rx, crc_errors, garbage_bytes, oversize), RPC
+        (frames_tx, bad_messages, unmatched_responses, late_responses, calls_timed_out, events,
+        ...) and event frames lost on the link (event_frames, link_gaps, link_frames_lost)."""
         d = self._decoder
         out = {"frames_rx": d.frames, "crc_errors": d.crc_errors, "garbage_bytes": d.garbage_bytes,
                "oversize": d.oversize}
         out.update(self._counters)
+        seq = self._seq
+        out["event_frames"] = seq.frames
+        out["link_gaps"] = seq.gaps
+        out["link_frames_lost"] = seq.frames_lost
         out["calls_pending"] = len(self._pending)
         out["event_queue_depth"] = self._q.qsize()
         return out
@@ -893,6 +922,20 @@ class Board:
             if fn in ls:
                 ls.remove(fn)
             self._lost_listeners = tuple(ls)
+
+    def add_gap_listener(self, fn: Callable[[LinkGap], Any]) -> None:
+        """Call ``fn(gap)`` on the dispatcher thread for every gap in the event frames (frames
+        lost on the link), after the events received before it and before those after it.
+        While a gap listener is registered the board logs no warning of its own."""
+        with self._listener_lock:
+            self._gap_listeners = self._gap_listeners + (fn,)
+
+    def remove_gap_listener(self, fn: Callable[[LinkGap], Any]) -> None:
+        with self._listener_lock:
+            ls = list(self._gap_listeners)
+            if fn in ls:
+                ls.remove(fn)
+            self._gap_listeners = tuple(ls)
 
     # -- reading: the reader thread, or a caller holding the read token -----------------------
 
@@ -977,49 +1020,79 @@ class Board:
                 self._bad_message(f)
                 continue
             if kind == _MSG_RSP:
-                self._on_response(msg)
-            elif kind == _MSG_EVT_BATCH:
+                gap = self._on_response(msg)
+                if gap is not None:
+                    events = self._on_gap(gap, events)
+            elif kind == _MSG_EVT_BATCH or kind == _MSG_EVT:
                 try:
-                    for e in msg[1:]:
-                        ev = _make_event(e[0], tuple(e[1:]))
+                    seq = msg[1]
+                    if kind == _MSG_EVT:
+                        got = [_make_event(msg[2], tuple(msg[3:]))]
+                    else:
+                        got = [_make_event(e[0], tuple(e[1:])) for e in msg[2:]]
+                    if type(seq) is not int or seq < 0:
+                        raise TypeError("event frame without a sequence number")
+                except (TypeError, IndexError, KeyError):
+                    self._bad_message(f)
+                    continue
+                boot = False
+                for ev in got:
+                    if ev.code == _EV_BOOT:
+                        boot = True
+                gap = self._seq.frame(seq, boot)
+                if gap is not None:
+                    events = self._on_gap(gap, events)
+                if boot:
+                    for ev in got:
                         if ev.code == _EV_BOOT:
                             events = self._on_boot(ev, events)
                         events.append(ev)
-                except (TypeError, IndexError, KeyError):
-                    self._bad_message(f)
-            elif kind == _MSG_EVT:
-                if len(msg) < 2:
-                    self._bad_message(f)
-                    continue
-                ev = _make_event(msg[1], tuple(msg[2:]))
-                if ev.code == _EV_BOOT:
-                    events = self._on_boot(ev, events)
-                events.append(ev)
+                else:
+                    events += got
             else:
                 self._bad_message(f)
         if events:
             self._counters["events"] += len(events)
             self._q.put((_Q_EVENTS, events))
 
+    def _on_gap(self, gap: LinkGap, events: list[Event]) -> list[Event]:
+        """Event frames were lost: the events before the gap go out, then the gap."""
+        if events:
+            self._counters["events"] += len(events)
+            self._q.put((_Q_EVENTS, events))
+        self._q.put((_Q_GAP, gap))
+        return []
+
     def _bad_message(self, frame: bytes) -> None:
         self._counters["bad_messages"] += 1
         log.debug("%s: not a blebridge message: %s", self.spec, frame[:64].hex())
 
-    def _on_response(self, msg: list) -> None:
+    def _on_response(self, msg: list) -> Optional[LinkGap]:
+        """Resolve the call; a gap when a handshake's event_seq shows event frames lost."""
         if len(msg) < 4:
             self._counters["bad_messages"] += 1
-            return
+            return None
         _, rid, status, result = msg[:4]
         p = self._pending.pop(rid, None) if isinstance(rid, int) else None
         if p is None:
-            # Late answer to a timed-out call, or [1, null, MALFORMED, null] for a frame the
-            # board could not parse.
+            if isinstance(rid, int) and self._timed_out_ids.pop(rid, 0) is None:
+                # The answer to a call that already raised CallTimeout (the link delayed it).
+                self._counters["late_responses"] += 1
+                log.debug("%s: late response: id=%r status=%r", self.spec, rid, status)
+                return None
+            # A duplicate, an unknown id, or [1, null, MALFORMED, null] for a frame the board
+            # could not parse.
             self._counters["unmatched_responses"] += 1
             log.debug("%s: response to no pending call: id=%r status=%r", self.spec, rid, status)
-            return
+            return None
+        gap = None
+        if p.method == "handshake" and status == 0 and isinstance(result, dict):
+            # Read here, in stream order: every event frame numbered below event_seq came
+            # before this response, every later one after it.
+            gap = self._seq.sync(result.get("event_seq"))
         fut = p.future
         if fut.done():
-            return
+            return gap
         try:
             if status == 0:
                 fut.set_result(result)
@@ -1027,6 +1100,7 @@ class Board:
                 fut.set_exception(BoardError(status, p.method))
         except concurrent.futures.InvalidStateError:
             pass
+        return gap
 
     def _on_boot(self, ev: Event, events: list[Event]) -> list[Event]:
         """BOOT seen: if its boot_id differs from the handshake's, the board was reset."""
@@ -1076,6 +1150,8 @@ class Board:
                                 self._listener_error(fn, ev)
             elif kind == _Q_STOP:
                 return
+            elif kind == _Q_GAP:
+                self._dispatch_gap(payload)
             else:
                 for lost_fn in self._lost_listeners:
                     try:
@@ -1088,6 +1164,17 @@ class Board:
                         self.handshake()
                     except BlebridgeError as e:
                         log.warning("%s: handshake after reset failed: %s", self.spec, e)
+
+    def _dispatch_gap(self, gap: LinkGap) -> None:
+        listeners = self._gap_listeners
+        if not listeners:
+            log.warning("%s: %s", self.spec, gap.describe())
+        for fn in listeners:
+            try:
+                fn(gap)
+            except Exception:
+                self._counters["listener_errors"] += 1
+                log.exception("%s: gap listener %r raised", self.spec, fn)
 
     def _listener_error(self, fn: Callable, ev: Event) -> None:
         self._counters["listener_errors"] += 1

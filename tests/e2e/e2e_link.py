@@ -84,10 +84,10 @@ class RawLink:
             msg = cbor2.loads(payload)
             if msg[0] == P.MSG_RSP:
                 self.responses.append(msg)
-            elif msg[0] == P.MSG_EVT:
-                self.events.append((msg[1], tuple(msg[2:])))
-            elif msg[0] == P.MSG_EVT_BATCH:
-                self.events.extend((e[0], tuple(e[1:])) for e in msg[1:])
+            elif msg[0] == P.MSG_EVT:              # [2, seq, code, fields...]
+                self.events.append((msg[2], tuple(msg[3:])))
+            elif msg[0] == P.MSG_EVT_BATCH:        # [3, seq, [code, fields...], ...]
+                self.events.extend((e[0], tuple(e[1:])) for e in msg[2:])
 
     def wait_response(self, rid: Optional[int], timeout: float = ANSWER_TIMEOUT_S) -> list:
         deadline = time.monotonic() + timeout

@@ -36,6 +36,7 @@ class FakeBoard:
         self.path = os.ttyname(self._slave)
         self.handlers: dict[str, Handler] = {}
         self.requests: list[tuple[int, str, list]] = []   # (id, method name, args) in arrival order
+        self.event_seq = 0            # number of the next event frame (protocol 2.0)
         self.hold = False             # collect responses instead of sending them
         self.held: list[bytes] = []
         self.decoder = FrameDecoder()
@@ -57,15 +58,25 @@ class FakeBoard:
     def send_message(self, msg: list) -> None:
         self.send_raw(encode_frame(cbor2.dumps(msg)))
 
+    def _next_seq(self) -> int:
+        seq = self.event_seq
+        self.event_seq = (seq + 1) % P.LIMITS["EVENT_SEQ_MOD"]
+        return seq
+
     def send_event(self, code: int, *fields: Any) -> None:
-        self.send_message([P.MSG_EVT, code, *fields])
+        self.send_message([P.MSG_EVT, self._next_seq(), code, *fields])
 
     def send_batch(self, events: list[list]) -> None:
-        self.send_message([P.MSG_EVT_BATCH, *events])
+        self.send_message([P.MSG_EVT_BATCH, self._next_seq(), *events])
+
+    def lose_event_frames(self, n: int) -> None:
+        """As if the link lost the next ``n`` event frames: their numbers are skipped."""
+        self.event_seq = (self.event_seq + n) % P.LIMITS["EVENT_SEQ_MOD"]
 
     def reboot(self, boot_id: int) -> None:
-        """Restart as the firmware does: new boot id, BOOT event."""
+        """Restart as the firmware does: new boot id, event frames counted from 0, BOOT."""
         self.boot_id = boot_id
+        self.event_seq = 0
         self.send_event(P.EV_BOOT, boot_id, *self.proto)
 
     def release_held(self, reverse: bool = True) -> None:
@@ -155,6 +166,7 @@ class FakeBoard:
             "caps": {"roles": ["central", "peripheral"], "l2cap": True, "pairing": True, "ext_adv": False,
                      "max_connections": 4, "max_mtu": 247, "max_l2cap_mtu": 1024, "max_attrs": 64},
             "addr_type": 1, "addr": bytes([1, 2, 3, 4, 5, 0xC6]), "boot_id": self.boot_id, "port": "fake",
+            "event_seq": self.event_seq,
         }
 
     def _bench(self, count: int, payload_len: int) -> None:

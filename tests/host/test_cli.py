@@ -148,3 +148,22 @@ def test_command_errors_from_plugins_get_the_same_format(monkeypatch, capsys):
     assert cli.main(["boom"]) == 2
     assert capsys.readouterr().err == ("blebridge: error: no firmware image for this board\n"
                                        "hint: build it with `pio run`\n")
+
+
+def test_info_counts_event_frames_lost_on_the_link(fake, cli_env):
+    r = run_cli(["info", "--port", fake.path], cli_env)
+    assert r.returncode == 0, r.stderr
+    assert "link_gaps" in r.stdout and "link_frames_lost" in r.stdout
+
+
+def test_info_shows_the_faults_a_relay_injected(fake):
+    from blebridge.rpc import open_board
+    from blebridge.transport.faults import FaultRelay, parse_faults
+    relay = FaultRelay(fake.path, parse_faults("delay.host:0.0", "9"))
+    try:
+        with open_board(relay.path, timeout=5) as board:
+            board.transport.fault_relay = relay        # as a sim: transport carries it
+            text = cli._format_info(relay.path, board, board.diagnostics())
+    finally:
+        relay.close()
+    assert "faults injected (seed 9" in text and "frames_damaged" in text

@@ -24,6 +24,7 @@ class FakeBoard:
         self.info = type("Info", (), {"addr": addr, "caps": {"max_l2cap_mtu": 1024}})()
         self._listeners: list[Callable] = []
         self._lost: list[Callable] = []
+        self._gaps: list[Callable] = []
         self.active = False
         self.events_received = 0   # host_counters()["events"], as blebridge.Board counts them
 
@@ -63,6 +64,12 @@ class FakeBoard:
     def remove_lost_listener(self, fn: Callable) -> None:
         self._lost.remove(fn)
 
+    def add_gap_listener(self, fn: Callable) -> None:
+        self._gaps.append(fn)
+
+    def remove_gap_listener(self, fn: Callable) -> None:
+        self._gaps.remove(fn)
+
     def close(self) -> None:
         pass
 
@@ -70,6 +77,12 @@ class FakeBoard:
         return {"events": self.events_received}
 
     # -- test helpers -------------------------------------------------------------------------
+    def lose_frames(self, n: int) -> None:
+        """Tell the gap listeners, as the dispatcher does, that the link lost n event frames."""
+        from blebridge.linkseq import LinkGap
+        for fn in list(self._gaps):
+            fn(LinkGap(n, 5, 5 + n, 1, n))
+
     def emit(self, name: str, *fields: Any) -> None:
         self.events_received += 1
         self._deliver(name, fields)

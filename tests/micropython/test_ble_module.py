@@ -760,3 +760,21 @@ def test_closing_a_board_mid_batch_releases_waits(ble, board):
     assert runtime.ACTIVITY.busy()
     ble.close()
     assert not runtime.ACTIVITY.busy()
+
+
+def test_link_gap_prints_one_warning_naming_the_frames_lost(ble, board, capsys):
+    board.lose_frames(3)
+    err = capsys.readouterr().err
+    assert err.count("lost on the link") == 1 and "3 event frames lost" in err
+
+
+def test_link_gap_counters_are_readable_by_the_script(ble, board):
+    board.lose_frames(2)
+    board.lose_frames(1)
+    assert (ble.link_gaps, ble.link_frames_lost) == (2, 3)
+
+
+def test_closed_ble_stops_listening_for_link_gaps(ble, board):
+    ble.close()
+    board.lose_frames(1)
+    assert ble.link_gaps == 0

@@ -384,8 +384,15 @@ class BLE:
         # Events handed to _on_event so far, and the board's count of events received that
         # never reach it (see _events_due).
         self._delivered = 0
+        #: Event frames the serial link lost since this object was made, and in how many gaps
+        #: (docs/micropython.md, "A lossy link"). Not in MicroPython: read with getattr().
+        self.link_frames_lost = 0
+        self.link_gaps = 0
         board.add_event_listener(self._on_event)
         board.add_lost_listener(self._on_lost)
+        add_gap = getattr(board, "add_gap_listener", None)
+        if add_gap is not None:
+            add_gap(self._on_gap)
         # Read after registering: every event counted later reaches _on_event, so this is
         # never below the true number of events that never will (it is lowered in _events_due).
         self._not_ours = self._events_received()
@@ -400,6 +407,9 @@ class BLE:
         try:
             self.board.remove_event_listener(self._on_event)
             self.board.remove_lost_listener(self._on_lost)
+            remove_gap = getattr(self.board, "remove_gap_listener", None)
+            if remove_gap is not None:
+                remove_gap(self._on_gap)
         except Exception:
             pass
         runtime.ACTIVITY.set_busy(self, False)
@@ -459,6 +469,13 @@ class BLE:
         # Events the board had sent and the host not yet delivered are gone with the link.
         runtime.ACTIVITY.set_busy(self, False)
         print(f"blebridge: lost the board {getattr(self.board, 'spec', '')}: {exc}", file=sys.stderr)
+
+    def _on_gap(self, gap: Any) -> None:
+        # Runs on the dispatcher thread between the IRQs before and after the lost frames, so
+        # the warning lands where the script's IRQ output shows the hole.
+        self.link_gaps += 1
+        self.link_frames_lost += gap.frames_lost
+        print(f"blebridge: {getattr(self.board, 'spec', '')}: {gap.describe()}", file=sys.stderr)
 
     def __repr__(self) -> str:
         return f"<BLE on {getattr(self.board, 'spec', self.board)!r}>"

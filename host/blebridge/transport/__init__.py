@@ -13,6 +13,11 @@
                                 process NAME on the Bumble air at SOCKET and its pseudo-terminal
                                 is opened like a USB port; closing the transport stops a board
                                 process it started
+    &faults=KIND[.DIR]:RATE[:MS],...&seed=N
+                                puts a fault relay between the board and the host: bytes are
+                                dropped, bit-flipped or delayed (KIND drop, flip, delay; DIR
+                                board or host, default both; RATE per byte; MS of a delay),
+                                at positions set by seed (blebridge.transport.faults)
   id:SERIAL                     the local USB port whose serial number is SERIAL (or a unique
                                 prefix of it)
   auto                          the first known board (see blebridge.ports) that answers the

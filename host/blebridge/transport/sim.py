@@ -1,9 +1,15 @@
-"""``sim:NAME[?air=SOCKET]``: a simulated board (firmware built natively, Bumble air).
+"""``sim:NAME[?air=SOCKET][&faults=KIND[.DIR]:RATE[:MS],...][&seed=N]``: a simulated board
+(firmware built natively, Bumble air).
 
 blebridge.sim.launcher.resolve(NAME, air=SOCKET) finds the board process NAME or starts one
 (and the air if none listens); its pseudo-terminal is then opened exactly like a USB port.
 The returned transport keeps the launcher's handle: closing it stops the board process when
 this transport started it (a board started with `blebridge sim start` is left running).
+
+``faults`` puts a fault relay (blebridge.transport.faults) between the board's pty and the
+host: bytes are dropped, bit-flipped or delayed in either direction as a lossy UART bridge
+would, at positions fixed by ``seed`` (grammar in that module; e.g.
+``sim:alice?faults=drop:0.001,flip:0.0005&seed=7``). The relay is ``transport.fault_relay``.
 """
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from urllib.parse import parse_qs
 
 from ..errors import BlebridgeError, PortOpenError
 from .serial_port import open_serial
+
+_OPTIONS = ("air", "faults", "seed")
 
 
 def parse_sim_spec(spec: str) -> tuple[str, Optional[str]]:
@@ -22,13 +30,33 @@ def parse_sim_spec(spec: str) -> tuple[str, Optional[str]]:
         raise PortOpenError(spec, "a simulated board needs a name" if not name
                             else "a simulated board's name cannot contain '/'",
                             "write sim:NAME, e.g. --port sim:alice")
-    params = parse_qs(query, keep_blank_values=True, strict_parsing=False) if query else {}
-    unknown = set(params) - {"air"}
-    if unknown:
-        raise PortOpenError(spec, f"unknown option {sorted(unknown)[0]!r}",
-                            "the only option is ?air=SOCKET")
+    params = _params(spec, query)
     air = params.get("air", [None])[-1] or None
     return name, air
+
+
+def _params(spec: str, query: str) -> dict[str, list[str]]:
+    params = parse_qs(query, keep_blank_values=True, strict_parsing=False) if query else {}
+    unknown = set(params) - set(_OPTIONS)
+    if unknown:
+        raise PortOpenError(spec, f"unknown option {sorted(unknown)[0]!r}",
+                            "the options are ?air=SOCKET&faults=KIND[.DIR]:RATE[:MS],...&seed=N")
+    return params
+
+
+def parse_sim_faults(spec: str) -> Optional[Any]:
+    """The FaultPlan of ``spec``'s ``faults``/``seed`` options, or None when it has none.
+    Raises PortOpenError naming the bad fault."""
+    params = _params(spec, spec.partition("?")[2])
+    if "faults" not in params and "seed" not in params:
+        return None
+    from .faults import parse_faults
+    try:
+        return parse_faults(",".join(params.get("faults", [])), (params.get("seed") or [None])[-1])
+    except ValueError as exc:
+        raise PortOpenError(spec, str(exc),
+                            "write faults=KIND[.DIR]:RATE[:MS],... with KIND drop, flip or delay, "
+                            "DIR board or host, e.g. ?faults=drop:0.001,flip:0.0005&seed=7") from None
 
 
 def _owned(sim_board: Any) -> bool:
@@ -40,19 +68,21 @@ def _owned(sim_board: Any) -> bool:
 
 
 class SimTransport:
-    """A pyserial port on the board's pseudo-terminal plus the launcher's handle."""
+    """A pyserial port on the board's pseudo-terminal (or its fault relay's) plus the
+    launcher's handle."""
 
-    def __init__(self, ser: Any, sim_board: Any, spec: str) -> None:
+    def __init__(self, ser: Any, sim_board: Any, spec: str, fault_relay: Any = None) -> None:
         self._ser = ser
         self.sim_board = sim_board
         self.blebridge_spec = spec
         self.owned = _owned(sim_board)
+        self.fault_relay = fault_relay
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ser, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_ser", "sim_board", "blebridge_spec", "owned"):
+        if name in ("_ser", "sim_board", "blebridge_spec", "owned", "fault_relay"):
             object.__setattr__(self, name, value)
         else:
             setattr(self._ser, name, value)
@@ -65,6 +95,9 @@ class SimTransport:
         try:
             self._ser.close()
         finally:
+            relay, self.fault_relay = self.fault_relay, None
+            if relay is not None:
+                relay.close()
             if self.owned and self.sim_board is not None:
                 board, self.sim_board = self.sim_board, None
                 board.stop()
@@ -72,6 +105,7 @@ class SimTransport:
 
 def open_sim(spec: str, **kw: Any) -> SimTransport:
     name, air = parse_sim_spec(spec)
+    plan = parse_sim_faults(spec)
     try:
         from ..sim import launcher
     except ImportError as exc:
@@ -87,10 +121,18 @@ def open_sim(spec: str, **kw: Any) -> SimTransport:
             raise
         raise PortOpenError(spec, f"cannot start the simulated board: {exc}",
                             "run `blebridge sim list`; set BLEBRIDGE_DEBUG=1 for details") from exc
+    relay = None
     try:
-        ser = open_serial(sim_board.pty, **kw)
+        path = sim_board.pty
+        if plan is not None:
+            from .faults import FaultRelay
+            relay = FaultRelay(sim_board.pty, plan)
+            path = relay.path
+        ser = open_serial(path, **kw)
     except BaseException:
+        if relay is not None:
+            relay.close()
         if _owned(sim_board):
             sim_board.stop()
         raise
-    return SimTransport(ser, sim_board, spec)
+    return SimTransport(ser, sim_board, spec, relay)
