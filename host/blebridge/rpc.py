@@ -689,6 +689,10 @@ class Board:
                     self._ser.write(frame)
                 self._counters["frames_tx"] += 1
         except Exception as exc:
+            if isinstance(exc, OSError) and not self._stopping:
+                # EIO: the port is gone (the reader may not have seen it yet); every pending
+                # call, this one included, fails with why.
+                self._link_lost(exc)
             if self._pending.pop(rid, None) is not None:
                 _fail(fut, BoardLost(f"{self.spec}: {method}: write failed ({exc})"))
 
@@ -1045,8 +1049,13 @@ class Board:
         return []
 
     def _link_lost(self, cause: BaseException) -> None:
-        exc = BoardLost(f"{self.spec}: link lost ({cause}); call reopen() after reconnecting")
+        # A transport that knows why the link ended (a sim board's process was killed) says so.
+        explain = getattr(self._ser, "loss_reason", None)
+        why = explain() if explain is not None else None
+        exc = BoardLost(f"{self.spec}: link lost ({why or cause}); call reopen() after reconnecting")
         with self._plock:
+            if self._lost is not None:    # seen already (by the reader, or a failed write)
+                return
             self._lost = exc
         self._counters["links_lost"] += 1
         self._fail_all(exc)
