@@ -151,7 +151,14 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # An ended process not yet reaped by its parent (a zombie) still takes signal 0.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[:1] != [b"Z"]
+    except FileNotFoundError:         # reaped just now (or no /proc: not Linux)
+        return not os.path.isdir("/proc/self")
+    except OSError:
+        return True
 
 
 @dataclass

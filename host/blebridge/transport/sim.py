@@ -14,7 +14,7 @@ from ..errors import BlebridgeError, PortOpenError
 from .serial_port import open_serial
 
 #: How long (s) to wait for a board process whose pty ended to exit, to say why it ended.
-LOSS_REASON_WAIT_S = 1.0
+LOSS_REASON_WAIT_S = 2.0
 
 
 def parse_sim_spec(spec: str) -> tuple[str, Optional[str]]:
