@@ -95,6 +95,8 @@ READER_RESUME_S = 0.001
 #: How long close() waits for the reader thread to notice (s).
 _JOIN_TIMEOUT_S = 2.0
 _READ_CHUNK = 65536
+#: errno of a write that means the port itself is gone (unplugged, the board process ended).
+_PORT_GONE_ERRNOS = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EPIPE, errno.ECONNRESET})
 _ID_MODULO = 1 << 32
 
 _EVENT_NAMES = {code: ev.name for code, ev in P.EVENTS.items()}
@@ -689,9 +691,9 @@ class Board:
                     self._ser.write(frame)
                 self._counters["frames_tx"] += 1
         except Exception as exc:
-            if isinstance(exc, OSError) and not self._stopping:
-                # EIO: the port is gone (the reader may not have seen it yet); every pending
-                # call, this one included, fails with why.
+            if getattr(exc, "errno", None) in _PORT_GONE_ERRNOS and not self._stopping:
+                # The port is gone (the reader may not have seen it yet): every pending call,
+                # this one included, fails with why.
                 self._link_lost(exc)
             if self._pending.pop(rid, None) is not None:
                 _fail(fut, BoardLost(f"{self.spec}: {method}: write failed ({exc})"))
@@ -1049,6 +1051,8 @@ class Board:
         return []
 
     def _link_lost(self, cause: BaseException) -> None:
+        if self._lost is not None:        # seen already: skip the wait for a reason below
+            return
         # A transport that knows why the link ended (a sim board's process was killed) says so.
         explain = getattr(self._ser, "loss_reason", None)
         why = explain() if explain is not None else None
