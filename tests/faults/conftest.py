@@ -116,8 +116,11 @@ class Child:
     """A child Python process (a script, `blebridge run`) with its stdout read line by line."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
+        # Its own process group, as a command started from a shell has: a test can send it a
+        # terminal's Ctrl-C (SIGINT to the group) without hitting pytest.
         self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
 
     def wait_line(self, text: str, timeout: float = proc_table.PROCESS_DEADLINE_S * 3) -> None:
         """Wait until the child prints a line containing ``text``."""

@@ -97,6 +97,30 @@ def test_run_ends_with_one_line_when_the_air_is_killed(child, tmp_path, spec_of,
     assert_one_line_cause(status, err, "the air closed the connection")
 
 
+#: A board script that turns its radio off when interrupted.
+CLEANS_UP = """
+    import bluetooth, time
+    ble = bluetooth.BLE()
+    ble.active(True)
+    print("ready")
+    try:
+        while True:
+            time.sleep_ms(100)
+    except KeyboardInterrupt:
+        ble.active(False)
+        print("cleaned up")
+"""
+
+
+def test_ctrl_c_in_a_terminal_interrupts_the_script_and_leaves_it_its_board(child, tmp_path,
+                                                                            spec_of, air_socket):
+    run = start_run(child, tmp_path, spec_of("run-ctrl-c"), CLEANS_UP)
+    proc_table.one_board(air_socket, "run-ctrl-c")
+    os.killpg(run.proc.pid, signal.SIGINT)    # a terminal sends Ctrl-C to the whole job
+    status, out, err = run.finish(RUN_END_TIMEOUT_S)
+    assert (status, out.strip()) == (0, "cleaned up"), err
+
+
 PLAIN_SCRIPT = """
     import sys, time
     from blebridge.micropython import BLE

@@ -4,7 +4,8 @@
   30 s without boards) unless something already listens on the socket.
 - :func:`start_board` runs the firmware ``bb_sim --air SOCKET --name NAME`` and reads the
   ``PTY <path>`` line it prints. An *owned* board dies with its owner (``--die-with-parent``,
-  :meth:`SimBoard.stop`). A *detached* board outlives the process that started it; it is
+  :meth:`SimBoard.stop`); every board has its own session, so a terminal's Ctrl-C reaches the
+  script and not its board. A *detached* board outlives the process that started it; it is
   recorded in ``<socket dir>/boards/NAME.json`` so that :func:`list_boards`,
   :func:`stop_board` and :func:`stop_all` work from any process.
 - :func:`resolve` is what ``sim:NAME`` uses: a running detached board, else a new owned one.
@@ -304,8 +305,12 @@ def start_board(name: str, air: Optional[str] = None, detached: bool = False) ->
         args.append("--die-with-parent")
     with open(log, "ab") as log_file:
         log_offset = log_file.tell()
+        # Its own session, owned or not: a terminal's Ctrl-C (SIGINT to the foreground process
+        # group) interrupts the script, not its board, so the script's KeyboardInterrupt
+        # handler can still use the board, as on hardware. An owned board still ends with its
+        # owner (--die-with-parent) or stop().
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=log_file, start_new_session=detached, close_fds=True)
+                                stderr=log_file, start_new_session=True, close_fds=True)
     pty = _read_pty_line(proc, name, log)
     board = SimBoard(name=name, pty=pty, pid=proc.pid, air=air_path, detached=detached,
                      _proc=proc, _log_offset=log_offset)
