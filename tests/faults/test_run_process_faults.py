@@ -132,7 +132,8 @@ PLAIN_SCRIPT = """
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_run_killed_by_a_signal_releases_its_board_at_once(child, tmp_path, spec_of, air_socket,
                                                             sig):
     run = start_run(child, tmp_path, spec_of("run-signalled"), IDLE)
@@ -143,7 +144,8 @@ def test_run_killed_by_a_signal_releases_its_board_at_once(child, tmp_path, spec
                         "the run's board process is gone")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_python_script_killed_by_a_signal_releases_its_board_at_once(child, tmp_path, spec_of,
                                                                       air_socket, sig):
     script = tmp_path / "plain.py"
@@ -155,3 +157,15 @@ def test_python_script_killed_by_a_signal_releases_its_board_at_once(child, tmp_
     proc.finish(RUN_END_TIMEOUT_S)
     proc_table.wait_for(lambda: not proc_table.boards(air_socket, "plain-signalled"),
                         "the script's board process is gone")
+
+
+def test_same_sim_name_opens_again_after_the_run_that_owned_it_was_killed(child, tmp_path,
+                                                                          spec_of, air_socket,
+                                                                          open_sim):
+    run = start_run(child, tmp_path, spec_of("reused"), IDLE)
+    os.kill(run.proc.pid, signal.SIGKILL)
+    run.finish(RUN_END_TIMEOUT_S)
+    proc_table.wait_for(lambda: not proc_table.boards(air_socket, "reused"),
+                        "the run's board process is gone")
+    board = open_sim("reused")
+    assert board.call("echo", b"mine now") == b"mine now"
