@@ -103,6 +103,8 @@ _JOIN_TIMEOUT_S = 2.0
 #: from a duplicate or unknown one (unmatched_responses).
 _LATE_IDS_KEPT = 1024
 _READ_CHUNK = 65536
+#: errno of a write that means the port itself is gone (unplugged, the board process ended).
+_PORT_GONE_ERRNOS = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EPIPE, errno.ECONNRESET})
 _ID_MODULO = 1 << 32
 
 _EVENT_NAMES = {code: ev.name for code, ev in P.EVENTS.items()}
@@ -702,6 +704,10 @@ class Board:
                     self._ser.write(frame)
                 self._counters["frames_tx"] += 1
         except Exception as exc:
+            if getattr(exc, "errno", None) in _PORT_GONE_ERRNOS and not self._stopping:
+                # The port is gone (the reader may not have seen it yet): every pending call,
+                # this one included, fails with why.
+                self._link_lost(exc)
             if self._pending.pop(rid, None) is not None:
                 _fail(fut, BoardLost(f"{self.spec}: {method}: write failed ({exc})"))
 
@@ -1119,8 +1125,15 @@ class Board:
         return []
 
     def _link_lost(self, cause: BaseException) -> None:
-        exc = BoardLost(f"{self.spec}: link lost ({cause}); call reopen() after reconnecting")
+        if self._lost is not None:        # seen already: skip the wait for a reason below
+            return
+        # A transport that knows why the link ended (a sim board's process was killed) says so.
+        explain = getattr(self._ser, "loss_reason", None)
+        why = explain() if explain is not None else None
+        exc = BoardLost(f"{self.spec}: link lost ({why or cause}); call reopen() after reconnecting")
         with self._plock:
+            if self._lost is not None:    # seen already (by the reader, or a failed write)
+                return
             self._lost = exc
         self._counters["links_lost"] += 1
         self._fail_all(exc)

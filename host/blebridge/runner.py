@@ -11,7 +11,9 @@ ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the ``u*`` modul
 shims directory goes first on sys.path, then the script's directory ('' for -c and stdin, as
 python does). Output is unbuffered. When the script ends (or calls sys.exit) every board it
 opened is closed and the process exits with the script's status: 0, 1 after an uncaught
-exception (traceback on stderr), or the SystemExit code.
+exception (traceback on stderr), or the SystemExit code. A board that fails under the script
+(link lost, reset mid-call, no answer in time) ends the run with status 2 and one line on
+stderr, also while the script only waits (docs/design.md, "Board process faults").
 
 PORT defaults to env BLEBRIDGE_PORT, else ``sim:blebridge`` (a simulated board).
 """
@@ -26,7 +28,7 @@ import traceback
 import types
 from typing import Any, Optional, Sequence
 
-from .errors import PortOpenError, VersionMismatch
+from .errors import BoardLost, CallTimeout, PortOpenError, VersionMismatch
 
 SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
 
@@ -123,6 +125,39 @@ def _prepare_process(port: Optional[str], path0: str) -> None:
     install_time_extensions()
 
 
+#: Taken by whichever ends the run first: the script's thread when the script ends, or the
+#: board-lost handler (a board's event thread) when the board goes away under a running script.
+_ending = threading.Lock()
+
+
+def _board_failure(exc: BaseException, filename: str) -> str:
+    """The one line telling that the board failed under the script (lost, reset, no answer),
+    with the script line that was waiting on it: not the script's fault, so no traceback."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    # BoardLost's advice to API users; a run has nothing to reopen.
+    msg = msg.replace("; call reopen() after reconnecting", "")
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    where = f" ({os.path.basename(filename)}, line {line})" if line is not None else ""
+    return f"blebridge: error: {msg}{where}"
+
+
+def _end_on_board_lost(exc: BaseException) -> None:
+    """Lost handler of `blebridge run`: a board's link is gone (its process killed, the air
+    gone, unplugged), so the run ends now with one line, even while the script sleeps or
+    waits for an IRQ that will never come. Runs on the board's event thread."""
+    if not _ending.acquire(blocking=False):
+        return                        # the script is ending already and reports for itself
+    print(_board_failure(exc, ""), file=sys.stderr)
+    _finish()
+    from .cli import EXIT_ERROR
+    _exit_now(EXIT_ERROR)
+
+
 def _print_script_exception(exc: BaseException, filename: str) -> None:
     tb = exc.__traceback__
     # Drop the runner's own frames: the traceback starts in the script, as on a board.
@@ -143,30 +178,43 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
     main.__dict__["__builtins__"] = __builtins__
     saved_main = sys.modules.get("__main__")
     sys.modules["__main__"] = main
-    status = 0
+    outcome: Optional[BaseException] = None
     try:
         from .micropython.dialect import HELPERS, compile_script
         main.__dict__.update(HELPERS)
         code = compile_script(source, filename)
         exec(code, main.__dict__)
-    except SystemExit as exc:
-        status = _exit_status(exc.code)
-    except KeyboardInterrupt:
-        status = 130
-    except (PortOpenError, VersionMismatch) as exc:
-        # The board could not be opened (no such port, busy, permission, old firmware): a
-        # fact about the set-up, not the script, so the CLI's one-line error and hint.
-        from .cli import EXIT_ERROR, _print_error
-        _print_error(exc, port or getattr(exc, "port", None))
-        status = EXIT_ERROR
     except BaseException as exc:
-        _print_script_exception(exc, filename)
-        status = 1
+        outcome = exc
+    try:
+        with _ending:                     # see _end_on_board_lost
+            status = _report(outcome, filename, port)
+            _finish()
     finally:
-        _finish()
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
     return status
+
+
+def _report(exc: Optional[BaseException], filename: str, port: Optional[str]) -> int:
+    """Exit status of a script that ended with ``exc`` (None: it ran to its end); prints why."""
+    from .cli import EXIT_ERROR, _print_error
+    if exc is None:
+        return 0
+    if isinstance(exc, SystemExit):
+        return _exit_status(exc.code)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, (PortOpenError, VersionMismatch)):
+        # The board could not be opened (no such port, busy, permission, old firmware): a
+        # fact about the set-up, not the script, so the CLI's one-line error and hint.
+        _print_error(exc, port or getattr(exc, "port", None))
+        return EXIT_ERROR
+    if isinstance(exc, (BoardLost, CallTimeout)):
+        print(_board_failure(exc, filename), file=sys.stderr)
+        return EXIT_ERROR
+    _print_script_exception(exc, filename)
+    return 1
 
 
 def _exit_status(code: Any) -> int:
@@ -193,6 +241,9 @@ def _finish() -> None:
 
 def _run_from_args(ns: argparse.Namespace) -> int:
     source, filename, argv, path0 = _load(ns)
+    # This process is the run (the CLI or python -m blebridge.runner): a lost board ends it.
+    from .micropython.ble import set_lost_handler
+    set_lost_handler(_end_on_board_lost)
     return run_source(source, filename, argv, ns.port, path0)
 
 

@@ -46,7 +46,7 @@ def test_schedule_queue_full_raises_runtime_error():
                 runtime.schedule(lambda _: None, None)
     finally:
         gate.set()
-        assert runtime.ACTIVITY.settle(10), "the blocked scheduled functions did not finish"
+        assert runtime.ACTIVITY.settle(30), "the blocked scheduled functions did not finish"
 
 
 def test_schedule_needs_a_callable():

@@ -397,6 +397,13 @@ void bb_port_critical_exit(void)
 
 int bb_port_transport_write(const uint8_t *buf, size_t len)
 {
+    if (sim.air_fd < 0) {
+        /* The air is gone: the board exits at the top of its loop and says nothing more (a
+         * call that was waiting on the air would otherwise be answered EIO, a stack failure,
+         * just before the board vanishes). The host sees the pty end, and BoardLost gives the
+         * reason from the board's log: "the air closed the connection". */
+        return (int)len;
+    }
     if (!sim.host_present) {
         return (int)len; /* nobody has the pty open: bytes go where an unplugged USB's go */
     }

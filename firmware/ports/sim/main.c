@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -109,13 +108,11 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    /* --die-with-parent: the main loop ends once getppid() changes (the owner process exited
+     * and we were re-parented), looked at every LOOP_TICK_MS at most. Not PR_SET_PDEATHSIG: it
+     * fires when the *thread* that started us ends, which killed a board opened from a worker
+     * thread that finished while its process went on using the board. */
     pid_t parent = getppid();
-    if (die_with_parent) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) {
-            return 0; /* the parent died before prctl took effect */
-        }
-    }
     install_signals();
 
     char pty_path[128];

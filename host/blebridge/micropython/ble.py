@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from .. import protocol as P
-from ..errors import BlebridgeError, BoardError, SecretStoreError
+from ..errors import BlebridgeError, BoardError, BoardReset, SecretStoreError
 from . import runtime
 from .secrets import SecretStore
 from .uuid import UUID, buffer_bytes
@@ -292,6 +292,18 @@ _by_port: dict[str, "BLE"] = {}
 _by_board: dict[int, "BLE"] = {}
 
 
+#: Told instead of the default report on stderr when a board's link is lost (not a reset):
+#: ``blebridge run`` ends the run there (runner.py). Set with set_lost_handler().
+_lost_handler: Optional[Callable[[BaseException], None]] = None
+
+
+def set_lost_handler(fn: Optional[Callable[[BaseException], None]]) -> None:
+    """Call ``fn(exc)`` (on the board's event thread) when a board's link is lost; None restores
+    the default (a line on stderr, and the script goes on)."""
+    global _lost_handler
+    _lost_handler = fn
+
+
 def default_port() -> str:
     """The port BLE() opens: env BLEBRIDGE_PORT, else DEFAULT_PORT."""
     return os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
@@ -468,6 +480,10 @@ class BLE:
     def _on_lost(self, exc: BaseException) -> None:
         # Events the board had sent and the host not yet delivered are gone with the link.
         runtime.ACTIVITY.set_busy(self, False)
+        handler = _lost_handler
+        if handler is not None and not isinstance(exc, BoardReset):
+            handler(exc)
+            return
         print(f"blebridge: lost the board {getattr(self.board, 'spec', '')}: {exc}", file=sys.stderr)
 
     def _on_gap(self, gap: Any) -> None:

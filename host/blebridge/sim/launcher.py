@@ -4,7 +4,8 @@
   30 s without boards) unless something already listens on the socket.
 - :func:`start_board` runs the firmware ``bb_sim --air SOCKET --name NAME`` and reads the
   ``PTY <path>`` line it prints. An *owned* board dies with its owner (``--die-with-parent``,
-  :meth:`SimBoard.stop`). A *detached* board outlives the process that started it; it is
+  :meth:`SimBoard.stop`); every board has its own session, so a terminal's Ctrl-C reaches the
+  script and not its board. A *detached* board outlives the process that started it; it is
   recorded in ``<socket dir>/boards/NAME.json`` so that :func:`list_boards`,
   :func:`stop_board` and :func:`stop_all` work from any process.
 - :func:`resolve` is what ``sim:NAME`` uses: a running detached board, else a new owned one.
@@ -151,7 +152,14 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # An ended process not yet reaped by its parent (a zombie) still takes signal 0.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[:1] != [b"Z"]
+    except FileNotFoundError:         # reaped just now (or no /proc: not Linux)
+        return not os.path.isdir("/proc/self")
+    except OSError:
+        return True
 
 
 @dataclass
@@ -164,6 +172,8 @@ class SimBoard:
     air: str
     detached: bool = False
     _proc: Optional[subprocess.Popen[bytes]] = field(default=None, repr=False, compare=False)
+    #: Size of the board's log when this process started it: what follows is this run's.
+    _log_offset: Optional[int] = field(default=None, repr=False, compare=False)
 
     @property
     def owned(self) -> bool:
@@ -180,6 +190,9 @@ class SimBoard:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
+                # A stopped board (SIGSTOP, a debugger) would keep SIGTERM pending until
+                # SIGKILL; let it go on and exit now.
+                os.kill(self.pid, signal.SIGCONT)
             deadline = time.monotonic() + timeout
             while self.alive() and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -196,6 +209,43 @@ class SimBoard:
             with contextlib.suppress(FileNotFoundError):
                 if json.loads(record.read_text()).get("pid") == self.pid:
                     record.unlink()
+
+    def exit_reason(self, wait: float = 0.0) -> Optional[str]:
+        """Why the board process ended, as a phrase for an error message ("the simulated board
+        process was killed by SIGKILL", "the simulated board exited: the air closed the
+        connection"), or None while it still runs after ``wait`` s."""
+        status: Optional[int] = None
+        if self._proc is not None:
+            try:
+                status = self._proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                return None
+        else:
+            deadline = time.monotonic() + wait
+            while _pid_alive(self.pid):
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.01)
+        if status is not None and status < 0:
+            try:
+                how = signal.Signals(-status).name
+            except ValueError:
+                how = f"signal {-status}"
+            return f"the simulated board process was killed by {how}"
+        # bb_sim says why it stopped on stderr (the log), prefixed "bb_sim NAME: ".
+        prefix = f"bb_sim {self.name}: "
+        last = ""
+        if self._log_offset is not None:
+            with contextlib.suppress(OSError):
+                with open(_registry_dir(self.air) / f"{self.name}.log", "rb") as log_file:
+                    log_file.seek(self._log_offset)
+                    lines = log_file.read().decode("utf-8", "replace").strip().splitlines()
+                    last = lines[-1] if lines else ""
+        if last.startswith(prefix):
+            return f"the simulated board exited: {last[len(prefix):]}"
+        if status is not None:
+            return f"the simulated board process exited with status {status}"
+        return "the simulated board process ended"
 
     def reset(self) -> None:
         """Simulated board reset (SIGUSR1): the firmware restarts and sends BOOT."""
@@ -254,11 +304,16 @@ def start_board(name: str, air: Optional[str] = None, detached: bool = False) ->
     if not detached:
         args.append("--die-with-parent")
     with open(log, "ab") as log_file:
+        log_offset = log_file.tell()
+        # Its own session, owned or not: a terminal's Ctrl-C (SIGINT to the foreground process
+        # group) interrupts the script, not its board, so the script's KeyboardInterrupt
+        # handler can still use the board, as on hardware. An owned board still ends with its
+        # owner (--die-with-parent) or stop().
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=log_file, start_new_session=detached, close_fds=True)
+                                stderr=log_file, start_new_session=True, close_fds=True)
     pty = _read_pty_line(proc, name, log)
     board = SimBoard(name=name, pty=pty, pid=proc.pid, air=air_path, detached=detached,
-                     _proc=proc)
+                     _proc=proc, _log_offset=log_offset)
     if detached:
         record = registry / f"{name}.json"
         tmp = record.with_suffix(".tmp")

@@ -20,6 +20,8 @@ from ..errors import BlebridgeError, PortOpenError
 from .serial_port import open_serial
 
 _OPTIONS = ("air", "faults", "seed")
+#: How long (s) to wait for a board process whose pty ended to exit, to say why it ended.
+LOSS_REASON_WAIT_S = 2.0
 
 
 def parse_sim_spec(spec: str) -> tuple[str, Optional[str]]:
@@ -90,6 +92,19 @@ class SimTransport:
     @property
     def serial(self) -> Any:
         return self._ser
+
+    def loss_reason(self) -> Optional[str]:
+        """Why the link died, when the board process ended ("the simulated board process was
+        killed by SIGKILL"); None if it still runs. The RPC client puts it in BoardLost."""
+        board = self.sim_board
+        explain = getattr(board, "exit_reason", None)
+        if explain is None:
+            return None
+        try:
+            # The pty ends while the process exits; give it a moment to be reaped.
+            return explain(LOSS_REASON_WAIT_S)
+        except Exception:    # an explanation must never hide the loss itself
+            return None
 
     def close(self) -> None:
         try:
