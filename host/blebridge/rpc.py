@@ -89,6 +89,10 @@ DEFAULT_TIMEOUT_S = P.CONSTANTS["defaults"]["CALL_TIMEOUT_MS"] / 1000
 #: Timeout of the handshake on open (s). A board answers in milliseconds once running; this
 #: leaves time for a board that is still booting or printing boot text.
 HANDSHAKE_TIMEOUT_S = 5.0
+#: A handshake is repeated (it changes nothing on the board) when one attempt gets no answer
+#: within this long (s): a board answers in milliseconds, so a silent attempt means the request
+#: or its response was lost on a lossy link. The attempts together stay within the timeout.
+HANDSHAKE_ATTEMPT_S = 1.0
 #: How often the reader fails calls past their deadline (s). call() itself waits exactly its
 #: timeout; this bounds how late call_nowait()/acall() futures learn of theirs.
 SWEEP_PERIOD_S = 0.05
@@ -874,7 +878,16 @@ class Board:
     def handshake(self, timeout: Optional[float] = None) -> BoardInfo:
         """Exchange versions; sets and returns :attr:`info`. Raises VersionMismatch."""
         t = HANDSHAKE_TIMEOUT_S if timeout is None else timeout
-        result = self.call("handshake", P.PROTO_MAJOR, P.PROTO_MINOR, timeout=t)
+        deadline = time.monotonic() + t
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                result = self.call("handshake", P.PROTO_MAJOR, P.PROTO_MINOR,
+                                   timeout=max(min(HANDSHAKE_ATTEMPT_S, left), 0.001))
+                break
+            except CallTimeout:
+                if deadline - time.monotonic() <= 0:
+                    raise CallTimeout("handshake", t) from None
         info = BoardInfo.from_handshake(result)
         check_version(info, self.spec)
         self.info = info

@@ -342,6 +342,25 @@ def test_handshake_timeout_raises_call_timeout_and_releases_the_port():
         fb.close()
 
 
+def test_handshake_lost_on_the_link_is_repeated_and_the_open_succeeds():
+    fb = FakeBoard()
+    unanswered: list[object] = []
+
+    def lose_the_first_two(args):
+        if len(unanswered) < 2:
+            unanswered.append(args)
+            return None                      # as if the request or its answer was lost
+        del fb.handlers["handshake"]
+        return (0, fb.handshake_result())
+
+    fb.handlers["handshake"] = lose_the_first_two
+    try:
+        with open_board(fb.path) as b:
+            assert b.info.board == "fake" and len(unanswered) == 2
+    finally:
+        fb.close()
+
+
 def test_garbage_and_bad_crc_from_the_board_are_counted_and_harmless(board, fake):
     fake.send_raw(b"boot text\r\n\x00")
     fake.send_raw(b"\x05\x01\x02\x03\x04\x00")            # valid COBS, wrong CRC
