@@ -972,7 +972,9 @@ class Board:
         for f in frames:
             try:
                 msg = loads(f)
-                kind = msg[0]
+                # Every message is an array [kind, ...]: a map or a string indexes too, but
+                # is not ours (b"\x01..." would even read as a response).
+                kind = msg[0] if type(msg) is list else None
             except Exception:
                 self._bad_message(f)
                 continue
@@ -988,7 +990,7 @@ class Board:
                 except (TypeError, IndexError, KeyError):
                     self._bad_message(f)
             elif kind == _MSG_EVT:
-                if len(msg) < 2:
+                if len(msg) < 2 or not isinstance(msg[1], int):   # event codes are uints
                     self._bad_message(f)
                     continue
                 ev = _make_event(msg[1], tuple(msg[2:]))
