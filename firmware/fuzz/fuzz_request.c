@@ -5,13 +5,16 @@
  *
  * Input (fuzz_records.h): flags, then request payloads, each framed and handed to bb_core_rx.
  *   flags bit 0  radio on first (ble_active(true))
- *   flags bit 1  a central connection (conn 1) with an L2CAP channel (cid 0x40) first
+ *   flags bit 1  a central connection (conn 1) with an L2CAP channel (cid 0x40) first, and
+ *                four open questions (tokens 1..4: read, L2CAP accept, get and set secret) for
+ *                `reply` to answer
  *   flags bit 2  one port call, picked by bits 4-7, fails with -EIO (the error paths)
  *   flags bit 3  the whole rest of the input goes to bb_core_rx unframed, in one chunk
  *   flags bits 4-7  ms the clock moves after each request, x 256 (question timeouts)
  *
- * Checked besides ASan/UBSan: every framed request is received as one frame and none of their
- * responses is dropped.
+ * Checked besides ASan/UBSan: every framed request is received as one frame, none of their
+ * responses is dropped, and what the core sends decodes as frames holding CBOR arrays
+ * [1, id or null, status, result] (exactly one per request), [2, ...] or [3, ...].
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,12 +30,42 @@
  * so that bench_events(2^32 - 1, ...) does not run forever. */
 #define POLLS_PER_REQUEST 64
 
+static bb_frame_decoder_t out_dec;
+static uint32_t responses;
+
+/* One frame the core sent: a CBOR array whose first item is a message kind. */
+static void on_out_frame(void *ctx, const uint8_t *payload, size_t len)
+{
+    (void)ctx;
+    uint32_t kind = 0;
+    ZCBOR_STATE_D(zs, 1, payload, len, 1, 0);
+    if (!zcbor_list_start_decode(zs) || !zcbor_uint32_decode(zs, &kind)) {
+        abort();
+    }
+    if (kind == BB_MSG_RSP) {
+        uint32_t id = 0, status = 0;
+        if (!(zcbor_uint32_decode(zs, &id) || zcbor_nil_expect(zs, NULL))
+            || !zcbor_uint32_decode(zs, &status)) {
+            abort();
+        }
+        responses++;
+    } else if (kind != BB_MSG_EVT && kind != BB_MSG_EVT_BATCH) {
+        abort();
+    }
+}
+
+static void drain_polls(int polls)
+{
+    for (int i = 0; i < polls && bb_core_tx_pending(); i++) {
+        bb_core_poll();
+        bb_frame_decoder_feed(&out_dec, fp.out, fp.out_len, on_out_frame, NULL);
+        fp.out_len = 0; /* checked: keep the capture buffer from filling */
+    }
+}
+
 static void drain(void)
 {
-    for (int i = 0; i < POLLS_PER_REQUEST && bb_core_tx_pending(); i++) {
-        bb_core_poll();
-        fp.out_len = 0; /* output is not checked here; keep the capture buffer from filling */
-    }
+    drain_polls(POLLS_PER_REQUEST);
 }
 
 static void rx_framed(const uint8_t *payload, size_t len)
@@ -67,6 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fp.now_ms = 1000;
     fp.critical_depth = 0;
     fp.answers = 0;
+    bb_frame_decoder_init(&out_dec);
+    responses = 0;
     bb_core_init();
     drain();
 
@@ -81,6 +116,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const bb_addr_t peer = {0, {1, 2, 3, 4, 5, 6}};
         bb_on_central_connect(1, &peer);
         bb_on_l2cap_connect(1, 0x40, 0x80, 100, 100);
+        static const uint8_t key[] = {1, 2, 3};
+        bb_on_question_read(77, 1, 12);
+        bb_on_question_l2cap_accept(78, 1, 0x41, 0x80, 100, 100);
+        bb_on_question_get_secret(79, 1, 0, key, sizeof(key));
+        bb_on_question_set_secret(80, 1, key, sizeof(key), key, sizeof(key));
         drain();
     }
     if (flags & 0x04) {
@@ -95,7 +135,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (flags & 0x08) {
         bb_core_rx(data + 1, size - 1);
-        drain();
+        /* Any number of frames: poll until each has its response (responses go out first). */
+        drain_polls(POLLS_PER_REQUEST * (int)(bb_core_rxdec.frames_rx + 1));
+        if (out_dec.garbage_bytes != 0 || responses != bb_core_rxdec.frames_rx) {
+            abort();
+        }
         return 0;
     }
     fuzz_records_t recs = {data + 1, size - 1};
@@ -110,7 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         drain();
         fp.now_ms += (uint32_t)(flags >> 4) * 256u;
     }
-    if (bb_core_rxdec.frames_rx != expect || bb_core.n.responses_dropped != 0) {
+    if (bb_core_rxdec.frames_rx != expect || bb_core.n.responses_dropped != 0
+        || responses != expect || out_dec.garbage_bytes != 0) {
         abort();
     }
     return 0;

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 VECTORS = REPO / "tests" / "vectors" / "frames.json"
 
-# fuzz_request.c flags: radio on, a connection (conn 1) with an L2CAP channel (cid 0x40).
+# fuzz_request.c flags: radio on; a connection (conn 1), an L2CAP channel (cid 0x40), questions 1..4.
 REQ_ACTIVE_CONNECTED = 0x03
 CONN = 1
 CID = 0x40
@@ -85,6 +85,11 @@ def method_seeds() -> dict[str, bytes]:
         request(7, "gatts_register_services", [[b"\x0f\x18", [[b"\x19\x2a", flag["READ"], 1, b"", []]]]]),
         request(8, "diagnostics"),
         request(9, "reset"),
+    ])
+    seeds["session-questions"] = records(REQ_ACTIVE_CONNECTED, [
+        request(1, "reply", 1, True), request(2, "reply", 2, False),
+        request(3, "reply", 3, b"\x01" * 16), request(4, "reply", 4, None),
+        request(5, "reply", 4, True),
     ])
     seeds["session-l2cap"] = records(REQ_ACTIVE_CONNECTED, [
         request(1, "l2cap_listen", 0x80, 512),
@@ -164,6 +169,17 @@ def air_seeds() -> dict[str, bytes]:
     seeds["events-all"] = records(0x01, every)
     seeds["events-all-each-delivered"] = records(0x11, every)
     seeds["response-unawaited"] = records(0, [cbor2.dumps([1, 5, 0, [1, ADDR]])])
+    # fuzz_sim_air.c flags bit 5: the air's side of each port call that decodes a result (id 1).
+    answers = {
+        "addr": [1, ADDR],
+        "register": [[10, [[11, 12, 13, [14]], [15, 16, 0, []]]]],
+        "sec": [True, False, True, 16],
+        "int": 1,
+    }
+    for name, result in answers.items():
+        seeds[f"answer-{name}"] = records(0x20, [cbor2.dumps([2, "SCAN_DONE"]),
+                                                 cbor2.dumps([1, 1, 0, result])])
+    seeds["answer-error"] = records(0x20, [cbor2.dumps([1, 1, -5, None])])
     seeds["raw-stream"] = b"\x09" + b"".join(encode_frame(p) for p in every[:4])
     return seeds
 

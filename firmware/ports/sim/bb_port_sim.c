@@ -191,6 +191,13 @@ void bb_sim_air_feed(const uint8_t *data, size_t len)
     bb_frame_decoder_feed(&air_dec, data, len, on_air_frame, NULL);
 }
 
+void bb_sim_air_attach(int fd)
+{
+    bb_frame_decoder_init(&air_dec);
+    sim.air_fd = fd;
+    sim.next_id = 0;
+}
+
 static bool write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {

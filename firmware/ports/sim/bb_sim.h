@@ -23,6 +23,10 @@ bool bb_sim_air_read(void);
  * are queued for bb_sim_deliver_events(). */
 void bb_sim_air_feed(const uint8_t *data, size_t len);
 
+/* Use fd as the air connection, request ids from 1 again (the fuzz harness: a socketpair
+ * whose other end holds the air's answers). bb_port_init() connects to the air itself. */
+void bb_sim_air_attach(int fd);
+
 /* Deliver queued air events to the core through bb_on_*; stops early when the core's event
  * queue is full (the event is kept and retried). Returns true while events remain queued. */
 bool bb_sim_deliver_events(void);
