@@ -10,7 +10,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blebridge.framing import MAX_ENCODED, MAX_PAYLOAD, FrameDecoder, cobs_decode, cobs_encode, encode_frame
+from blebridge.framing import (MAX_ENCODED, MAX_PAYLOAD, FrameDecoder, cobs_decode, cobs_encode, crc16,
+                               encode_frame)
 
 CI = settings(max_examples=300, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -19,9 +20,31 @@ CI = settings(max_examples=300, deadline=None, derandomize=True, database=None,
 # blocks), small values (block codes that point just past the end).
 edge_byte = st.one_of(st.sampled_from([0x00, 0x00, 0x01, 0x02, 0xFF, 0xFE]), st.integers(0, 255))
 edge_bytes = st.lists(edge_byte, max_size=600).map(bytes)
-stream = st.one_of(st.binary(max_size=3 * MAX_ENCODED), edge_bytes)
 payload = st.one_of(st.binary(min_size=1, max_size=MAX_PAYLOAD),
                     st.lists(edge_byte, min_size=1, max_size=600).map(bytes))
+
+
+def _crc_le(data: bytes) -> bytes:
+    crc = crc16(data)
+    return bytes((crc & 0xFF, crc >> 8))
+
+
+# Pieces a stream is made of: what a board, a bootloader or a noisy line put on the wire.
+piece = st.one_of(
+    st.binary(max_size=64),                                         # noise
+    edge_bytes,
+    payload.map(encode_frame),                                      # good frames
+    payload.map(lambda p: encode_frame(p)[:-1]),                    # a frame cut short
+    payload.map(lambda p: encode_frame(p)[:-2] + b"\x00"),          # a frame missing a byte
+    payload.map(lambda p: cobs_encode(p + bytes(2)) + b"\x00"),     # valid COBS, CRC 0000
+    st.tuples(st.integers(1, 255), st.integers(0, 2 * MAX_ENCODED)).map(
+        lambda t: bytes([t[0]]) * t[1]),                            # long runs, no delimiter
+    st.integers(MAX_PAYLOAD + 1, MAX_PAYLOAD + 4).map(              # zero-rich: COBS within
+        lambda n: cobs_encode(bytes(n) + _crc_le(bytes(n))) + b"\x00"),  # MAX_ENCODED, too long
+    st.just(cobs_encode(_crc_le(b"")) + b"\x00"),                   # valid CRC, empty payload
+    st.just(b"\x00"),
+)
+stream = st.one_of(st.lists(piece, max_size=10).map(b"".join), st.binary(max_size=3 * MAX_ENCODED))
 
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
