@@ -10,7 +10,10 @@
  *                `reply` to answer
  *   flags bit 2  one port call, picked by bits 4-7, fails with -EIO (the error paths)
  *   flags bit 3  the whole rest of the input goes to bb_core_rx unframed, in one chunk
- *   flags bits 4-7  ms the clock moves after each request, x 256 (question timeouts)
+ *   flags bits 4-5 (bit 2 clear)  the transport takes at most 1, 7 or 64 bytes a write
+ *                  (partial writes), 0: all
+ *   flags bits 6-7 (bit 2 clear)  its first 1..3 writes take nothing (a stalled link)
+ * The clock moves CLOCK_STEP_MS after each request (open questions time out after a few).
  *
  * Checked besides ASan/UBSan: every framed request is received as one frame, none of their
  * responses is dropped, and what the core sends decodes as frames holding CBOR arrays
@@ -26,9 +29,13 @@
 #include "fake_port.h"
 #include "fuzz_records.h"
 
-/* Polls after each request: enough to send its response and the events it caused, bounded
- * so that bench_events(2^32 - 1, ...) does not run forever. */
-#define POLLS_PER_REQUEST 64
+/* Polls after the responses are out: enough for the events a request caused, bounded so that
+ * bench_events(2^32 - 1, ...) does not run forever. */
+#define POLLS_AFTER_RESPONSES 64
+/* Polls before a missing response is a finding: a largest response written 1 byte a time,
+ * for every frame of the largest input, with room to spare. */
+#define POLLS_MAX 2000000L
+#define CLOCK_STEP_MS 1000u
 
 static bb_frame_decoder_t out_dec;
 static uint32_t responses;
@@ -54,18 +61,19 @@ static void on_out_frame(void *ctx, const uint8_t *payload, size_t len)
     }
 }
 
-static void drain_polls(int polls)
+/* Poll until the core has sent `want` responses since boot, then POLLS_AFTER_RESPONSES more
+ * (or until it has nothing left to send). */
+static void drain_until(uint32_t want)
 {
-    for (int i = 0; i < polls && bb_core_tx_pending(); i++) {
+    int after = POLLS_AFTER_RESPONSES;
+    for (long i = 0; i < POLLS_MAX && bb_core_tx_pending(); i++) {
         bb_core_poll();
         bb_frame_decoder_feed(&out_dec, fp.out, fp.out_len, on_out_frame, NULL);
         fp.out_len = 0; /* checked: keep the capture buffer from filling */
+        if (responses >= want && --after <= 0) {
+            break;
+        }
     }
-}
-
-static void drain(void)
-{
-    drain_polls(POLLS_PER_REQUEST);
 }
 
 static void rx_framed(const uint8_t *payload, size_t len)
@@ -102,15 +110,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fp.answers = 0;
     bb_frame_decoder_init(&out_dec);
     responses = 0;
+    if (!(flags & 0x04)) {
+        static const size_t limits[4] = {0, 1, 7, 64};
+        fp.write_limit = limits[(flags >> 4) & 3];
+        fp.write_stall = flags >> 6;
+    }
     bb_core_init();
-    drain();
+    drain_until(0);
 
     uint32_t expect = 0;
     if (flags & 0x01) {
         static const uint8_t activate[] = {0x84, 0x00, 0x19, 0x27, 0x0F, BB_M_BLE_ACTIVE, 0xF5};
         rx_framed(activate, sizeof(activate));
         expect++;
-        drain();
+        drain_until(expect);
     }
     if (flags & 0x02) {
         static const bb_addr_t peer = {0, {1, 2, 3, 4, 5, 6}};
@@ -121,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bb_on_question_l2cap_accept(78, 1, 0x41, 0x80, 100, 100);
         bb_on_question_get_secret(79, 1, 0, key, sizeof(key));
         bb_on_question_set_secret(80, 1, key, sizeof(key), key, sizeof(key));
-        drain();
+        drain_until(expect);
     }
     if (flags & 0x04) {
         static const char *const fail[16] = {
@@ -135,8 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (flags & 0x08) {
         bb_core_rx(data + 1, size - 1);
-        /* Any number of frames: poll until each has its response (responses go out first). */
-        drain_polls(POLLS_PER_REQUEST * (int)(bb_core_rxdec.frames_rx + 1));
+        drain_until(bb_core_rxdec.frames_rx);
         if (out_dec.garbage_bytes != 0 || responses != bb_core_rxdec.frames_rx) {
             abort();
         }
@@ -151,8 +163,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         rx_framed(p, len);
         expect++;
-        drain();
-        fp.now_ms += (uint32_t)(flags >> 4) * 256u;
+        drain_until(expect);
+        fp.now_ms += CLOCK_STEP_MS;
     }
     if (bb_core_rxdec.frames_rx != expect || bb_core.n.responses_dropped != 0
         || responses != expect || out_dec.garbage_bytes != 0) {
