@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BB     := $(VENV)/bin/blebridge
 
 .PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
-        conformance firmware-check hil clean help
+        conformance firmware-check hil fuzz clean help
 
 all: firmware
 
@@ -18,6 +18,7 @@ help:
 	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
 	@echo "make bench         RPC and event benchmarks, then board-to-board BLE throughput"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
+	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
 	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
@@ -54,6 +55,11 @@ test: protocol-check test-c pio-check test-py
 
 arm-size: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) arm-size
+
+# Each libFuzzer harness in firmware/fuzz runs FUZZ_SECONDS s (needs clang + libclang-rt-14-dev).
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 demo: firmware
 	$(VPY) examples/demo.py

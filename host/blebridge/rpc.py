@@ -1034,7 +1034,9 @@ class Board:
         for f in frames:
             try:
                 msg = loads(f)
-                kind = msg[0]
+                # Every message is an array [kind, ...]: a map or a string indexes too, but
+                # is not ours (b"\x01..." would even read as a response).
+                kind = msg[0] if type(msg) is list else None
             except Exception:
                 self._bad_message(f)
                 continue
@@ -1051,6 +1053,8 @@ class Board:
                         got = [_make_event(e[0], tuple(e[1:])) for e in msg[2:]]
                     if type(seq) is not int or seq < 0:
                         raise TypeError("event frame without a sequence number")
+                    if any(type(ev.code) is not int for ev in got):     # event codes are uints
+                        raise TypeError("event code is not an integer")
                 except (TypeError, IndexError, KeyError):
                     self._bad_message(f)
                     continue

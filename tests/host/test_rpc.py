@@ -6,11 +6,13 @@ import logging
 import threading
 import time
 
+import cbor2
 import pytest
 
 from blebridge import (BoardError, BoardLost, BoardReset, CallTimeout, Event, VersionMismatch,
                        open_board)
 from blebridge import protocol as P
+from blebridge.framing import encode_frame
 from blebridge.rpc import Board
 from blebridge.transport import open_transport
 from serial_fakeboard import FakeBoard
@@ -373,6 +375,34 @@ def test_non_message_cbor_is_counted_as_bad_message(board, fake):
     fake.send_message([9, 9, 9])
     assert board.call("echo", b"ok") == b"ok"
     assert board.host_counters()["bad_messages"] == 1
+
+
+def test_a_map_message_is_a_bad_message_and_the_link_stays_up(board, fake):
+    # found by tests/host/test_message_properties.py: msg[:4] on a map raised in the reader
+    fake.send_message({0: 1, 1: 2, 2: 0, 3: None})
+    assert board.call("echo", b"ok") == b"ok"
+    assert board.host_counters()["bad_messages"] == 1
+    assert not board.is_lost
+
+
+def test_a_byte_string_message_does_not_answer_a_pending_call(board, fake):
+    # b"\x01\x01\x00\x07" indexes like [RSP, id 1, OK, 7]: it must not resolve call 1
+    fake.hold = True
+    n = len(fake.requests)
+    fut = board.call_nowait("echo", b"real")
+    assert fake.wait_requests(n + 1)
+    fake.send_raw(encode_frame(cbor2.dumps(bytes([P.MSG_RSP, fake.requests[-1][0], 0, 7]))))
+    fake.release_held()
+    assert fut.result(timeout=5) == b"real"
+    assert board.host_counters()["bad_messages"] == 1
+
+
+def test_an_event_whose_code_is_not_an_integer_is_a_bad_message(board, fake):
+    # found by tests/host/test_message_properties.py: [2, []] raised TypeError in the reader
+    fake.send_message([P.MSG_EVT, []])
+    assert board.call("echo", b"ok") == b"ok"
+    assert board.host_counters()["bad_messages"] == 1
+    assert not board.is_lost
 
 
 def test_diagnostics_merges_board_and_host_counters(board):

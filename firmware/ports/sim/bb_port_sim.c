@@ -182,8 +182,20 @@ bool bb_sim_air_read(void)
         sim.air_fd = -1;
         return false;
     }
-    bb_frame_decoder_feed(&air_dec, buf, (size_t)n, on_air_frame, NULL);
+    bb_sim_air_feed(buf, (size_t)n);
     return true;
+}
+
+void bb_sim_air_feed(const uint8_t *data, size_t len)
+{
+    bb_frame_decoder_feed(&air_dec, data, len, on_air_frame, NULL);
+}
+
+void bb_sim_air_attach(int fd)
+{
+    bb_frame_decoder_init(&air_dec);
+    sim.air_fd = fd;
+    sim.next_id = 0;
 }
 
 static bool write_all(int fd, const uint8_t *p, size_t len)

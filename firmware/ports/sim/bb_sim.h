@@ -5,6 +5,7 @@
 #define BB_SIM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Where the air listens and the board's name; set before bb_port_init(). */
@@ -16,6 +17,15 @@ int bb_sim_air_fd(void);
 /* Read what the air sent (call when bb_sim_air_fd() is readable). Returns false when the air
  * closed the connection. */
 bool bb_sim_air_read(void);
+
+/* Decode bytes from the air as bb_sim_air_read() does, without the socket (the fuzz harness
+ * firmware/fuzz/fuzz_sim_air.c feeds it directly): responses complete the waiting call, events
+ * are queued for bb_sim_deliver_events(). */
+void bb_sim_air_feed(const uint8_t *data, size_t len);
+
+/* Use fd as the air connection, request ids from 1 again (the fuzz harness: a socketpair
+ * whose other end holds the air's answers). bb_port_init() connects to the air itself. */
+void bb_sim_air_attach(int fd);
 
 /* Deliver queued air events to the core through bb_on_*; stops early when the core's event
  * queue is full (the event is kept and retried). Returns true while events remain queued. */
