@@ -102,8 +102,8 @@ CLEANS_UP = """
     import bluetooth, time
     ble = bluetooth.BLE()
     ble.active(True)
-    print("ready")
     try:
+        print("ready")      # inside the try: the interrupt may come as soon as this is seen
         while True:
             time.sleep_ms(100)
     except KeyboardInterrupt:
