@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import itertools
 import json
 import os
 import random
@@ -38,6 +39,7 @@ import struct
 import sys
 import threading
 import time
+import tracemalloc
 import zlib
 from typing import Any, Callable, Optional
 
@@ -95,15 +97,23 @@ CONNECT_SCAN_MS = 10_000
 FLOOD_COUNT = 200
 WRITE_COUNT = 100
 SDU_COUNT = 40
-#: Every CHURN_EVERY-th cycle of a central is a churn cycle (cut short), by turns of CHURN_KINDS.
+#: Every CHURN_EVERY-th cycle of a central is a churn cycle (cut short); churn cycles take the
+#: CHURN_KINDS in turn over all centrals.
 CHURN_EVERY = 3
-CHURN_KINDS = ("quick", "peer", "mid-flood")
+CHURN_KINDS = ("quick", "peer", "mid_flood")
+#: The peripheral lets its handlers run every FLOOD_YIELD_EVERY notifications of a flood,
+#: for FLOOD_YIELD_S (s).
+FLOOD_YIELD_EVERY = 32
+FLOOD_YIELD_S = 0.001
 #: A churn flood is this long, so a disconnect lands in its middle.
 CHURN_FLOOD_COUNT = 2000
 
 #: Any one wait for an event or a status may take this long (s) before the step fails: generous,
 #: the machine the soak runs on may be loaded.
 STEP_TIMEOUT_S = 60.0
+#: The warm-up and the measured window each wait at most this long (s) for every central to
+#: complete a full cycle.
+FULL_CYCLE_WAIT_S = 10 * STEP_TIMEOUT_S
 #: Poll period of the status characteristic while waiting for the peripheral to count (s).
 STATUS_POLL_S = 0.02
 #: Wait before retrying a write without response refused for lack of buffers (s).
@@ -114,6 +124,8 @@ RESERVE_RETRY_S = 0.02
 PERIPHERAL_POLL_S = 0.05
 #: Progress lines this often (s).
 PROGRESS_S = 60.0
+#: Stack frames kept per allocation with --trace-memory.
+TRACE_FRAMES = 4
 #: Default warm-up (s) before the start figures are taken: caches, threads and buffers exist.
 DEFAULT_WARMUP_S = 30.0
 #: RSS growth allowed between start and end (percent).
@@ -328,12 +340,13 @@ class Peripheral:
         link = self._link
         while True:
             n = self.ble.l2cap_recvinto(conn, cid, self._rxbuf)
-            if not n:
+            if link is not None and link.conn == conn:
+                link.rx += self._rxbuf[:n]
+                link.l2cap_bytes += n
+            # Less than a buffer: drained (a closed channel is forgotten once drained, so
+            # asking again could name a channel that no longer exists).
+            if n < len(self._rxbuf):
                 break
-            if link is None or link.conn != conn:
-                continue   # a channel of a connection already gone: drained, not counted
-            link.rx += self._rxbuf[:n]
-            link.l2cap_bytes += n
         if link is None or link.conn != conn:
             return
         rx = link.rx
@@ -404,8 +417,18 @@ class Peripheral:
     def _flood(self, conn: int, count: int, flood_id: int) -> None:
         body_len = ATT_MTU - 3 - _NOTIFY_HDR.size
         for seq in range(count):
+            if seq % FLOOD_YIELD_EVERY == FLOOD_YIELD_EVERY - 1:
+                # As a board script's loop would: let this board's handlers run, so a
+                # disconnect asked for in the middle of the flood is seen in the middle.
+                runtime.script_waits()
+                time.sleep(FLOOD_YIELD_S)
+                with self._qcond:
+                    if ("disconnect", conn) in self._q:
+                        self.stats.add("floods_cut")
+                        return
             link = self._link
             if link is None or link.conn != conn:
+                self.stats.add("floods_cut")
                 return   # the central left (a churn cycle)
             body = _pattern(flood_id * 65536 + seq, body_len)
             try:
@@ -437,11 +460,14 @@ class Central:
     """Scans, connects, and runs the soak's transfers against one free peripheral per cycle."""
 
     def __init__(self, name: str, port: str, stats: Stats, peripherals: list[Peripheral],
-                 index: int) -> None:
+                 index: int, next_churn: Callable[[], str]) -> None:
         self.name, self.stats, self.peripherals, self.index = name, stats, peripherals, index
+        self.next_churn = next_churn
         self.ble = BLE(port=port)
         self.ev = _Events()
         self.cycle = 0
+        #: Cycles that went through every step.
+        self.full_cycles = 0
         self._stop = False
         self._conn: Optional[int] = None
         # Scan: the advertising data expected from the target, and what was seen.
@@ -542,8 +568,7 @@ class Central:
 
     def _cycle(self, p: Peripheral) -> None:
         ble, ev, st = self.ble, self.ev, self.stats
-        churn = CHURN_KINDS[(self.cycle // CHURN_EVERY) % len(CHURN_KINDS)] \
-            if self.cycle % CHURN_EVERY == CHURN_EVERY - 1 else None
+        churn = self.next_churn() if self.cycle % CHURN_EVERY == CHURN_EVERY - 1 else None
 
         # Scan: the peripheral's advertising data must arrive as sent.
         addr_type, addr = p.addr
@@ -566,6 +591,9 @@ class Central:
         ev.wait_for(lambda: ev.count.get(_IRQ_PERIPHERAL_CONNECT, 0) > before[1]
                     or ev.count.get(_IRQ_PERIPHERAL_DISCONNECT, 0) > before[0], "connect")
         if ev.count.get(_IRQ_PERIPHERAL_CONNECT, 0) == before[1]:
+            conn_none = ev.last[_IRQ_PERIPHERAL_DISCONNECT][0]
+            if conn_none != CONN_HANDLE_NONE:
+                raise SoakError(f"disconnect of connection {conn_none} while connecting")
             st.add("connect_timeouts")
             return
         self._conn = conn = ev.last[_IRQ_PERIPHERAL_CONNECT][0]
@@ -573,6 +601,8 @@ class Central:
         if churn == "quick":
             st.add("churn_quick")
             return   # _run disconnects at once
+        if churn is not None:
+            st.add(f"churn_{churn}")
 
         before = ev.seen(_IRQ_MTU_EXCHANGED)
         ble.gattc_exchange_mtu(conn)
@@ -587,21 +617,19 @@ class Central:
         self._write(conn, ctrl_h, b"S" + struct.pack("<II", session, 0))
 
         # Notification flood, checked as it arrives.
-        flood_count = CHURN_FLOOD_COUNT if churn in ("peer", "mid-flood") else FLOOD_COUNT
+        flood_count = CHURN_FLOOD_COUNT if churn in ("peer", "mid_flood") else FLOOD_COUNT
         with ev.cond:
             self._flood_id = (self._flood_id + 1) & 0xFFFF
             self._flood_next = self._flood_ok = 0
         self._write(conn, ctrl_h, b"N" + struct.pack("<II", flood_count, self._flood_id))
         if churn == "peer":
-            st.add("churn_peer")
             before = ev.seen(_IRQ_PERIPHERAL_DISCONNECT)
             self._write(conn, ctrl_h, b"D" + struct.pack("<II", 0, 0))
             ev.wait(_IRQ_PERIPHERAL_DISCONNECT, before, "disconnect by the peripheral")
             self._conn = None
             st.add("notifications_received", self._flood_ok)
             return
-        if churn == "mid-flood":
-            st.add("churn_mid_flood")
+        if churn == "mid_flood":
             ev.wait_for(lambda: self._flood_ok >= FLOOD_COUNT // 4 or self._flood_bad > 0,
                         "first quarter of a flood")
             st.add("notifications_received", self._flood_ok)
@@ -658,6 +686,7 @@ class Central:
         ble.l2cap_disconnect(conn, cid)
         ev.wait(_IRQ_L2CAP_DISCONNECT, before, "L2CAP disconnect")
         st.add("full_cycles")
+        self.full_cycles += 1
 
     def _discover(self, conn: int, p: Peripheral) -> tuple[int, int, int, int, int]:
         ble, ev = self.ble, self.ev
@@ -785,6 +814,9 @@ class Soak:
         from .sim import launcher
 
         self.stats = Stats()
+        # Churn cycles take the kinds in turn over all centrals, so a short run sees each.
+        self._churn = itertools.cycle(CHURN_KINDS)
+        self._churn_lock = threading.Lock()
         self.air = os.path.abspath(air or launcher.default_air_socket())
         suffix = f"?air={air}" if air else ""
         n_p = boards // 2
@@ -795,7 +827,7 @@ class Soak:
                 self.peripherals.append(Peripheral(f"soak-p{i}", f"sim:soak-p{i}{suffix}", self.stats))
             for i in range(boards - n_p):
                 self.centrals.append(Central(f"soak-c{i}", f"sim:soak-c{i}{suffix}", self.stats,
-                                             self.peripherals, i))
+                                             self.peripherals, i, self._next_churn))
         except BaseException:
             self.close()
             raise
@@ -810,6 +842,28 @@ class Soak:
     def start(self) -> None:
         for x in (*self.peripherals, *self.centrals):
             x.start()
+
+    def _next_churn(self) -> str:
+        with self._churn_lock:
+            return next(self._churn)
+
+    def cycles_done(self) -> dict[str, int]:
+        """Full cycles per central and churn cycles per kind, so far."""
+        s = self.stats.snapshot()
+        out = {c.name: c.full_cycles for c in self.centrals}
+        out.update({f"churn_{k}": s.get(f"churn_{k}", 0) for k in CHURN_KINDS})
+        return out
+
+    def wait_cycles(self, after: dict[str, int]) -> None:
+        """Until every central has completed a full cycle, and a churn cycle of every kind has
+        run, since ``after`` (a cycles_done()); at most FULL_CYCLE_WAIT_S: a soak whose cycles
+        all fail reports that instead of hanging."""
+        deadline = time.monotonic() + FULL_CYCLE_WAIT_S
+        while time.monotonic() < deadline:
+            now = self.cycles_done()
+            if all(now[k] > n for k, n in after.items()):
+                return
+            time.sleep(0.05)
 
     def stop(self) -> None:
         for c in self.centrals:
@@ -848,8 +902,14 @@ def _mb(kb: Optional[int]) -> str:
 
 
 def run(minutes: float, boards: int, warmup_s: float, air: Optional[str], rss_limit_pct: float,
-        log: Callable[[str], None]) -> dict[str, Any]:
-    """Run the soak; returns the report (``ok`` and ``reasons`` say whether it passed)."""
+        log: Callable[[str], None], trace_memory: int = 0) -> dict[str, Any]:
+    """Run the soak; returns the report (``ok`` and ``reasons`` say whether it passed).
+
+    ``trace_memory``: the report also lists that many source lines whose Python allocations
+    grew most between start and end (tracemalloc; slows everything down).
+    """
+    if trace_memory:
+        tracemalloc.start(TRACE_FRAMES)
     t_open = time.monotonic()
     soak = Soak(boards, air)
     try:
@@ -859,10 +919,15 @@ def run(minutes: float, boards: int, warmup_s: float, air: Optional[str], rss_li
         c_open = soak.counters()
         soak.start()
         _sleep(warmup_s)
+        # Warm-up ends once every central has been through every step: on a loaded machine
+        # that takes longer than warmup_s, and the start figures must see every code path.
+        soak.wait_cycles({k: 0 for k in soak.cycles_done()})
         c_start = soak.counters()
         s_start = soak.stats.snapshot()
         r_start = Resources.measure(soak.pids)
+        m_start = tracemalloc.take_snapshot() if trace_memory else None
         t_start = time.monotonic()
+        at_start = soak.cycles_done()
         log(f"start: rss {_mb(r_start.rss_kb)}, threads {r_start.threads} (tasks {r_start.tasks}), "
             f"fds {r_start.fds}")
         end_at = t_start + minutes * 60
@@ -876,9 +941,20 @@ def run(minutes: float, boards: int, warmup_s: float, air: Optional[str], rss_li
                     f"full {s.get('full_cycles', 0)}, notifications {s.get('notifications_received', 0)}, "
                     f"SDUs {s.get('sdus_ok', 0)}, failures {s.get('failures', 0)}; rss "
                     f"{_mb(r.rss_kb)}, threads {r.threads} (tasks {r.tasks}), fds {r.fds}")
+        # The measured window holds at least one full cycle of every central, however slow.
+        soak.wait_cycles(at_start)
         # End figures while the workload still runs, as the start ones were taken.
         r_end = Resources.measure(soak.pids)
+        growth: list[str] = []
+        if m_start is not None:
+            diff = tracemalloc.take_snapshot().compare_to(m_start, "traceback")
+            for stat in diff[:trace_memory]:
+                growth.append(f"{stat.size_diff / 1024:+.1f} KiB in {stat.count_diff:+d} blocks: "
+                              + " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}"
+                                            for f in reversed(stat.traceback[-TRACE_FRAMES:])))
         t_end = time.monotonic()
+        at_end = soak.cycles_done()
+        window_cycles = {k: at_end[k] - n for k, n in at_start.items()}
         soak.stop()
         s_end = soak.stats.snapshot()
         # Quiet now: everything the boards sent has reached the host; let it be delivered.
@@ -890,8 +966,11 @@ def run(minutes: float, boards: int, warmup_s: float, air: Optional[str], rss_li
         stuck = [x.name for x in (*soak.peripherals, *soak.centrals) if x.thread.is_alive()]
     finally:
         soak.close()
-    return _report(minutes, boards, warmup_s, t_end - t_start, soak, c_open, c_start, c_end,
-                   s_start, s_end, r_start, r_end, backlog, stuck, rss_limit_pct)
+    rep = _report(minutes, boards, warmup_s, t_end - t_start, soak, c_open, c_start, c_end,
+                  s_start, s_end, r_start, r_end, backlog, stuck, window_cycles, rss_limit_pct)
+    if trace_memory:
+        rep["memory_growth"] = growth
+    return rep
 
 
 def _sleep(seconds: float) -> None:
@@ -902,13 +981,14 @@ def _sleep(seconds: float) -> None:
 def _report(minutes: float, boards: int, warmup_s: float, seconds: float, soak: Soak,
             c_open: dict, c_start: dict, c_end: dict, s_start: dict, s_end: dict, r_start: Resources,
             r_end: Resources, backlog: dict[str, int], stuck: list[str],
-            rss_limit_pct: float) -> dict[str, Any]:
+            window_cycles: dict[str, int], rss_limit_pct: float) -> dict[str, Any]:
     reasons: list[str] = []
     work = {k: s_end.get(k, 0) - s_start.get(k, 0) for k in sorted(set(s_end) | set(s_start))}
     if s_end.get("failures"):
         reasons.append(f"{s_end['failures']} failed steps or corrupted data (whole run)")
-    if not work.get("full_cycles"):
-        reasons.append("no full cycle completed in the measured window")
+    idle = [name for name, n in window_cycles.items() if not n]
+    if idle:
+        reasons.append(f"not one cycle in the measured window: {', '.join(idle)}")
     counters: dict[str, dict[str, int]] = {}
     for key in ("frames_tx", "host_frames_tx", "host_events", "delivered", "events_tx",
                 *LOSS_COUNTERS, *INFO_COUNTERS):
@@ -951,7 +1031,8 @@ def _report(minutes: float, boards: int, warmup_s: float, seconds: float, soak: 
     return {
         "ok": not reasons, "reasons": reasons,
         "minutes": minutes, "boards": boards, "warmup_s": warmup_s, "seconds": round(seconds, 1),
-        "air": soak.air, "work": work, "work_whole_run": s_end, "failures": soak.stats.failures,
+        "air": soak.air, "work": work, "work_whole_run": s_end,
+        "cycles_in_window": window_cycles, "failures": soak.stats.failures,
         "counters": counters, "loss_counters_whole_run": whole_run, "events_lost_host": lost,
         "per_board_end": c_end,
         "resources": {
@@ -1022,6 +1103,9 @@ def format_report(rep: dict[str, Any]) -> str:
     for name, p in r["processes"].items():
         g = "" if p["growth_pct"] is None else f"   {p['growth_pct']:+.1f} %"
         lines.append(f"  {name + ' RSS':20} {_mb(p['start_kb']):>13} {_mb(p['end_kb']):>12}{g}")
+    if rep.get("memory_growth"):
+        lines.append("Python allocations that grew most (tracemalloc, innermost frame last)")
+        lines += [f"  {g}" for g in rep["memory_growth"]]
     if rep["failures"]:
         lines.append("failures (first ones)")
         lines += [f"  {f}" for f in rep["failures"]]
@@ -1041,6 +1125,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--air", help="air socket (default: env BLEBRIDGE_AIR, else the user's air)")
     parser.add_argument("--rss-limit", type=float, default=DEFAULT_RSS_LIMIT_PCT,
                         help=f"RSS growth allowed, percent (default {DEFAULT_RSS_LIMIT_PCT:g})")
+    parser.add_argument("--trace-memory", type=int, default=0, metavar="N",
+                        help="list the N source lines whose allocations grew most (slow)")
     parser.add_argument("--json", action="store_true",
                         help="print the report as one JSON object (progress goes to stderr)")
     ns = parser.parse_args(argv)
@@ -1053,7 +1139,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(text, file=sys.stderr if ns.json else sys.stdout, flush=True)
 
     try:
-        rep = run(ns.minutes, ns.boards, ns.warmup, ns.air, ns.rss_limit, log)
+        rep = run(ns.minutes, ns.boards, ns.warmup, ns.air, ns.rss_limit, log, ns.trace_memory)
     except (OSError, RuntimeError) as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 1
