@@ -29,6 +29,7 @@ any step failed, RSS grew more than --rss-limit percent, or threads or descripto
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import errno
 import itertools
@@ -118,7 +119,7 @@ FULL_CYCLE_WAIT_S = 10 * STEP_TIMEOUT_S
 STATUS_POLL_S = 0.02
 #: Wait before retrying a write without response refused for lack of buffers (s).
 WRITE_RETRY_S = 0.001
-#: A central finding every peripheral taken waits this long before looking again (s).
+#: A central waiting for a free peripheral looks again at least this often (s).
 RESERVE_RETRY_S = 0.02
 #: The peripheral's script loop looks at its queue at least this often (s).
 PERIPHERAL_POLL_S = 0.05
@@ -257,7 +258,6 @@ class Peripheral:
     def __init__(self, name: str, port: str, stats: Stats) -> None:
         self.name, self.stats = name, stats
         self.ble = BLE(port=port)
-        self.reserved = threading.Lock()   # held by the central using this peripheral
         self.adv_data = b"\x02\x01\x06" + bytes([len(name) + 1, 0x09]) + name.encode()
         self._q: list[tuple] = []
         self._qcond = threading.Condition()
@@ -456,12 +456,44 @@ class Peripheral:
 # -- central -----------------------------------------------------------------------------------
 
 
+class Pool:
+    """The peripherals no central is using, handed to waiting centrals first come, first served
+    (a central that gives one back and asks again queues behind the others)."""
+
+    def __init__(self, peripherals: list[Peripheral]) -> None:
+        self.cond = threading.Condition()
+        self.free = list(peripherals)
+        self.queue: collections.deque[object] = collections.deque()
+
+    def take(self, turn: int, stopping: Callable[[], bool]) -> Optional[Peripheral]:
+        """A free peripheral (the ``turn``-th of those free, so pairs vary); None once stopping."""
+        me = object()
+        runtime.script_waits()   # this thread waits: its board's handlers may run
+        with self.cond:
+            self.queue.append(me)
+            try:
+                while not stopping():
+                    if self.queue[0] is me and self.free:
+                        return self.free.pop(turn % len(self.free))
+                    self.cond.wait(RESERVE_RETRY_S)
+                return None
+            finally:
+                self.queue.remove(me)
+                self.cond.notify_all()
+
+    def give(self, peripheral: Peripheral) -> None:
+        with self.cond:
+            self.free.append(peripheral)
+            self.cond.notify_all()
+
+
+
 class Central:
     """Scans, connects, and runs the soak's transfers against one free peripheral per cycle."""
 
-    def __init__(self, name: str, port: str, stats: Stats, peripherals: list[Peripheral],
-                 index: int, next_churn: Callable[[], str]) -> None:
-        self.name, self.stats, self.peripherals, self.index = name, stats, peripherals, index
+    def __init__(self, name: str, port: str, stats: Stats, pool: "Pool", index: int,
+                 next_churn: Callable[[], str]) -> None:
+        self.name, self.stats, self.pool, self.index = name, stats, pool, index
         self.next_churn = next_churn
         self.ble = BLE(port=port)
         self.ev = _Events()
@@ -543,19 +575,11 @@ class Central:
                 except Exception as exc:
                     self.stats.fail(f"{self.name}: cleaning up after cycle {self.cycle}: {exc!r}")
                     self._conn = None
-                peripheral.reserved.release()
+                self.pool.give(peripheral)
             self.cycle += 1
 
     def _reserve(self) -> Optional[Peripheral]:
-        n = len(self.peripherals)
-        while not self._stop:
-            for k in range(n):
-                p = self.peripherals[(self.cycle + self.index + k) % n]
-                if p.reserved.acquire(blocking=False):
-                    return p
-            runtime.script_waits()
-            time.sleep(RESERVE_RETRY_S)
-        return None
+        return self.pool.take(self.cycle + self.index, lambda: self._stop)
 
     def _disconnect(self) -> None:
         conn = self._conn
@@ -825,9 +849,10 @@ class Soak:
         try:
             for i in range(n_p):
                 self.peripherals.append(Peripheral(f"soak-p{i}", f"sim:soak-p{i}{suffix}", self.stats))
+            pool = Pool(self.peripherals)
             for i in range(boards - n_p):
                 self.centrals.append(Central(f"soak-c{i}", f"sim:soak-c{i}{suffix}", self.stats,
-                                             self.peripherals, i, self._next_churn))
+                                             pool, i, self._next_churn))
         except BaseException:
             self.close()
             raise
@@ -854,15 +879,21 @@ class Soak:
         out.update({f"churn_{k}": s.get(f"churn_{k}", 0) for k in CHURN_KINDS})
         return out
 
-    def wait_cycles(self, after: dict[str, int]) -> None:
+    def wait_cycles(self, after: dict[str, int], log: Callable[[str], None]) -> None:
         """Until every central has completed a full cycle, and a churn cycle of every kind has
         run, since ``after`` (a cycles_done()); at most FULL_CYCLE_WAIT_S: a soak whose cycles
         all fail reports that instead of hanging."""
-        deadline = time.monotonic() + FULL_CYCLE_WAIT_S
-        while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        next_log = t0 + PROGRESS_S
+        while time.monotonic() < t0 + FULL_CYCLE_WAIT_S:
             now = self.cycles_done()
-            if all(now[k] > n for k, n in after.items()):
+            missing = [k for k, n in after.items() if now[k] <= n]
+            if not missing:
                 return
+            if time.monotonic() >= next_log:
+                next_log += PROGRESS_S
+                log(f"waiting for a cycle of: {', '.join(missing)} "
+                    f"({self.stats.snapshot().get('failures', 0)} failures so far)")
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -921,7 +952,7 @@ def run(minutes: float, boards: int, warmup_s: float, air: Optional[str], rss_li
         _sleep(warmup_s)
         # Warm-up ends once every central has been through every step: on a loaded machine
         # that takes longer than warmup_s, and the start figures must see every code path.
-        soak.wait_cycles({k: 0 for k in soak.cycles_done()})
+        soak.wait_cycles({k: 0 for k in soak.cycles_done()}, log)
         c_start = soak.counters()
         s_start = soak.stats.snapshot()
         r_start = Resources.measure(soak.pids)
@@ -942,7 +973,7 @@ def run(minutes: float, boards: int, warmup_s: float, air: Optional[str], rss_li
                     f"SDUs {s.get('sdus_ok', 0)}, failures {s.get('failures', 0)}; rss "
                     f"{_mb(r.rss_kb)}, threads {r.threads} (tasks {r.tasks}), fds {r.fds}")
         # The measured window holds at least one full cycle of every central, however slow.
-        soak.wait_cycles(at_start)
+        soak.wait_cycles(at_start, log)
         # End figures while the workload still runs, as the start ones were taken.
         r_end = Resources.measure(soak.pids)
         growth: list[str] = []
