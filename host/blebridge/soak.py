@@ -1,7 +1,9 @@
 """Soak: simulated boards under connection churn, notification floods, scans and L2CAP transfers.
 
     python -m blebridge.soak [--minutes 10] [--boards 4] [--warmup 30] [--air SOCKET]
-                             [--rss-limit 10] [--json]
+                             [--rss-limit 10] [--trace-memory N] [--json]
+
+``make soak`` runs it for 10 minutes; tests/sim/test_soak.py runs it for seconds.
 
 Half the boards (rounded down) are peripherals, the rest centrals, all driven from this one
 process through the MicroPython ``bluetooth`` layer (one script thread per board, as one
@@ -21,10 +23,13 @@ disconnects. Every CHURN_EVERY-th cycle is cut short instead: a disconnect right
 connecting, a disconnect by the peripheral, or a disconnect in the middle of a flood.
 
 Figures: cycles and transfers; calls made and events delivered; the boards' and the host's
-lost / dropped / error counters at the start (after the warm-up) and the end; this process's
-RSS, threads and open file descriptors at start and end, and the RSS of the board processes and
-of the air. Exits 1 if any data was lost or corrupted, any lost/dropped/error counter moved,
-any step failed, RSS grew more than --rss-limit percent, or threads or descriptors grew; else 0.
+lost / dropped / error counters at the start and the end; the start is after the warm-up
+and after every central has completed a full cycle and every kind of churn has run (so caches,
+buffers and threads exist), and the window lasts until that has happened once more; this
+process's RSS, threads and open file descriptors at start and end, and the RSS of the board
+processes and of the air. Exits 1 if any data was lost or corrupted, any lost/dropped/error
+counter moved, any step failed, the RSS of this process, a board or the air grew more than
+--rss-limit percent, or threads or descriptors grew; else 0.
 """
 from __future__ import annotations
 
