@@ -46,6 +46,22 @@ def test_schedule_queue_full_raises_runtime_error():
                 runtime.schedule(lambda _: None, None)
     finally:
         gate.set()
+        _drain_scheduler()
+
+
+def _drain_scheduler(timeout: float = 5.0) -> None:
+    """Return once everything scheduled so far has run: the next test starts with an empty
+    queue (a full one made the next test's schedule() raise "schedule queue full")."""
+    drained = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            runtime.schedule(lambda _: drained.set(), None)   # runs after all queued before it
+            break
+        except RuntimeError:
+            assert time.monotonic() < deadline, "the scheduler queue did not drain"
+            time.sleep(0.01)
+    assert drained.wait(timeout)
 
 
 def test_schedule_needs_a_callable():
