@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BB     := $(VENV)/bin/blebridge
 
 .PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
-        conformance firmware-check hil fuzz clean help
+        conformance firmware-check hil fuzz soak clean help
 
 all: firmware
 
@@ -17,6 +17,7 @@ help:
 	@echo "make demo          two simulated boards: a peripheral and a central talk (start here)"
 	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
 	@echo "make bench         RPC and event benchmarks, then board-to-board BLE throughput"
+	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
 	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
@@ -67,6 +68,12 @@ demo: firmware
 bench: firmware
 	$(BB) bench --port sim:bench-board
 	$(VPY) -m blebridge.micropython.bench
+
+# Not part of `make test`: it runs for SOAK_MINUTES after a 30 s warm-up (README.md, Soak).
+SOAK_MINUTES ?= 10
+SOAK_BOARDS  ?= 4
+soak: firmware
+	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
 conformance: firmware
 	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout>"; exit 2; }

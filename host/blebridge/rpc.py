@@ -109,6 +109,20 @@ _LATE_IDS_KEPT = 1024
 _READ_CHUNK = 65536
 #: errno of a write that means the port itself is gone (unplugged, the board process ended).
 _PORT_GONE_ERRNOS = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EPIPE, errno.ECONNRESET})
+
+
+def _read_into(fd: int, buf: bytearray) -> bytes:
+    """``os.read(fd, len(buf))`` through a buffer the caller reuses: the bytes that arrived.
+
+    os.read allocates the whole size asked for and shrinks it to what was read: with 64 KiB
+    asked and a few hundred bytes read per chunk, the shrunk blocks fragment the C heap, and
+    RSS kept growing (make soak: +13.5 % in 10 min, the heap's free space growing with it).
+    Raises BlockingIOError as os.read does; b"" at end of file.
+    """
+    n = os.readv(fd, (buf,))
+    return bytes(memoryview(buf)[:n]) if n else b""
+
+
 _ID_MODULO = 1 << 32
 
 _EVENT_NAMES = {code: ev.name for code, ev in P.EVENTS.items()}
@@ -229,6 +243,7 @@ def _make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
     (one syscall pair per chunk, any size); other pyserial ports through their read().
     """
     fd, abort = _fd_of(ser)
+    buf = bytearray(_READ_CHUNK)   # this reader's own (see _read_into)
     if fd is not None and abort is not None:
         def read_fd() -> bytes:
             ready, _, _ = select.select([fd, abort], [], [], poll_s)
@@ -238,7 +253,7 @@ def _make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
                 os.read(abort, 1000)
                 return b""
             try:
-                data = os.read(fd, _READ_CHUNK)
+                data = _read_into(fd, buf)
             except BlockingIOError:
                 return b""
             if not data:
@@ -251,7 +266,8 @@ def _make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
             ready, _, _ = select.select([sock], [], [], poll_s)
             if not ready:
                 return b""
-            data = sock.recv(_READ_CHUNK)
+            n = sock.recv_into(buf)   # not recv(): see _read_into
+            data = bytes(memoryview(buf)[:n])
             if not data:
                 raise EOFError("connection closed by the remote end")
             return data
@@ -352,6 +368,7 @@ class _ReadToken:
         self.caller_poll = select.poll()
         self.caller_poll.register(fd, select.POLLIN)
         self.caller_poll.register(abort_r, select.POLLIN)
+        self.rx_buf = bytearray(_READ_CHUNK)   # the holder reads into it (_read_into)
         self.mutex = threading.Lock()
         self.holder = 0                   # thread ident of the holder, 0 when free
         self.waiters: "collections.deque[_Waiter]" = collections.deque()
@@ -802,7 +819,7 @@ class Board:
                 if not readable:
                     continue
                 try:
-                    data = os.read(fd, _READ_CHUNK)
+                    data = _read_into(fd, token.rx_buf)
                 except BlockingIOError:
                     continue
                 if not data:
@@ -980,14 +997,14 @@ class Board:
                     os.read(abort, 1000)
                 if fd in ready:
                     try:
-                        data = os.read(fd, _READ_CHUNK)
+                        data = _read_into(fd, token.rx_buf)
                     except BlockingIOError:
                         data = None
                     if data == b"":
                         # A tty (VMIN=0) reads b"" when empty: a caller may have read what
                         # select() saw. Only still "readable" and still empty is end of file.
                         if select.select([fd], [], [], 0)[0]:
-                            data = os.read(fd, _READ_CHUNK)
+                            data = _read_into(fd, token.rx_buf)
                             if not data:
                                 raise EOFError("end of file on the port")
                     if data:
