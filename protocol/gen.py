@@ -335,11 +335,13 @@ def gen_calls(s: dict) -> str:
          "    calls.gap_scan_start(board, duration_ms=0, interval_us=..., ..., timeout=None)",
          "",
          "Each sends ``board.call(method, *args_in_schema_order, timeout=timeout)``; the ``_async``",
-         "variants await ``board.acall`` the same way. Trailing optional arguments (schema type T?)",
-         "default to OMITTED: left off the request (``None`` sends CBOR null; the board treats both",
-         "alike). ``timeout`` is in seconds, None: the board's default.",
+         "variants await ``board.acall`` the same way, the ``_nowait`` ones return the Future of",
+         "``board.call_nowait``. Trailing optional arguments (schema type T?)",
+         "default to OMITTED: left off the request (``None`` sends CBOR null instead).",
+         "``timeout`` is in seconds, None: the board's default.",
          '"""',
          "from __future__ import annotations", "",
+         "from concurrent.futures import Future",
          "from typing import Any, Optional", "", "",
          "class _Omitted:",
          '    """Default of a trailing optional argument: not sent at all."""', "",
@@ -375,13 +377,17 @@ def gen_calls(s: dict) -> str:
         o += [f"def {m['name']}({sig}) -> {ret}:", doc,
               f"    return board.call({callargs})", "", "",
               f"async def {m['name']}_async({sig}) -> {ret}:", doc,
-              f"    return await board.acall({callargs})", "", ""]
+              f"    return await board.acall({callargs})", "", "",
+              f"def {m['name']}_nowait({sig}) -> Future:", doc,
+              f"    return board.call_nowait({callargs})", "", ""]
         names.append(m["name"])
     o.append("# method name -> typed function")
     o.append("CALLS = {")
     o += [f"    {n!r}: {n}," for n in names]
     o += ["}", "ASYNC_CALLS = {"]
     o += [f"    {n!r}: {n}_async," for n in names]
+    o += ["}", "NOWAIT_CALLS = {"]
+    o += [f"    {n!r}: {n}_nowait," for n in names]
     o += ["}", ""]
     return "\n".join(o)
 

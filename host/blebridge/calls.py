@@ -5,12 +5,14 @@ One function per method, arguments by keyword in the schema's names:
     calls.gap_scan_start(board, duration_ms=0, interval_us=..., ..., timeout=None)
 
 Each sends ``board.call(method, *args_in_schema_order, timeout=timeout)``; the ``_async``
-variants await ``board.acall`` the same way. Trailing optional arguments (schema type T?)
-default to OMITTED: left off the request (``None`` sends CBOR null; the board treats both
-alike). ``timeout`` is in seconds, None: the board's default.
+variants await ``board.acall`` the same way, the ``_nowait`` ones return the Future of
+``board.call_nowait``. Trailing optional arguments (schema type T?)
+default to OMITTED: left off the request (``None`` sends CBOR null instead).
+``timeout`` is in seconds, None: the board's default.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any, Optional
 
 
@@ -42,6 +44,11 @@ async def handshake_async(board: Any, *, host_major: int, host_minor: int, timeo
     return await board.acall('handshake', host_major, host_minor, timeout=timeout)
 
 
+def handshake_nowait(board: Any, *, host_major: int, host_minor: int, timeout: Optional[float] = None) -> Future:
+    """Method handshake (id 1); result: any."""
+    return board.call_nowait('handshake', host_major, host_minor, timeout=timeout)
+
+
 def reset(board: Any, *, timeout: Optional[float] = None) -> None:
     """Method reset (id 2); result: nil."""
     return board.call('reset', timeout=timeout)
@@ -50,6 +57,11 @@ def reset(board: Any, *, timeout: Optional[float] = None) -> None:
 async def reset_async(board: Any, *, timeout: Optional[float] = None) -> None:
     """Method reset (id 2); result: nil."""
     return await board.acall('reset', timeout=timeout)
+
+
+def reset_nowait(board: Any, *, timeout: Optional[float] = None) -> Future:
+    """Method reset (id 2); result: nil."""
+    return board.call_nowait('reset', timeout=timeout)
 
 
 def diagnostics(board: Any, *, timeout: Optional[float] = None) -> Any:
@@ -62,6 +74,11 @@ async def diagnostics_async(board: Any, *, timeout: Optional[float] = None) -> A
     return await board.acall('diagnostics', timeout=timeout)
 
 
+def diagnostics_nowait(board: Any, *, timeout: Optional[float] = None) -> Future:
+    """Method diagnostics (id 3); result: any."""
+    return board.call_nowait('diagnostics', timeout=timeout)
+
+
 def bench_events(board: Any, *, count: int, payload_len: int, timeout: Optional[float] = None) -> None:
     """Method bench_events (id 4); result: nil."""
     return board.call('bench_events', count, payload_len, timeout=timeout)
@@ -70,6 +87,11 @@ def bench_events(board: Any, *, count: int, payload_len: int, timeout: Optional[
 async def bench_events_async(board: Any, *, count: int, payload_len: int, timeout: Optional[float] = None) -> None:
     """Method bench_events (id 4); result: nil."""
     return await board.acall('bench_events', count, payload_len, timeout=timeout)
+
+
+def bench_events_nowait(board: Any, *, count: int, payload_len: int, timeout: Optional[float] = None) -> Future:
+    """Method bench_events (id 4); result: nil."""
+    return board.call_nowait('bench_events', count, payload_len, timeout=timeout)
 
 
 def echo(board: Any, *, data: bytes, timeout: Optional[float] = None) -> bytes:
@@ -82,6 +104,11 @@ async def echo_async(board: Any, *, data: bytes, timeout: Optional[float] = None
     return await board.acall('echo', data, timeout=timeout)
 
 
+def echo_nowait(board: Any, *, data: bytes, timeout: Optional[float] = None) -> Future:
+    """Method echo (id 5); result: bytes."""
+    return board.call_nowait('echo', data, timeout=timeout)
+
+
 def reply(board: Any, *, token: int, value: Any = OMITTED, timeout: Optional[float] = None) -> None:
     """Method reply (id 6); result: nil."""
     return board.call('reply', *_trim((token, value, )), timeout=timeout)
@@ -90,6 +117,11 @@ def reply(board: Any, *, token: int, value: Any = OMITTED, timeout: Optional[flo
 async def reply_async(board: Any, *, token: int, value: Any = OMITTED, timeout: Optional[float] = None) -> None:
     """Method reply (id 6); result: nil."""
     return await board.acall('reply', *_trim((token, value, )), timeout=timeout)
+
+
+def reply_nowait(board: Any, *, token: int, value: Any = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method reply (id 6); result: nil."""
+    return board.call_nowait('reply', *_trim((token, value, )), timeout=timeout)
 
 
 def ble_active(board: Any, *, on: Optional[bool] = OMITTED, timeout: Optional[float] = None) -> bool:
@@ -102,6 +134,11 @@ async def ble_active_async(board: Any, *, on: Optional[bool] = OMITTED, timeout:
     return await board.acall('ble_active', *_trim((on, )), timeout=timeout)
 
 
+def ble_active_nowait(board: Any, *, on: Optional[bool] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method ble_active (id 10); result: bool."""
+    return board.call_nowait('ble_active', *_trim((on, )), timeout=timeout)
+
+
 def config_get(board: Any, *, key: int, timeout: Optional[float] = None) -> Any:
     """Method config_get (id 11); result: any."""
     return board.call('config_get', key, timeout=timeout)
@@ -110,6 +147,11 @@ def config_get(board: Any, *, key: int, timeout: Optional[float] = None) -> Any:
 async def config_get_async(board: Any, *, key: int, timeout: Optional[float] = None) -> Any:
     """Method config_get (id 11); result: any."""
     return await board.acall('config_get', key, timeout=timeout)
+
+
+def config_get_nowait(board: Any, *, key: int, timeout: Optional[float] = None) -> Future:
+    """Method config_get (id 11); result: any."""
+    return board.call_nowait('config_get', key, timeout=timeout)
 
 
 def config_set(board: Any, *, key: int, value: Any, timeout: Optional[float] = None) -> None:
@@ -122,6 +164,11 @@ async def config_set_async(board: Any, *, key: int, value: Any, timeout: Optiona
     return await board.acall('config_set', key, value, timeout=timeout)
 
 
+def config_set_nowait(board: Any, *, key: int, value: Any, timeout: Optional[float] = None) -> Future:
+    """Method config_set (id 12); result: nil."""
+    return board.call_nowait('config_set', key, value, timeout=timeout)
+
+
 def gap_advertise_start(board: Any, *, interval_us: int, adv_data: bytes, resp_data: bytes, connectable: bool, scannable: bool, extended: bool, timeout_ms: int, tx_power: Optional[int] = OMITTED, peer_addr_type: Optional[int] = OMITTED, peer_addr: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gap_advertise_start (id 20); result: nil."""
     return board.call('gap_advertise_start', *_trim((interval_us, adv_data, resp_data, connectable, scannable, extended, timeout_ms, tx_power, peer_addr_type, peer_addr, )), timeout=timeout)
@@ -130,6 +177,11 @@ def gap_advertise_start(board: Any, *, interval_us: int, adv_data: bytes, resp_d
 async def gap_advertise_start_async(board: Any, *, interval_us: int, adv_data: bytes, resp_data: bytes, connectable: bool, scannable: bool, extended: bool, timeout_ms: int, tx_power: Optional[int] = OMITTED, peer_addr_type: Optional[int] = OMITTED, peer_addr: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gap_advertise_start (id 20); result: nil."""
     return await board.acall('gap_advertise_start', *_trim((interval_us, adv_data, resp_data, connectable, scannable, extended, timeout_ms, tx_power, peer_addr_type, peer_addr, )), timeout=timeout)
+
+
+def gap_advertise_start_nowait(board: Any, *, interval_us: int, adv_data: bytes, resp_data: bytes, connectable: bool, scannable: bool, extended: bool, timeout_ms: int, tx_power: Optional[int] = OMITTED, peer_addr_type: Optional[int] = OMITTED, peer_addr: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gap_advertise_start (id 20); result: nil."""
+    return board.call_nowait('gap_advertise_start', *_trim((interval_us, adv_data, resp_data, connectable, scannable, extended, timeout_ms, tx_power, peer_addr_type, peer_addr, )), timeout=timeout)
 
 
 def gap_advertise_stop(board: Any, *, timeout: Optional[float] = None) -> None:
@@ -142,6 +194,11 @@ async def gap_advertise_stop_async(board: Any, *, timeout: Optional[float] = Non
     return await board.acall('gap_advertise_stop', timeout=timeout)
 
 
+def gap_advertise_stop_nowait(board: Any, *, timeout: Optional[float] = None) -> Future:
+    """Method gap_advertise_stop (id 21); result: nil."""
+    return board.call_nowait('gap_advertise_stop', timeout=timeout)
+
+
 def gap_scan_start(board: Any, *, duration_ms: int, interval_us: int, window_us: int, active: bool, filter_duplicates: bool, rssi_min: Optional[int] = OMITTED, prefix: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gap_scan_start (id 22); result: nil."""
     return board.call('gap_scan_start', *_trim((duration_ms, interval_us, window_us, active, filter_duplicates, rssi_min, prefix, )), timeout=timeout)
@@ -150,6 +207,11 @@ def gap_scan_start(board: Any, *, duration_ms: int, interval_us: int, window_us:
 async def gap_scan_start_async(board: Any, *, duration_ms: int, interval_us: int, window_us: int, active: bool, filter_duplicates: bool, rssi_min: Optional[int] = OMITTED, prefix: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gap_scan_start (id 22); result: nil."""
     return await board.acall('gap_scan_start', *_trim((duration_ms, interval_us, window_us, active, filter_duplicates, rssi_min, prefix, )), timeout=timeout)
+
+
+def gap_scan_start_nowait(board: Any, *, duration_ms: int, interval_us: int, window_us: int, active: bool, filter_duplicates: bool, rssi_min: Optional[int] = OMITTED, prefix: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gap_scan_start (id 22); result: nil."""
+    return board.call_nowait('gap_scan_start', *_trim((duration_ms, interval_us, window_us, active, filter_duplicates, rssi_min, prefix, )), timeout=timeout)
 
 
 def gap_scan_stop(board: Any, *, timeout: Optional[float] = None) -> None:
@@ -162,6 +224,11 @@ async def gap_scan_stop_async(board: Any, *, timeout: Optional[float] = None) ->
     return await board.acall('gap_scan_stop', timeout=timeout)
 
 
+def gap_scan_stop_nowait(board: Any, *, timeout: Optional[float] = None) -> Future:
+    """Method gap_scan_stop (id 23); result: nil."""
+    return board.call_nowait('gap_scan_stop', timeout=timeout)
+
+
 def gap_connect(board: Any, *, addr_type: int, addr: bytes, scan_duration_ms: int, min_conn_interval_us: Optional[int] = OMITTED, max_conn_interval_us: Optional[int] = OMITTED, latency: Optional[int] = OMITTED, supervision_timeout_ms: Optional[int] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gap_connect (id 24); result: nil."""
     return board.call('gap_connect', *_trim((addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us, latency, supervision_timeout_ms, )), timeout=timeout)
@@ -170,6 +237,11 @@ def gap_connect(board: Any, *, addr_type: int, addr: bytes, scan_duration_ms: in
 async def gap_connect_async(board: Any, *, addr_type: int, addr: bytes, scan_duration_ms: int, min_conn_interval_us: Optional[int] = OMITTED, max_conn_interval_us: Optional[int] = OMITTED, latency: Optional[int] = OMITTED, supervision_timeout_ms: Optional[int] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gap_connect (id 24); result: nil."""
     return await board.acall('gap_connect', *_trim((addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us, latency, supervision_timeout_ms, )), timeout=timeout)
+
+
+def gap_connect_nowait(board: Any, *, addr_type: int, addr: bytes, scan_duration_ms: int, min_conn_interval_us: Optional[int] = OMITTED, max_conn_interval_us: Optional[int] = OMITTED, latency: Optional[int] = OMITTED, supervision_timeout_ms: Optional[int] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gap_connect (id 24); result: nil."""
+    return board.call_nowait('gap_connect', *_trim((addr_type, addr, scan_duration_ms, min_conn_interval_us, max_conn_interval_us, latency, supervision_timeout_ms, )), timeout=timeout)
 
 
 def gap_connect_cancel(board: Any, *, timeout: Optional[float] = None) -> None:
@@ -182,6 +254,11 @@ async def gap_connect_cancel_async(board: Any, *, timeout: Optional[float] = Non
     return await board.acall('gap_connect_cancel', timeout=timeout)
 
 
+def gap_connect_cancel_nowait(board: Any, *, timeout: Optional[float] = None) -> Future:
+    """Method gap_connect_cancel (id 25); result: nil."""
+    return board.call_nowait('gap_connect_cancel', timeout=timeout)
+
+
 def gap_disconnect(board: Any, *, conn: int, timeout: Optional[float] = None) -> None:
     """Method gap_disconnect (id 26); result: nil."""
     return board.call('gap_disconnect', conn, timeout=timeout)
@@ -190,6 +267,11 @@ def gap_disconnect(board: Any, *, conn: int, timeout: Optional[float] = None) ->
 async def gap_disconnect_async(board: Any, *, conn: int, timeout: Optional[float] = None) -> None:
     """Method gap_disconnect (id 26); result: nil."""
     return await board.acall('gap_disconnect', conn, timeout=timeout)
+
+
+def gap_disconnect_nowait(board: Any, *, conn: int, timeout: Optional[float] = None) -> Future:
+    """Method gap_disconnect (id 26); result: nil."""
+    return board.call_nowait('gap_disconnect', conn, timeout=timeout)
 
 
 def gap_conn_update(board: Any, *, conn: int, min_interval_us: int, max_interval_us: int, latency: int, supervision_timeout_ms: int, timeout: Optional[float] = None) -> None:
@@ -202,6 +284,11 @@ async def gap_conn_update_async(board: Any, *, conn: int, min_interval_us: int, 
     return await board.acall('gap_conn_update', conn, min_interval_us, max_interval_us, latency, supervision_timeout_ms, timeout=timeout)
 
 
+def gap_conn_update_nowait(board: Any, *, conn: int, min_interval_us: int, max_interval_us: int, latency: int, supervision_timeout_ms: int, timeout: Optional[float] = None) -> Future:
+    """Method gap_conn_update (id 27); result: nil."""
+    return board.call_nowait('gap_conn_update', conn, min_interval_us, max_interval_us, latency, supervision_timeout_ms, timeout=timeout)
+
+
 def gatts_register_services(board: Any, *, services: Any, timeout: Optional[float] = None) -> Any:
     """Method gatts_register_services (id 30); result: any."""
     return board.call('gatts_register_services', services, timeout=timeout)
@@ -210,6 +297,11 @@ def gatts_register_services(board: Any, *, services: Any, timeout: Optional[floa
 async def gatts_register_services_async(board: Any, *, services: Any, timeout: Optional[float] = None) -> Any:
     """Method gatts_register_services (id 30); result: any."""
     return await board.acall('gatts_register_services', services, timeout=timeout)
+
+
+def gatts_register_services_nowait(board: Any, *, services: Any, timeout: Optional[float] = None) -> Future:
+    """Method gatts_register_services (id 30); result: any."""
+    return board.call_nowait('gatts_register_services', services, timeout=timeout)
 
 
 def gatts_read(board: Any, *, value_handle: int, timeout: Optional[float] = None) -> bytes:
@@ -222,6 +314,11 @@ async def gatts_read_async(board: Any, *, value_handle: int, timeout: Optional[f
     return await board.acall('gatts_read', value_handle, timeout=timeout)
 
 
+def gatts_read_nowait(board: Any, *, value_handle: int, timeout: Optional[float] = None) -> Future:
+    """Method gatts_read (id 31); result: bytes."""
+    return board.call_nowait('gatts_read', value_handle, timeout=timeout)
+
+
 def gatts_write(board: Any, *, value_handle: int, data: bytes, send_update: bool, timeout: Optional[float] = None) -> None:
     """Method gatts_write (id 32); result: nil."""
     return board.call('gatts_write', value_handle, data, send_update, timeout=timeout)
@@ -230,6 +327,11 @@ def gatts_write(board: Any, *, value_handle: int, data: bytes, send_update: bool
 async def gatts_write_async(board: Any, *, value_handle: int, data: bytes, send_update: bool, timeout: Optional[float] = None) -> None:
     """Method gatts_write (id 32); result: nil."""
     return await board.acall('gatts_write', value_handle, data, send_update, timeout=timeout)
+
+
+def gatts_write_nowait(board: Any, *, value_handle: int, data: bytes, send_update: bool, timeout: Optional[float] = None) -> Future:
+    """Method gatts_write (id 32); result: nil."""
+    return board.call_nowait('gatts_write', value_handle, data, send_update, timeout=timeout)
 
 
 def gatts_notify(board: Any, *, conn: int, value_handle: int, data: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
@@ -242,6 +344,11 @@ async def gatts_notify_async(board: Any, *, conn: int, value_handle: int, data: 
     return await board.acall('gatts_notify', *_trim((conn, value_handle, data, )), timeout=timeout)
 
 
+def gatts_notify_nowait(board: Any, *, conn: int, value_handle: int, data: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gatts_notify (id 33); result: nil."""
+    return board.call_nowait('gatts_notify', *_trim((conn, value_handle, data, )), timeout=timeout)
+
+
 def gatts_indicate(board: Any, *, conn: int, value_handle: int, data: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gatts_indicate (id 34); result: nil."""
     return board.call('gatts_indicate', *_trim((conn, value_handle, data, )), timeout=timeout)
@@ -250,6 +357,11 @@ def gatts_indicate(board: Any, *, conn: int, value_handle: int, data: Optional[b
 async def gatts_indicate_async(board: Any, *, conn: int, value_handle: int, data: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gatts_indicate (id 34); result: nil."""
     return await board.acall('gatts_indicate', *_trim((conn, value_handle, data, )), timeout=timeout)
+
+
+def gatts_indicate_nowait(board: Any, *, conn: int, value_handle: int, data: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gatts_indicate (id 34); result: nil."""
+    return board.call_nowait('gatts_indicate', *_trim((conn, value_handle, data, )), timeout=timeout)
 
 
 def gatts_set_buffer(board: Any, *, value_handle: int, len: int, append: bool, timeout: Optional[float] = None) -> None:
@@ -262,6 +374,11 @@ async def gatts_set_buffer_async(board: Any, *, value_handle: int, len: int, app
     return await board.acall('gatts_set_buffer', value_handle, len, append, timeout=timeout)
 
 
+def gatts_set_buffer_nowait(board: Any, *, value_handle: int, len: int, append: bool, timeout: Optional[float] = None) -> Future:
+    """Method gatts_set_buffer (id 35); result: nil."""
+    return board.call_nowait('gatts_set_buffer', value_handle, len, append, timeout=timeout)
+
+
 def gattc_discover_services(board: Any, *, conn: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gattc_discover_services (id 40); result: nil."""
     return board.call('gattc_discover_services', *_trim((conn, uuid, )), timeout=timeout)
@@ -270,6 +387,11 @@ def gattc_discover_services(board: Any, *, conn: int, uuid: Optional[bytes] = OM
 async def gattc_discover_services_async(board: Any, *, conn: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gattc_discover_services (id 40); result: nil."""
     return await board.acall('gattc_discover_services', *_trim((conn, uuid, )), timeout=timeout)
+
+
+def gattc_discover_services_nowait(board: Any, *, conn: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gattc_discover_services (id 40); result: nil."""
+    return board.call_nowait('gattc_discover_services', *_trim((conn, uuid, )), timeout=timeout)
 
 
 def gattc_discover_characteristics(board: Any, *, conn: int, start_handle: int, end_handle: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
@@ -282,6 +404,11 @@ async def gattc_discover_characteristics_async(board: Any, *, conn: int, start_h
     return await board.acall('gattc_discover_characteristics', *_trim((conn, start_handle, end_handle, uuid, )), timeout=timeout)
 
 
+def gattc_discover_characteristics_nowait(board: Any, *, conn: int, start_handle: int, end_handle: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gattc_discover_characteristics (id 41); result: nil."""
+    return board.call_nowait('gattc_discover_characteristics', *_trim((conn, start_handle, end_handle, uuid, )), timeout=timeout)
+
+
 def gattc_discover_descriptors(board: Any, *, conn: int, start_handle: int, end_handle: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gattc_discover_descriptors (id 42); result: nil."""
     return board.call('gattc_discover_descriptors', *_trim((conn, start_handle, end_handle, uuid, )), timeout=timeout)
@@ -290,6 +417,11 @@ def gattc_discover_descriptors(board: Any, *, conn: int, start_handle: int, end_
 async def gattc_discover_descriptors_async(board: Any, *, conn: int, start_handle: int, end_handle: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> None:
     """Method gattc_discover_descriptors (id 42); result: nil."""
     return await board.acall('gattc_discover_descriptors', *_trim((conn, start_handle, end_handle, uuid, )), timeout=timeout)
+
+
+def gattc_discover_descriptors_nowait(board: Any, *, conn: int, start_handle: int, end_handle: int, uuid: Optional[bytes] = OMITTED, timeout: Optional[float] = None) -> Future:
+    """Method gattc_discover_descriptors (id 42); result: nil."""
+    return board.call_nowait('gattc_discover_descriptors', *_trim((conn, start_handle, end_handle, uuid, )), timeout=timeout)
 
 
 def gattc_read(board: Any, *, conn: int, value_handle: int, timeout: Optional[float] = None) -> None:
@@ -302,6 +434,11 @@ async def gattc_read_async(board: Any, *, conn: int, value_handle: int, timeout:
     return await board.acall('gattc_read', conn, value_handle, timeout=timeout)
 
 
+def gattc_read_nowait(board: Any, *, conn: int, value_handle: int, timeout: Optional[float] = None) -> Future:
+    """Method gattc_read (id 43); result: nil."""
+    return board.call_nowait('gattc_read', conn, value_handle, timeout=timeout)
+
+
 def gattc_write(board: Any, *, conn: int, value_handle: int, data: bytes, mode: int, timeout: Optional[float] = None) -> None:
     """Method gattc_write (id 44); result: nil."""
     return board.call('gattc_write', conn, value_handle, data, mode, timeout=timeout)
@@ -310,6 +447,11 @@ def gattc_write(board: Any, *, conn: int, value_handle: int, data: bytes, mode: 
 async def gattc_write_async(board: Any, *, conn: int, value_handle: int, data: bytes, mode: int, timeout: Optional[float] = None) -> None:
     """Method gattc_write (id 44); result: nil."""
     return await board.acall('gattc_write', conn, value_handle, data, mode, timeout=timeout)
+
+
+def gattc_write_nowait(board: Any, *, conn: int, value_handle: int, data: bytes, mode: int, timeout: Optional[float] = None) -> Future:
+    """Method gattc_write (id 44); result: nil."""
+    return board.call_nowait('gattc_write', conn, value_handle, data, mode, timeout=timeout)
 
 
 def gattc_exchange_mtu(board: Any, *, conn: int, timeout: Optional[float] = None) -> None:
@@ -322,6 +464,11 @@ async def gattc_exchange_mtu_async(board: Any, *, conn: int, timeout: Optional[f
     return await board.acall('gattc_exchange_mtu', conn, timeout=timeout)
 
 
+def gattc_exchange_mtu_nowait(board: Any, *, conn: int, timeout: Optional[float] = None) -> Future:
+    """Method gattc_exchange_mtu (id 45); result: nil."""
+    return board.call_nowait('gattc_exchange_mtu', conn, timeout=timeout)
+
+
 def l2cap_listen(board: Any, *, psm: int, mtu: int, timeout: Optional[float] = None) -> None:
     """Method l2cap_listen (id 50); result: nil."""
     return board.call('l2cap_listen', psm, mtu, timeout=timeout)
@@ -330,6 +477,11 @@ def l2cap_listen(board: Any, *, psm: int, mtu: int, timeout: Optional[float] = N
 async def l2cap_listen_async(board: Any, *, psm: int, mtu: int, timeout: Optional[float] = None) -> None:
     """Method l2cap_listen (id 50); result: nil."""
     return await board.acall('l2cap_listen', psm, mtu, timeout=timeout)
+
+
+def l2cap_listen_nowait(board: Any, *, psm: int, mtu: int, timeout: Optional[float] = None) -> Future:
+    """Method l2cap_listen (id 50); result: nil."""
+    return board.call_nowait('l2cap_listen', psm, mtu, timeout=timeout)
 
 
 def l2cap_connect(board: Any, *, conn: int, psm: int, mtu: int, timeout: Optional[float] = None) -> None:
@@ -342,6 +494,11 @@ async def l2cap_connect_async(board: Any, *, conn: int, psm: int, mtu: int, time
     return await board.acall('l2cap_connect', conn, psm, mtu, timeout=timeout)
 
 
+def l2cap_connect_nowait(board: Any, *, conn: int, psm: int, mtu: int, timeout: Optional[float] = None) -> Future:
+    """Method l2cap_connect (id 51); result: nil."""
+    return board.call_nowait('l2cap_connect', conn, psm, mtu, timeout=timeout)
+
+
 def l2cap_send(board: Any, *, conn: int, cid: int, data: bytes, timeout: Optional[float] = None) -> bool:
     """Method l2cap_send (id 52); result: bool."""
     return board.call('l2cap_send', conn, cid, data, timeout=timeout)
@@ -350,6 +507,11 @@ def l2cap_send(board: Any, *, conn: int, cid: int, data: bytes, timeout: Optiona
 async def l2cap_send_async(board: Any, *, conn: int, cid: int, data: bytes, timeout: Optional[float] = None) -> bool:
     """Method l2cap_send (id 52); result: bool."""
     return await board.acall('l2cap_send', conn, cid, data, timeout=timeout)
+
+
+def l2cap_send_nowait(board: Any, *, conn: int, cid: int, data: bytes, timeout: Optional[float] = None) -> Future:
+    """Method l2cap_send (id 52); result: bool."""
+    return board.call_nowait('l2cap_send', conn, cid, data, timeout=timeout)
 
 
 def l2cap_disconnect(board: Any, *, conn: int, cid: int, timeout: Optional[float] = None) -> None:
@@ -362,6 +524,11 @@ async def l2cap_disconnect_async(board: Any, *, conn: int, cid: int, timeout: Op
     return await board.acall('l2cap_disconnect', conn, cid, timeout=timeout)
 
 
+def l2cap_disconnect_nowait(board: Any, *, conn: int, cid: int, timeout: Optional[float] = None) -> Future:
+    """Method l2cap_disconnect (id 53); result: nil."""
+    return board.call_nowait('l2cap_disconnect', conn, cid, timeout=timeout)
+
+
 def gap_pair(board: Any, *, conn: int, timeout: Optional[float] = None) -> None:
     """Method gap_pair (id 60); result: nil."""
     return board.call('gap_pair', conn, timeout=timeout)
@@ -370,6 +537,11 @@ def gap_pair(board: Any, *, conn: int, timeout: Optional[float] = None) -> None:
 async def gap_pair_async(board: Any, *, conn: int, timeout: Optional[float] = None) -> None:
     """Method gap_pair (id 60); result: nil."""
     return await board.acall('gap_pair', conn, timeout=timeout)
+
+
+def gap_pair_nowait(board: Any, *, conn: int, timeout: Optional[float] = None) -> Future:
+    """Method gap_pair (id 60); result: nil."""
+    return board.call_nowait('gap_pair', conn, timeout=timeout)
 
 
 def gap_passkey(board: Any, *, conn: int, action: int, passkey: int, timeout: Optional[float] = None) -> None:
@@ -382,6 +554,11 @@ async def gap_passkey_async(board: Any, *, conn: int, action: int, passkey: int,
     return await board.acall('gap_passkey', conn, action, passkey, timeout=timeout)
 
 
+def gap_passkey_nowait(board: Any, *, conn: int, action: int, passkey: int, timeout: Optional[float] = None) -> Future:
+    """Method gap_passkey (id 61); result: nil."""
+    return board.call_nowait('gap_passkey', conn, action, passkey, timeout=timeout)
+
+
 def sec_erase_bonds(board: Any, *, timeout: Optional[float] = None) -> None:
     """Method sec_erase_bonds (id 62); result: nil."""
     return board.call('sec_erase_bonds', timeout=timeout)
@@ -392,6 +569,11 @@ async def sec_erase_bonds_async(board: Any, *, timeout: Optional[float] = None) 
     return await board.acall('sec_erase_bonds', timeout=timeout)
 
 
+def sec_erase_bonds_nowait(board: Any, *, timeout: Optional[float] = None) -> Future:
+    """Method sec_erase_bonds (id 62); result: nil."""
+    return board.call_nowait('sec_erase_bonds', timeout=timeout)
+
+
 def sec_encryption_state(board: Any, *, conn: int, timeout: Optional[float] = None) -> Any:
     """Method sec_encryption_state (id 63); result: any."""
     return board.call('sec_encryption_state', conn, timeout=timeout)
@@ -400,6 +582,11 @@ def sec_encryption_state(board: Any, *, conn: int, timeout: Optional[float] = No
 async def sec_encryption_state_async(board: Any, *, conn: int, timeout: Optional[float] = None) -> Any:
     """Method sec_encryption_state (id 63); result: any."""
     return await board.acall('sec_encryption_state', conn, timeout=timeout)
+
+
+def sec_encryption_state_nowait(board: Any, *, conn: int, timeout: Optional[float] = None) -> Future:
+    """Method sec_encryption_state (id 63); result: any."""
+    return board.call_nowait('sec_encryption_state', conn, timeout=timeout)
 
 
 # method name -> typed function
@@ -480,4 +667,43 @@ ASYNC_CALLS = {
     'gap_passkey': gap_passkey_async,
     'sec_erase_bonds': sec_erase_bonds_async,
     'sec_encryption_state': sec_encryption_state_async,
+}
+NOWAIT_CALLS = {
+    'handshake': handshake_nowait,
+    'reset': reset_nowait,
+    'diagnostics': diagnostics_nowait,
+    'bench_events': bench_events_nowait,
+    'echo': echo_nowait,
+    'reply': reply_nowait,
+    'ble_active': ble_active_nowait,
+    'config_get': config_get_nowait,
+    'config_set': config_set_nowait,
+    'gap_advertise_start': gap_advertise_start_nowait,
+    'gap_advertise_stop': gap_advertise_stop_nowait,
+    'gap_scan_start': gap_scan_start_nowait,
+    'gap_scan_stop': gap_scan_stop_nowait,
+    'gap_connect': gap_connect_nowait,
+    'gap_connect_cancel': gap_connect_cancel_nowait,
+    'gap_disconnect': gap_disconnect_nowait,
+    'gap_conn_update': gap_conn_update_nowait,
+    'gatts_register_services': gatts_register_services_nowait,
+    'gatts_read': gatts_read_nowait,
+    'gatts_write': gatts_write_nowait,
+    'gatts_notify': gatts_notify_nowait,
+    'gatts_indicate': gatts_indicate_nowait,
+    'gatts_set_buffer': gatts_set_buffer_nowait,
+    'gattc_discover_services': gattc_discover_services_nowait,
+    'gattc_discover_characteristics': gattc_discover_characteristics_nowait,
+    'gattc_discover_descriptors': gattc_discover_descriptors_nowait,
+    'gattc_read': gattc_read_nowait,
+    'gattc_write': gattc_write_nowait,
+    'gattc_exchange_mtu': gattc_exchange_mtu_nowait,
+    'l2cap_listen': l2cap_listen_nowait,
+    'l2cap_connect': l2cap_connect_nowait,
+    'l2cap_send': l2cap_send_nowait,
+    'l2cap_disconnect': l2cap_disconnect_nowait,
+    'gap_pair': gap_pair_nowait,
+    'gap_passkey': gap_passkey_nowait,
+    'sec_erase_bonds': sec_erase_bonds_nowait,
+    'sec_encryption_state': sec_encryption_state_nowait,
 }
