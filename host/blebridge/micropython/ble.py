@@ -1197,7 +1197,7 @@ class BLE:
 
     # Each _ev_* turns one board event into the MicroPython IRQ(s).
 
-    def _ev_connect(self, code: int, f: Any) -> None:
+    def _ev_connect(self, code: int, f: events.CentralConnect | events.PeripheralConnect) -> None:
         conn, addr_type, addr = f.conn, f.addr_type, f.addr
         with self._lock:
             self._gap.peers[int(conn)] = (int(addr_type), bytes(addr))
@@ -1206,7 +1206,7 @@ class BLE:
         mv = memoryview(_addr_from_wire(addr))
         self._invoke(code, (int(conn), int(addr_type), mv), (mv,))
 
-    def _ev_disconnect(self, code: int, f: Any) -> None:
+    def _ev_disconnect(self, code: int, f: events.CentralDisconnect | events.PeripheralDisconnect) -> None:
         conn, addr_type, addr = int(f.conn), f.addr_type, f.addr
         with self._lock:
             self._gap.peers.pop(conn, None)
@@ -1289,7 +1289,8 @@ class BLE:
         conn, handle, uuid = f.conn, f.handle, f.uuid
         self._invoke(_IRQ_GATTC_DESCRIPTOR_RESULT, (int(conn), int(handle), UUID(bytes(uuid))))
 
-    def _ev_data(self, code: int, f: Any) -> None:
+    def _ev_data(self, code: int,
+                 f: events.GattcReadResult | events.GattcNotify | events.GattcIndicate) -> None:
         conn, handle, data = f.conn, f.value_handle, f.data
         mv = memoryview(bytes(data))
         self._invoke(code, (int(conn), int(handle), mv), (mv,))
