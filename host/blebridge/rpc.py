@@ -78,6 +78,7 @@ import cbor2
 from . import protocol as P
 from .errors import (BlebridgeError, BoardError, BoardLost, BoardReset, CallTimeout, ProtocolError,
                      VersionMismatch)
+from .events import typed_event
 from .framing import FrameDecoder, encode_frame
 from .linkseq import EventSeq, LinkGap
 from .transport import READ_POLL_S, describe, open_transport
@@ -136,6 +137,12 @@ class Event(NamedTuple):
     code: int
     name: str
     fields: tuple
+
+    @property
+    def typed(self) -> Any:
+        """The fields as the event's NamedTuple (blebridge.events, e.g. GattsWrite), built on each
+        access; ProtocolError if they do not match the schema."""
+        return typed_event(self.code, self.fields)
 
 
 _tuple_new = tuple.__new__     # builds Event without NamedTuple.__new__'s Python frame (hot path)

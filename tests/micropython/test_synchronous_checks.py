@@ -121,7 +121,7 @@ def test_characteristic_discovery_done_allows_the_next(ble, board):
 
 def test_disconnect_ends_the_characteristic_discovery(ble, board):
     ble.gattc_discover_characteristics(0, 1, 0xFFFF)
-    board.emit("PERIPHERAL_DISCONNECT", 0, 0, ADDR)
+    board.emit("PERIPHERAL_DISCONNECT", 0, 0, ADDR, 0x13)
     ble.gattc_discover_characteristics(1, 1, 0xFFFF)
     assert board.calls[-1][:2] == ("gattc_discover_characteristics", 1)
 

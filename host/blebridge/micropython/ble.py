@@ -35,6 +35,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Sequence
 
+from .. import calls, events
 from .. import protocol as P
 from ..errors import BlebridgeError, BoardError, BoardReset, SecretStoreError
 from . import runtime
@@ -348,7 +349,7 @@ class BLE:
                 from .. import open_board
                 opened = open_board(spec)
                 try:
-                    opened.call("reset")
+                    calls.reset(opened)
                 except BaseException:
                     opened.close()
                     raise
@@ -436,20 +437,22 @@ class BLE:
         if self._owned:
             self.board.close()
 
-    def _rpc(self, method: str, *args: Any) -> Any:
-        """board.call, with IRQ handlers held back while it runs (see runtime._CallGate)."""
+    def _rpc(self, call: Callable[..., Any], /, **args: Any) -> Any:
+        """A typed call (blebridge.calls) on the board, with IRQ handlers held back while it
+        runs (see runtime._CallGate)."""
         gate = self._gate
         gate.call_started()
         try:
-            return self.board.call(method, *args)
+            return call(self.board, **args)
         finally:
             gate.call_finished()
 
-    def _call(self, method: str, *args: Any, op: Optional[str] = None) -> Any:
+    def _call(self, call: Callable[..., Any], /, *, op: Optional[str] = None, **args: Any) -> Any:
         try:
-            return self._rpc(method, *args)
+            return self._rpc(call, **args)
         except BoardError as exc:
-            raise self._os_error(exc, op or method) from None
+            # A typed call is named as its method.
+            raise self._os_error(exc, op or call.__name__) from None
 
     def _os_error(self, exc: BoardError, method: str, errno_: Optional[int] = None) -> BluetoothOSError:
         if exc.status == _S["NOT_ACTIVE"]:
@@ -465,7 +468,7 @@ class BLE:
         """
         if self._radio is not True:
             try:
-                self._radio = bool(self._rpc("ble_active", None))
+                self._radio = bool(self._rpc(calls.ble_active, on=None))
             except BoardError as exc:
                 raise self._os_error(exc, method) from None
         if not self._radio:
@@ -501,21 +504,21 @@ class BLE:
     def active(self, active: Any = None, /) -> bool:
         """Turn the radio on or off (or just query it); returns the state after the call."""
         if active is None:
-            self._radio = bool(self._call("ble_active", None, op="active"))
+            self._radio = bool(self._call(calls.ble_active, on=None, op="active"))
             return self._radio
         on = bool(active)
         if not on:
-            state = self._radio = bool(self._call("ble_active", False, op="active"))
+            state = self._radio = bool(self._call(calls.ble_active, on=False, op="active"))
             self._forget_state()
             return state
         # The bonding secrets file is read (and checked) here, in the script's thread: a corrupt
         # one raises SecretStoreError from active(True), not later inside a pairing.
         self._secret_store()
-        state = self._radio = bool(self._call("ble_active", True, op="active"))
+        state = self._radio = bool(self._call(calls.ble_active, on=True, op="active"))
         pending, self._pending_config = self._pending_config, {}
         pending.setdefault(_CFG["READ_REQUEST"], self._irq is not None)
         for key, value in pending.items():
-            self._call("config_set", key, value, op="config")
+            self._call(calls.config_set, key=key, value=value, op="config")
         return state
 
     def _forget_state(self) -> None:
@@ -553,7 +556,7 @@ class BLE:
             # mp_bluetooth_get_preferred_mtu checks the radio; the board answers without it.
             self._require_radio("config")
         try:
-            value = self._rpc("config_get", key)
+            value = self._rpc(calls.config_get, key=key)
         except BoardError as exc:
             if exc.status == _S["NOT_ACTIVE"] and key in self._pending_config:
                 value = self._pending_config[key]
@@ -609,7 +612,7 @@ class BLE:
         else:
             raise ValueError("unknown config param")
         try:
-            self._rpc("config_set", key, wire)
+            self._rpc(calls.config_set, key=key, value=wire)
         except BoardError as exc:
             if exc.status == _S["NOT_ACTIVE"] and deferrable:
                 self._pending_config[key] = wire
@@ -627,7 +630,7 @@ class BLE:
             # while someone listens (each read then waits for the host's answer).
             key = _CFG["READ_REQUEST"]
             try:
-                self._rpc("config_set", key, handler is not None)
+                self._rpc(calls.config_set, key=key, value=handler is not None)
             except BoardError as exc:
                 if exc.status != _S["NOT_ACTIVE"]:
                     raise BluetoothOSError(_to_errno(exc), "irq", exc.status_name, str(exc)) from None
@@ -640,7 +643,7 @@ class BLE:
         """Advertise every ``interval_us`` µs; None stops. None data reuses the previous data."""
         if interval_us is None:
             try:
-                self._rpc("gap_advertise_stop")
+                self._rpc(calls.gap_advertise_stop)
             except BoardError as exc:
                 # NimBLE's advertise_stop never fails (not even with the radio off).
                 if exc.status not in (_S["NOT_ACTIVE"], _S["EALREADY"], _S["ENOENT"]):
@@ -675,8 +678,9 @@ class BLE:
         # Set before the call: the event that ends it may be handled before the call returns.
         self._gap.advertising = True
         try:
-            self._call("gap_advertise_start", units * ADV_ITVL_UNIT_US, self._adv_data,
-                       self._resp_data, conn, True, False, 0, op="gap_advertise")
+            self._call(calls.gap_advertise_start, interval_us=units * ADV_ITVL_UNIT_US,
+                       adv_data=self._adv_data, resp_data=self._resp_data, connectable=conn,
+                       scannable=True, extended=False, timeout_ms=0, op="gap_advertise")
         except BaseException:
             self._gap.advertising = False
             raise
@@ -686,7 +690,7 @@ class BLE:
         """Scan for ``duration_ms`` (0: until stopped); None stops (with _IRQ_SCAN_DONE)."""
         if duration_ms is None:
             try:
-                self._rpc("gap_scan_stop")
+                self._rpc(calls.gap_scan_stop)
             except BoardError as exc:
                 if exc.status not in (_S["EALREADY"], _S["ENOENT"]):
                     raise BluetoothOSError(_to_errno(exc), "gap_scan", exc.status_name, str(exc)) from None
@@ -709,8 +713,9 @@ class BLE:
         # A negative duration is a C int32 the stack takes as uint32 milliseconds.
         self._gap.scanning = True   # before the call: SCAN_DONE may be handled before it returns
         try:
-            self._call("gap_scan_start", duration & 0xFFFFFFFF, itvl * SCAN_ITVL_UNIT_US,
-                       win * SCAN_ITVL_UNIT_US, scan_active, False, op="gap_scan")
+            self._call(calls.gap_scan_start, duration_ms=duration & 0xFFFFFFFF,
+                       interval_us=itvl * SCAN_ITVL_UNIT_US, window_us=win * SCAN_ITVL_UNIT_US,
+                       active=scan_active, filter_duplicates=False, op="gap_scan")
         except BaseException:
             self._gap.scanning = False
             raise
@@ -720,7 +725,7 @@ class BLE:
         """Connect to a peripheral; ``gap_connect(None)`` cancels a pending connect."""
         if addr is ...:
             if addr_type is None:
-                self._call("gap_connect_cancel", op="gap_connect")
+                self._call(calls.gap_connect_cancel, op="gap_connect")
                 self._gap.connecting = False
                 return
             raise TypeError("invalid addr")
@@ -755,9 +760,10 @@ class BLE:
                                "(the controller answers Invalid HCI Command Parameters)")
         self._gap.connecting = True   # before the call: its end may be handled before it returns
         try:
-            self._call("gap_connect", atype, wire_addr, scan_ms & 0xFFFFFFFF,
-                       lo * CONN_ITVL_UNIT_US if lo_us else None,
-                       hi * CONN_ITVL_UNIT_US if hi_us else None, op="gap_connect")
+            self._call(calls.gap_connect, addr_type=atype, addr=wire_addr,
+                       scan_duration_ms=scan_ms & 0xFFFFFFFF,
+                       min_conn_interval_us=lo * CONN_ITVL_UNIT_US if lo_us else None,
+                       max_conn_interval_us=hi * CONN_ITVL_UNIT_US if hi_us else None, op="gap_connect")
         except BaseException:
             self._gap.connecting = False
             raise
@@ -766,7 +772,7 @@ class BLE:
         """Disconnect; False if the handle was not connected."""
         conn = _u16(conn_handle)
         try:
-            self._rpc("gap_disconnect", conn)
+            self._rpc(calls.gap_disconnect, conn=conn)
         except BoardError as exc:
             if exc.status in (_S["ENOTCONN"], _S["UNKNOWN_HANDLE"]):
                 return False
@@ -775,7 +781,7 @@ class BLE:
 
     def gap_pair(self, conn_handle: Any, /) -> None:
         """Start pairing on a connection; _IRQ_ENCRYPTION_UPDATE follows."""
-        self._call("gap_pair", _u16(conn_handle))
+        self._call(calls.gap_pair, conn=_u16(conn_handle))
 
     def gap_passkey(self, conn_handle: Any, action: Any, passkey: Any, /) -> None:
         """Answer _IRQ_PASSKEY_ACTION (passkey, or 1/0 for numeric comparison)."""
@@ -783,7 +789,7 @@ class BLE:
         if act not in (_PASSKEY["INPUT"], _PASSKEY["DISPLAY"], _PASSKEY["NUMERIC_COMPARISON"]):
             # The binding checks this before NimBLE (and has no radio check here).
             raise BluetoothOSError(_errno.EINVAL, "gap_passkey", detail=f"no passkey action {act}")
-        self._call("gap_passkey", conn, act, key)
+        self._call(calls.gap_passkey, conn=conn, action=act, passkey=key)
 
     # -- GATT server -------------------------------------------------------------------------
 
@@ -806,7 +812,7 @@ class BLE:
         if len(services) > MAX_SERVICES:
             raise self._refuse("gatts_register_services", _errno.E2BIG,
                                f"{len(services)} services is more than {MAX_SERVICES}")
-        result = self._call("gatts_register_services", wire)
+        result = self._call(calls.gatts_register_services, services=wire)
         handles: list[tuple] = []
         attrs: dict[int, list] = {}
         for (_service_handle, chars), counts in zip(result, shapes):
@@ -861,7 +867,7 @@ class BLE:
             # Inside the _IRQ_GATTS_WRITE handler for this handle: the value the peer wrote,
             # as a board (whose handler runs before the next write lands) would return.
             return current[1]
-        return bytes(self._call("gatts_read", handle))
+        return bytes(self._call(calls.gatts_read, value_handle=handle))
 
     def gatts_write(self, value_handle: Any, data: Any, send_update: Any = False, /) -> int:
         """Set the local value (growing its buffer if needed); notify/indicate if asked."""
@@ -875,12 +881,13 @@ class BLE:
                                f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
         attr = self._attrs.get(handle)
         if attr is not None and len(value) > attr[0]:
-            self._call("gatts_set_buffer", handle, len(value), attr[1], op="gatts_write")
+            self._call(calls.gatts_set_buffer, value_handle=handle, len=len(value), append=attr[1],
+                       op="gatts_write")
             attr[0] = len(value)
         current = getattr(self._tls, "gatts_write", None)
         if current is not None and current[0] == handle:
             self._tls.gatts_write = None
-        self._call("gatts_write", handle, value, bool(send_update))
+        self._call(calls.gatts_write, value_handle=handle, data=value, send_update=bool(send_update))
         return len(value)
 
     def gatts_notify(self, conn_handle: Any, value_handle: Any, data: Any = None, /) -> None:
@@ -903,7 +910,7 @@ class BLE:
             raise self._refuse(method, _errno.EINVAL if value is not None else ERRNO_BLE_HS_EAPP,
                                "attribute handle 0")
         try:
-            self._rpc(method, conn, handle, value)
+            self._rpc(calls.CALLS[method], conn=conn, value_handle=handle, data=value)
         except BoardError as exc:
             code = None
             if exc.status == _S["UNKNOWN_HANDLE"] and self._attrs and handle not in self._attrs:
@@ -921,7 +928,7 @@ class BLE:
                                f"length {size}" if known else f"no local attribute {handle}")
         # A peer can never write more than an attribute's maximum, so a bigger buffer is this.
         size = min(size, MAX_ATTR_LEN)
-        self._call("gatts_set_buffer", handle, size, app)
+        self._call(calls.gatts_set_buffer, value_handle=handle, len=size, append=app)
         attr = self._attrs.get(handle)
         if attr is not None:
             attr[0], attr[1] = size, app
@@ -933,7 +940,7 @@ class BLE:
         conn = _u16(conn_handle)
         if uuid is not None and not isinstance(uuid, UUID):
             raise TypeError("UUID")
-        self._call("gattc_discover_services", conn, None if uuid is None else bytes(uuid))
+        self._call(calls.gattc_discover_services, conn=conn, uuid=None if uuid is None else bytes(uuid))
 
     def gattc_discover_characteristics(self, conn_handle: Any, start_handle: Any, end_handle: Any,
                                        uuid: Any = None, /) -> None:
@@ -958,7 +965,8 @@ class BLE:
         try:
             # All characteristics are asked for: the filter is applied here, so each result's
             # end handle can come from the next characteristic even when that one is filtered out.
-            self._call(method, conn, start, end, None)
+            self._call(calls.gattc_discover_characteristics, conn=conn, start_handle=start,
+                       end_handle=end, uuid=None)
         except BaseException:
             with self._lock:
                 self._discoveries.pop(conn, None)
@@ -982,8 +990,8 @@ class BLE:
             # characteristic with nothing after its value handle (start == end) is refused.
             raise self._refuse("gattc_discover_descriptors", _errno.EINVAL,
                                f"nothing after handle {start} up to {end}")
-        self._call("gattc_discover_descriptors", conn, first, end,
-                   None if uuid is None else bytes(uuid))
+        self._call(calls.gattc_discover_descriptors, conn=conn, start_handle=first, end_handle=end,
+                   uuid=None if uuid is None else bytes(uuid))
 
     def gattc_read(self, conn_handle: Any, value_handle: Any, /) -> None:
         """Read a remote value; _IRQ_GATTC_READ_RESULT then _IRQ_GATTC_READ_DONE."""
@@ -991,7 +999,7 @@ class BLE:
         if handle == 0:
             # ble_att_clt_tx_read: handle == 0, before the connection is looked up.
             raise self._refuse("gattc_read", _errno.EINVAL, "attribute handle 0")
-        self._call("gattc_read", conn, handle)
+        self._call(calls.gattc_read, conn=conn, value_handle=handle)
 
     def gattc_write(self, conn_handle: Any, value_handle: Any, data: Any, mode: Any = 0, /) -> None:
         """Write a remote value: mode 0 without response, 1 with (_IRQ_GATTC_WRITE_DONE)."""
@@ -1002,11 +1010,11 @@ class BLE:
             raise self._refuse("gattc_write", _errno.EINVAL, f"no write mode {m}")
         # NimBLE has no check for handle 0 here (the peer answers it) and cuts a value to the
         # ATT MTU - 3 (ble_att_truncate_to_mtu), never above an attribute's maximum.
-        self._call("gattc_write", conn, handle, value[:MAX_ATTR_LEN], m)
+        self._call(calls.gattc_write, conn=conn, value_handle=handle, data=value[:MAX_ATTR_LEN], mode=m)
 
     def gattc_exchange_mtu(self, conn_handle: Any, /) -> None:
         """Exchange MTUs with the peer (ours is config('mtu')); _IRQ_MTU_EXCHANGED follows."""
-        self._call("gattc_exchange_mtu", _u16(conn_handle))
+        self._call(calls.gattc_exchange_mtu, conn=_u16(conn_handle))
 
     # -- L2CAP -------------------------------------------------------------------------------
 
@@ -1029,7 +1037,7 @@ class BLE:
         """Accept L2CAP channels on ``psm`` (MTU clamped to what the board can buffer)."""
         channel_psm, our_mtu = _u16(psm), self._l2cap_mtu(mtu)
         self._l2cap_channel_free("l2cap_listen")
-        self._call("l2cap_listen", channel_psm, our_mtu)
+        self._call(calls.l2cap_listen, psm=channel_psm, mtu=our_mtu)
         self._l2cap_listening = True
 
     def l2cap_connect(self, conn_handle: Any, psm: Any, mtu: Any, /) -> None:
@@ -1038,14 +1046,14 @@ class BLE:
         self._l2cap_channel_free("l2cap_connect")
         self._l2cap_connecting[(conn, channel_psm)] = (time.monotonic() + L2CAP_CONNECT_RETRY_S, our_mtu)
         try:
-            self._call("l2cap_connect", conn, channel_psm, our_mtu)
+            self._call(calls.l2cap_connect, conn=conn, psm=channel_psm, mtu=our_mtu)
         except BaseException:
             self._l2cap_connecting.pop((conn, channel_psm), None)
             raise
 
     def l2cap_disconnect(self, conn_handle: Any, cid: Any, /) -> None:
         """Close an L2CAP channel; _IRQ_L2CAP_DISCONNECT follows."""
-        self._call("l2cap_disconnect", _u16(conn_handle), _u16(cid))
+        self._call(calls.l2cap_disconnect, conn=_u16(conn_handle), cid=_u16(cid))
 
     def l2cap_send(self, conn_handle: Any, cid: Any, buf: Any, /) -> bool:
         """Send one SDU; False: stalled, wait for _IRQ_L2CAP_SEND_READY before sending more."""
@@ -1062,7 +1070,7 @@ class BLE:
             raise BluetoothOSError(_errno.EINVAL, "l2cap_send",
                                    detail=f"{len(data)} bytes is more than {L2CAP_SEND_MAX_OUR_MTUS} "
                                           f"times our MTU {chan.our_mtu}")
-        return bool(self._call("l2cap_send", conn, channel_id, data))
+        return bool(self._call(calls.l2cap_send, conn=conn, cid=channel_id, data=data))
 
     def l2cap_recvinto(self, conn_handle: Any, cid: Any, buf: Any, /) -> int:
         """Move received bytes into ``buf``; returns the count (buf None: bytes waiting)."""
@@ -1119,7 +1127,7 @@ class BLE:
                         pass
 
     def _reply(self, token: int, value: Any) -> None:
-        fut = self.board.call_nowait("reply", token, value)
+        fut = calls.reply_nowait(self.board, token=token, value=value)
 
         def done(f: Any) -> None:
             exc = f.exception()
@@ -1178,11 +1186,10 @@ class BLE:
             return
         self._delivered += 1
         runtime.ACTIVITY.set_busy(self, True)
-        code, f = ev.code, ev.fields
         try:
-            handler = _EVENT_HANDLERS.get(code)
+            handler = _EVENT_HANDLERS.get(ev.code)
             if handler is not None:
-                handler(self, f)
+                handler(self, ev.typed)     # ProtocolError if its fields do not match the schema
         except Exception:
             runtime.report_exception(f"blebridge: cannot deliver board event {ev.name}")
         finally:
@@ -1190,8 +1197,8 @@ class BLE:
 
     # Each _ev_* turns one board event into the MicroPython IRQ(s).
 
-    def _ev_connect(self, code: int, f: tuple) -> None:
-        conn, addr_type, addr = f[0], f[1], f[2]
+    def _ev_connect(self, code: int, f: events.CentralConnect | events.PeripheralConnect) -> None:
+        conn, addr_type, addr = f.conn, f.addr_type, f.addr
         with self._lock:
             self._gap.peers[int(conn)] = (int(addr_type), bytes(addr))
             if code == _IRQ_PERIPHERAL_CONNECT:
@@ -1199,8 +1206,8 @@ class BLE:
         mv = memoryview(_addr_from_wire(addr))
         self._invoke(code, (int(conn), int(addr_type), mv), (mv,))
 
-    def _ev_disconnect(self, code: int, f: tuple) -> None:
-        conn, addr_type, addr = int(f[0]), f[1], f[2]
+    def _ev_disconnect(self, code: int, f: events.CentralDisconnect | events.PeripheralDisconnect) -> None:
+        conn, addr_type, addr = int(f.conn), f.addr_type, f.addr
         with self._lock:
             self._gap.peers.pop(conn, None)
             if code == _IRQ_PERIPHERAL_DISCONNECT and conn == CONN_HANDLE_NONE:
@@ -1218,8 +1225,8 @@ class BLE:
         mv = memoryview(_addr_from_wire(addr))
         self._invoke(code, (conn, int(addr_type), mv), (mv,))
 
-    def _ev_gatts_write(self, f: tuple) -> None:
-        conn, handle, data = int(f[0]), int(f[1]), bytes(f[2])
+    def _ev_gatts_write(self, f: events.GattsWrite) -> None:
+        conn, handle, data = int(f.conn), int(f.value_handle), bytes(f.data)
         attr = self._attrs.get(handle)
         appending = attr is not None and attr[1]
         self._tls.gatts_write = None if appending else (handle, data)
@@ -1228,32 +1235,33 @@ class BLE:
         finally:
             self._tls.gatts_write = None
 
-    def _ev_read_request(self, f: tuple) -> None:
-        token, conn, handle = f[0], int(f[1]), int(f[2])
+    def _ev_read_request(self, f: events.GattsReadRequest) -> None:
+        token, conn, handle = f.token, int(f.conn), int(f.value_handle)
         result = self._invoke(_IRQ_GATTS_READ_REQUEST, (conn, handle))
         self._reply(token, _int_or_zero(result))
 
-    def _ev_scan_result(self, f: tuple) -> None:
-        addr_type, addr, adv_type, rssi, adv_data = f
+    def _ev_scan_result(self, f: events.ScanResult) -> None:
+        addr_type, addr, adv_type, rssi, adv_data = f.addr_type, f.addr, f.adv_type, f.rssi, f.adv_data
         mv_addr = memoryview(_addr_from_wire(addr))
         mv_data = memoryview(bytes(adv_data))
         self._invoke(_IRQ_SCAN_RESULT, (int(addr_type), mv_addr, int(adv_type), int(rssi), mv_data),
                      (mv_addr, mv_data))
 
-    def _ev_scan_done(self, f: tuple) -> None:
+    def _ev_scan_done(self, f: events.ScanDone) -> None:
         self._gap.scanning = False
         self._invoke(_IRQ_SCAN_DONE, ())
 
-    def _ev_advertise_done(self, f: tuple) -> None:
+    def _ev_advertise_done(self, f: events.AdvertiseDone) -> None:
         # No MicroPython IRQ: NimBLE's binding ignores the end of advertising.
         self._gap.advertising = False
 
-    def _ev_service_result(self, f: tuple) -> None:
-        conn, start, end, uuid = f
+    def _ev_service_result(self, f: events.GattcServiceResult) -> None:
+        conn, start, end, uuid = f.conn, f.start_handle, f.end_handle, f.uuid
         self._invoke(_IRQ_GATTC_SERVICE_RESULT, (int(conn), int(start), int(end), UUID(bytes(uuid))))
 
-    def _ev_characteristic_result(self, f: tuple) -> None:
-        conn, def_handle, value_handle, properties, uuid = int(f[0]), int(f[1]), int(f[2]), int(f[3]), UUID(bytes(f[4]))
+    def _ev_characteristic_result(self, f: events.GattcCharacteristicResult) -> None:
+        conn, def_handle, value_handle = int(f.conn), int(f.def_handle), int(f.value_handle)
+        properties, uuid = int(f.properties), UUID(bytes(f.uuid))
         disc = self._discoveries.get(conn)
         if disc is None:
             # Not started by us (or already finished): report it with its own range unknown.
@@ -1266,8 +1274,8 @@ class BLE:
         if disc.uuid is None or disc.uuid == uuid:
             disc.pending = (value_handle, properties, uuid)
 
-    def _ev_characteristic_done(self, f: tuple) -> None:
-        conn, status = int(f[0]), int(f[1])
+    def _ev_characteristic_done(self, f: events.GattcCharacteristicDone) -> None:
+        conn, status = int(f.conn), int(f.status)
         with self._lock:
             disc = self._discoveries.pop(conn, None)
             if self._char_discovery_conn == conn:
@@ -1277,35 +1285,38 @@ class BLE:
             self._invoke(_IRQ_GATTC_CHARACTERISTIC_RESULT, (conn, disc.end_handle, vh, props, u))
         self._invoke(_IRQ_GATTC_CHARACTERISTIC_DONE, (conn, status))
 
-    def _ev_descriptor_result(self, f: tuple) -> None:
-        conn, handle, uuid = f
+    def _ev_descriptor_result(self, f: events.GattcDescriptorResult) -> None:
+        conn, handle, uuid = f.conn, f.handle, f.uuid
         self._invoke(_IRQ_GATTC_DESCRIPTOR_RESULT, (int(conn), int(handle), UUID(bytes(uuid))))
 
-    def _ev_data(self, code: int, f: tuple) -> None:
-        conn, handle, data = f
+    def _ev_data(self, code: int,
+                 f: events.GattcReadResult | events.GattcNotify | events.GattcIndicate) -> None:
+        conn, handle, data = f.conn, f.value_handle, f.data
         mv = memoryview(bytes(data))
         self._invoke(code, (int(conn), int(handle), mv), (mv,))
 
-    def _ev_l2cap_accept(self, f: tuple) -> None:
-        token, conn, cid, psm, our_mtu, peer_mtu = (int(x) for x in f)
+    def _ev_l2cap_accept(self, f: events.L2capAccept) -> None:
+        token, conn, cid = int(f.token), int(f.conn), int(f.cid)
+        psm, our_mtu, peer_mtu = int(f.psm), int(f.our_mtu), int(f.peer_mtu)
         result = self._invoke(_IRQ_L2CAP_ACCEPT, (conn, cid, psm, our_mtu, peer_mtu))
         self._reply(token, _int_or_zero(result))
 
-    def _ev_l2cap_connect(self, f: tuple) -> None:
-        conn, cid, psm, our_mtu, peer_mtu = (int(x) for x in f)
+    def _ev_l2cap_connect(self, f: events.L2capConnect) -> None:
+        conn, cid, psm = int(f.conn), int(f.cid), int(f.psm)
+        our_mtu, peer_mtu = int(f.our_mtu), int(f.peer_mtu)
         self._l2cap_connecting.pop((conn, psm), None)
         with self._lock:
             self._channels[(conn, cid)] = _Channel(psm, our_mtu, peer_mtu)
         self._invoke(_IRQ_L2CAP_CONNECT, (conn, cid, psm, our_mtu, peer_mtu))
 
-    def _ev_l2cap_disconnect(self, f: tuple) -> None:
-        conn, cid, psm, status = (int(x) for x in f)
+    def _ev_l2cap_disconnect(self, f: events.L2capDisconnect) -> None:
+        conn, cid, psm, status = int(f.conn), int(f.cid), int(f.psm), int(f.status)
         pending = self._l2cap_connecting.pop((conn, psm), None)
         if status and pending is not None and time.monotonic() < pending[0]:
             time.sleep(L2CAP_CONNECT_RETRY_GAP_S)
             try:
                 self._l2cap_connecting[(conn, psm)] = pending
-                self._rpc("l2cap_connect", conn, psm, pending[1])
+                self._rpc(calls.l2cap_connect, conn=conn, psm=psm, mtu=pending[1])
                 return
             except BoardError:
                 self._l2cap_connecting.pop((conn, psm), None)
@@ -1317,8 +1328,8 @@ class BLE:
                     del self._channels[(conn, cid)]
         self._invoke(_IRQ_L2CAP_DISCONNECT, (conn, cid, psm, status))
 
-    def _ev_l2cap_recv(self, f: tuple) -> None:
-        conn, cid, data = int(f[0]), int(f[1]), f[2]
+    def _ev_l2cap_recv(self, f: events.L2capRecv) -> None:
+        conn, cid, data = int(f.conn), int(f.cid), f.data
         with self._lock:
             chan = self._channels.get((conn, cid))
             if chan is None:
@@ -1326,14 +1337,15 @@ class BLE:
             chan.rx += data
         self._invoke(_IRQ_L2CAP_RECV, (conn, cid))
 
-    def _ev_encryption_update(self, f: tuple) -> None:
-        conn, encrypted, authenticated, bonded, key_size = f
+    def _ev_encryption_update(self, f: events.EncryptionUpdate) -> None:
+        conn, encrypted, authenticated, bonded, key_size = (f.conn, f.encrypted, f.authenticated,
+                                                            f.bonded, f.key_size)
         # MicroPython passes these as ints (the conformance tests print "1 0 1").
         self._invoke(_IRQ_ENCRYPTION_UPDATE,
                      (int(conn), int(bool(encrypted)), int(bool(authenticated)), int(bool(bonded)), int(key_size)))
 
-    def _ev_get_secret(self, f: tuple) -> None:
-        token, sec_type, index, key = int(f[0]), int(f[1]), int(f[2]), f[3]
+    def _ev_get_secret(self, f: events.GetSecret) -> None:
+        token, sec_type, index, key = int(f.token), int(f.sec_type), int(f.index), f.key
         mv = None if key is None else memoryview(bytes(key))
         result = self._invoke(_IRQ_GET_SECRET, (sec_type, index, mv), (mv,) if mv is not None else ())
         value: Optional[bytes]
@@ -1347,8 +1359,8 @@ class BLE:
             value = buffer_bytes(result)
         self._reply(token, value)
 
-    def _ev_set_secret(self, f: tuple) -> None:
-        token, sec_type, key, value = int(f[0]), int(f[1]), bytes(f[2]), f[3]
+    def _ev_set_secret(self, f: events.SetSecret) -> None:
+        token, sec_type, key, value = int(f.token), int(f.sec_type), bytes(f.key), f.value
         mv_key = memoryview(key)
         mv_value = None if value is None else memoryview(bytes(value))
         views = (mv_key,) if mv_value is None else (mv_key, mv_value)
@@ -1363,15 +1375,17 @@ class BLE:
             stored = bool(result)
         self._reply(token, stored)
 
-    def _ev_passkey_action(self, f: tuple) -> None:
-        conn, action, passkey = (int(x) for x in f)
+    def _ev_passkey_action(self, f: events.PasskeyAction) -> None:
+        conn, action, passkey = int(f.conn), int(f.action), int(f.passkey)
         self._invoke(_IRQ_PASSKEY_ACTION, (conn, action, passkey))
 
-    def _ev_mtu_exchanged(self, f: tuple) -> None:
+    def _ev_mtu_exchanged(self, f: events.MtuExchanged) -> None:
         # Every report is passed on: MicroPython reports each exchange, whichever side asked.
-        self._invoke(_IRQ_MTU_EXCHANGED, (int(f[0]), int(f[1])))
+        self._invoke(_IRQ_MTU_EXCHANGED, (int(f.conn), int(f.mtu)))
 
-    def _ev_plain(self, code: int, f: tuple) -> None:
+    def _ev_plain(self, code: int, f: Any) -> None:
+        # Events whose IRQ data are all their fields, in schema order, as ints (every field of
+        # these events is a uint): the order is MicroPython's too.
         self._invoke(code, tuple(int(x) for x in f))
 
 
@@ -1401,7 +1415,7 @@ def _iterate(obj: Any) -> list:
         raise TypeError("object of type '%s' has no len()" % type(obj).__name__) from None
 
 
-_EVENT_HANDLERS: dict[int, Callable[[BLE, tuple], None]] = {
+_EVENT_HANDLERS: dict[int, Callable[[BLE, Any], None]] = {
     P.EV_CENTRAL_CONNECT: lambda b, f: b._ev_connect(_IRQ_CENTRAL_CONNECT, f),
     P.EV_CENTRAL_DISCONNECT: lambda b, f: b._ev_disconnect(_IRQ_CENTRAL_DISCONNECT, f),
     P.EV_GATTS_WRITE: BLE._ev_gatts_write,
