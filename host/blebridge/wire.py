@@ -16,7 +16,7 @@ from . import protocol as P
 from .errors import BoardError, ProtocolError, VersionMismatch
 from .framing import encode_frame
 
-# The version warning kept the RPC client's logger name when it moved here from rpc.py.
+# The version warning is the RPC client's: it keeps that logger's name.
 log = logging.getLogger("blebridge.rpc")
 
 _EVENT_NAMES = {code: ev.name for code, ev in P.EVENTS.items()}
