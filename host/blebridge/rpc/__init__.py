@@ -1,6 +1,7 @@
 """RPC client: one board, many calls in flight, ordered event delivery.
 
   board.py       Board (calls, listeners, reset and loss), open_board; threads and invariants
+  dispatch.py    Dispatcher: the listeners and the thread that calls them, in wire order
   read_token.py  the read token: callers of board.call() read descriptor-backed ports themselves
 Below it: blebridge.wire (Event, BoardInfo, requests, version check), blebridge.transport
 (ports; ``auto`` probes boards with transport.probe.probe_handshake). Contract for the API layers:

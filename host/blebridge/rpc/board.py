@@ -6,6 +6,7 @@ Threads per board:
               It never runs user code (except the done-callbacks of call_nowait() futures).
   dispatcher  delivers events in wire order to listeners, then tells lost listeners about
               resets and unplugs. Listeners may call board.call() (they never read the port).
+              (blebridge.rpc.dispatch)
   callers     on ports with a descriptor (local serial ports, pseudo-terminals: sim boards), a
               thread inside board.call() reads the port itself while it waits, holding the
               read token (blebridge.rpc.read_token: the design and why). Other ports
@@ -38,7 +39,6 @@ import itertools
 import logging
 import math
 import os
-import queue
 import select
 import threading
 import time
@@ -53,6 +53,7 @@ from ..linkseq import EventSeq, LinkGap
 from ..transport import describe, open_transport
 from ..transport.reader import READ_CHUNK, READ_POLL_S, fd_of, make_reader, write_fd
 from ..wire import BoardInfo, Event, check_version, encode_request, make_event
+from .dispatch import Q_EVENTS, Q_GAP, Q_LOST, Q_RESET, Dispatcher
 from .read_token import ReadToken, Waiter
 
 log = logging.getLogger("blebridge.rpc")
@@ -92,14 +93,6 @@ class _Pending:
         self.timeout = timeout
 
 
-# Dispatcher queue items: (kind, payload).
-_Q_EVENTS = 0       # payload: list[Event]
-_Q_LOST = 1         # payload: BoardLost (unplugged) -> lost listeners
-_Q_RESET = 2        # payload: BoardReset -> lost listeners, then handshake again
-_Q_STOP = 3
-_Q_GAP = 4          # payload: LinkGap -> gap listeners (or a warning)
-
-
 def _fail(fut: Any, exc: BaseException) -> None:
     if not fut.done():
         try:
@@ -130,25 +123,19 @@ class Board:
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._next_sweep = 0.0             # monotonic s; read and written by the token holder only
-        self._listeners: tuple[Callable[[Event], Any], ...] = ()
-        self._lost_listeners: tuple[Callable[[BaseException], Any], ...] = ()
-        self._listener_lock = threading.Lock()
         self._lost: Optional[BoardLost] = None
         self._closed = False
         self._stopping = False
         self._reader: Optional[threading.Thread] = None
         self._reopen_lock = threading.RLock()
-        self._q: "queue.SimpleQueue[tuple[int, Any]]" = queue.SimpleQueue()
         self._counters = {
             "frames_tx": 0, "bad_messages": 0, "unmatched_responses": 0, "late_responses": 0,
             "calls_timed_out": 0, "events": 0, "listener_errors": 0, "resets": 0, "links_lost": 0,
         }
         self._seq = EventSeq()             # read and written by the token holder only
         self._timed_out_ids: "collections.OrderedDict[int, None]" = collections.OrderedDict()
-        self._gap_listeners: tuple[Callable[[LinkGap], Any], ...] = ()
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
-                                            name=f"blebridge-dispatch {self.spec}")
-        self._dispatcher.start()
+        self._dispatch = Dispatcher(self.spec, self._counters, self._after_reset)
+        self._q = self._dispatch.queue     # whoever reads the port puts here (one put per chunk)
         self._attach(transport)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -231,9 +218,7 @@ class Board:
             self._closed = True
             self._lost = BoardLost(f"{self.spec}: board closed")
             self._detach(self._lost)
-        self._q.put((_Q_STOP, None))
-        if self._dispatcher is not threading.current_thread():
-            self._dispatcher.join(_JOIN_TIMEOUT_S)
+        self._dispatch.stop(_JOIN_TIMEOUT_S)
 
     def reopen(self, *, handshake: bool = True, timeout: Optional[float] = None) -> Optional[BoardInfo]:
         """Reconnect (resolving the spec again: sim boards restart, ``auto`` rescans) and
@@ -506,41 +491,26 @@ class Board:
 
     def add_event_listener(self, fn: Callable[[Event], Any]) -> None:
         """Call ``fn(event)`` for every event, in order, on this board's dispatcher thread."""
-        with self._listener_lock:
-            self._listeners = self._listeners + (fn,)
+        self._dispatch.add_event_listener(fn)
 
     def remove_event_listener(self, fn: Callable[[Event], Any]) -> None:
-        with self._listener_lock:
-            ls = list(self._listeners)
-            if fn in ls:
-                ls.remove(fn)
-            self._listeners = tuple(ls)
+        self._dispatch.remove_event_listener(fn)
 
     def add_lost_listener(self, fn: Callable[[BaseException], Any]) -> None:
         """Call ``fn(exc)`` (BoardReset or BoardLost) when the board resets or is unplugged."""
-        with self._listener_lock:
-            self._lost_listeners = self._lost_listeners + (fn,)
+        self._dispatch.add_lost_listener(fn)
 
     def remove_lost_listener(self, fn: Callable[[BaseException], Any]) -> None:
-        with self._listener_lock:
-            ls = list(self._lost_listeners)
-            if fn in ls:
-                ls.remove(fn)
-            self._lost_listeners = tuple(ls)
+        self._dispatch.remove_lost_listener(fn)
 
     def add_gap_listener(self, fn: Callable[[LinkGap], Any]) -> None:
         """Call ``fn(gap)`` on the dispatcher thread for every gap in the event frames (frames
         lost on the link), after the events received before it and before those after it.
         While a gap listener is registered the board logs no warning of its own."""
-        with self._listener_lock:
-            self._gap_listeners = self._gap_listeners + (fn,)
+        self._dispatch.add_gap_listener(fn)
 
     def remove_gap_listener(self, fn: Callable[[LinkGap], Any]) -> None:
-        with self._listener_lock:
-            ls = list(self._gap_listeners)
-            if fn in ls:
-                ls.remove(fn)
-            self._gap_listeners = tuple(ls)
+        self._dispatch.remove_gap_listener(fn)
 
     # -- reading: the reader thread, or a caller holding the read token -----------------------
 
@@ -658,14 +628,14 @@ class Board:
                 self._bad_message(f)
         if events:
             self._counters["events"] += len(events)
-            self._q.put((_Q_EVENTS, events))
+            self._q.put((Q_EVENTS, events))
 
     def _on_gap(self, gap: LinkGap, events: list[Event]) -> list[Event]:
         """Event frames were lost: the events before the gap go out, then the gap."""
         if events:
             self._counters["events"] += len(events)
-            self._q.put((_Q_EVENTS, events))
-        self._q.put((_Q_GAP, gap))
+            self._q.put((Q_EVENTS, events))
+        self._q.put((Q_GAP, gap))
         return []
 
     def _bad_message(self, frame: bytes) -> None:
@@ -719,8 +689,8 @@ class Board:
         # Events before the BOOT go out first, then the reset, then the BOOT event itself.
         if events:
             self._counters["events"] += len(events)
-            self._q.put((_Q_EVENTS, events))
-        self._q.put((_Q_RESET, exc))
+            self._q.put((Q_EVENTS, events))
+        self._q.put((Q_RESET, exc))
         return []
 
     def _link_lost(self, cause: BaseException) -> None:
@@ -736,61 +706,16 @@ class Board:
             self._lost = exc
         self._counters["links_lost"] += 1
         self._fail_all(exc)
-        self._q.put((_Q_LOST, exc))
+        self._q.put((Q_LOST, exc))
 
-    # -- dispatcher thread -----------------------------------------------------------------
-
-    def _dispatch_loop(self) -> None:
-        get = self._q.get
-        while True:
-            kind, payload = get()
-            if kind == _Q_EVENTS:
-                listeners = self._listeners
-                if len(listeners) == 1:
-                    fn = listeners[0]
-                    for ev in payload:
-                        try:
-                            fn(ev)
-                        except Exception:
-                            self._listener_error(fn, ev)
-                else:
-                    for ev in payload:
-                        for fn in listeners:
-                            try:
-                                fn(ev)
-                            except Exception:
-                                self._listener_error(fn, ev)
-            elif kind == _Q_STOP:
-                return
-            elif kind == _Q_GAP:
-                self._dispatch_gap(payload)
-            else:
-                for lost_fn in self._lost_listeners:
-                    try:
-                        lost_fn(payload)
-                    except Exception:
-                        self._counters["listener_errors"] += 1
-                        log.exception("%s: lost listener %r raised", self.spec, lost_fn)
-                if kind == _Q_RESET and not self._closed and self._lost is None:
-                    try:
-                        self.handshake()
-                    except BlebridgeError as e:
-                        log.warning("%s: handshake after reset failed: %s", self.spec, e)
-
-    def _dispatch_gap(self, gap: LinkGap) -> None:
-        listeners = self._gap_listeners
-        if not listeners:
-            log.warning("%s: %s", self.spec, gap.describe())
-        for fn in listeners:
+    def _after_reset(self) -> None:
+        """On the dispatcher thread, once the lost listeners have heard of a reset: handshake
+        again (so :attr:`info` has the new boot id)."""
+        if not self._closed and self._lost is None:
             try:
-                fn(gap)
-            except Exception:
-                self._counters["listener_errors"] += 1
-                log.exception("%s: gap listener %r raised", self.spec, fn)
-
-    def _listener_error(self, fn: Callable, ev: Event) -> None:
-        self._counters["listener_errors"] += 1
-        log.exception("%s: event listener %r raised on %s", self.spec, fn, ev.name)
+                self.handshake()
+            except BlebridgeError as e:
+                log.warning("%s: handshake after reset failed: %s", self.spec, e)
 
 
 def open_board(spec: str, timeout: float = DEFAULT_TIMEOUT_S, handshake: bool = True, **transport_kw: Any) -> Board:
