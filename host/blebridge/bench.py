@@ -39,7 +39,9 @@ import cbor2
 from . import protocol as P
 from .errors import CallTimeout
 from .framing import FrameDecoder
-from .rpc import Board, Event, _make_reader, encode_request
+from .rpc import Board, Event
+from .transport.reader import make_reader
+from .wire import encode_request
 from .transport import open_transport
 
 #: USB full speed: 12 Mbit/s on the wire, about 1.2 MB/s of CDC payload in practice.
@@ -146,7 +148,7 @@ class LinkEcho:
 
 def raw_frame_baseline(transport: Any, count: int) -> dict[str, float]:
     """Round trips of an echo request written and read on one thread, no RPC client."""
-    read = _make_reader(transport, 1.0)
+    read = make_reader(transport, 1.0)
     transport.write(b"\x00")
     samples = []
     for i in range(count + _WARMUP):

@@ -331,13 +331,13 @@ def test_handshake_timeout_raises_call_timeout_and_releases_the_port():
     fb = FakeBoard()
     fb.handlers["handshake"] = lambda args: None
     try:
-        import blebridge.rpc as rpc
-        old, rpc.HANDSHAKE_TIMEOUT_S = rpc.HANDSHAKE_TIMEOUT_S, 0.3
+        import blebridge.rpc.board as rpc_board
+        old, rpc_board.HANDSHAKE_TIMEOUT_S = rpc_board.HANDSHAKE_TIMEOUT_S, 0.3
         try:
             with pytest.raises(CallTimeout, match="handshake"):
                 open_board(fb.path)
         finally:
-            rpc.HANDSHAKE_TIMEOUT_S = old
+            rpc_board.HANDSHAKE_TIMEOUT_S = old
         del fb.handlers["handshake"]
         open_board(fb.path).close()          # not left locked by the failed open
     finally:

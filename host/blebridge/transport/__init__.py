@@ -25,14 +25,18 @@
 
 Any other ``scheme://`` pyserial knows (spy://, alt://) works too. Keyword arguments go to
 pyserial (``baudrate``...); ``timeout`` is the read poll period in seconds.
+
+Each scheme's module is imported when a spec first needs it (as pyserial does with its URL
+handlers), so importing blebridge loads neither pyserial nor the sim launcher. The modules:
+serial_port (device paths, pyserial URLs), sim (sim:NAME; faults: its fault relay), usb (id:,
+auto; probe: the handshake auto sends), reader (descriptor reads and writes, also for the RPC
+client). None imports blebridge.rpc.
 """
 from __future__ import annotations
 
 from typing import Any, Optional, Protocol, runtime_checkable
 
-from .serial_port import DEFAULT_BAUDRATE, READ_POLL_S, open_serial
-from .sim import open_sim
-from .usb import open_auto, open_by_serial
+from .reader import READ_POLL_S
 
 
 @runtime_checkable
@@ -63,17 +67,29 @@ def open_transport(spec: str, **kw: Any) -> Any:
     """
     spec = spec.strip()
     if spec.startswith("sim:"):
+        from .sim import open_sim
         return open_sim(spec, **kw)
     if spec.startswith("id:"):
+        from .usb import open_by_serial
         return open_by_serial(spec[3:], **kw)
     if spec == "auto":
+        from .usb import open_auto
         return open_auto(**kw)
+    from .serial_port import open_serial
     return open_serial(spec, **kw)
 
 
 def describe(transport: Any) -> str:
     """The spec a transport was opened from, resolved (``auto`` and ``id:`` give the device)."""
     return getattr(transport, "blebridge_spec", None) or getattr(transport, "port", None) or repr(transport)
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_BAUDRATE lives with pyserial's module; loaded on first use like the schemes.
+    if name == "DEFAULT_BAUDRATE":
+        from .serial_port import DEFAULT_BAUDRATE
+        return DEFAULT_BAUDRATE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["open_transport", "Transport", "describe", "DEFAULT_BAUDRATE", "READ_POLL_S"]

@@ -9,12 +9,11 @@ import serial
 
 from ..errors import PortOpenError
 from ..ports import known_board
+from .reader import READ_POLL_S
 
 #: Baud rate for UART-bridge boards (ESP32 dev kits); USB CDC ignores it. The nimble port's
 #: UART must use the same value. Env BLEBRIDGE_BAUD overrides.
 DEFAULT_BAUDRATE = 921600
-#: Read poll period (s): how long a read waits before the reader thread checks for close.
-READ_POLL_S = 0.05
 
 _BUSY_ERRNOS = {errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK}
 _PERMISSION_ERRNOS = {errno.EACCES, errno.EPERM}

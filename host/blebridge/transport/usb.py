@@ -1,10 +1,15 @@
-"""``id:SERIAL`` (a USB port by serial number) and ``auto`` (first known board that answers)."""
+"""``id:SERIAL`` (a USB port by serial number) and ``auto`` (first known board that answers).
+
+``auto`` asks each candidate with probe_handshake (blebridge.transport.probe), which needs
+nothing from the RPC client above the transports.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import BlebridgeError, PortOpenError
 from ..ports import board_candidates, find_by_serial
+from .probe import probe_handshake
 from .serial_port import open_serial
 
 #: Seconds a candidate board gets to answer the handshake during ``auto``.
@@ -24,8 +29,6 @@ def open_by_serial(serial_number: str, **kw: Any) -> Any:
 
 def open_auto(**kw: Any) -> Any:
     """Open the first known board (blebridge.ports order) whose firmware answers the handshake."""
-    from ..rpc import probe_handshake   # rpc imports transport; resolve the cycle at call time
-
     tried: list[str] = []
     for port in board_candidates():
         try:
