@@ -99,11 +99,13 @@ def test_run_ends_with_one_line_when_the_air_is_killed(child, tmp_path, spec_of,
 
 #: A board script that turns its radio off when interrupted.
 CLEANS_UP = """
-    import bluetooth, time
+    import bluetooth, os, time
     ble = bluetooth.BLE()
     ble.active(True)
     try:
-        print("ready")      # inside the try: the interrupt may come as soon as this is seen
+        # Inside the try: the interrupt may come as soon as this is seen. One write(2), not
+        # print(): an interrupt in the middle of print's buffered write repeats its text.
+        os.write(1, b"ready\n")
         while True:
             time.sleep_ms(100)
     except KeyboardInterrupt:
