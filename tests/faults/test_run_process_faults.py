@@ -105,7 +105,7 @@ CLEANS_UP = """
     try:
         # Inside the try: the interrupt may come as soon as this is seen. One write(2), not
         # print(): an interrupt in the middle of print's buffered write repeats its text.
-        os.write(1, b"ready\n")
+        os.write(1, b"ready\\n")
         while True:
             time.sleep_ms(100)
     except KeyboardInterrupt:
