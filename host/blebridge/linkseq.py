@@ -44,7 +44,8 @@ class EventSeq:
     the next number, ``event_seq``): before that a jump cannot be told from a late start.
     A frame carrying BOOT starts the count again (the board restarted; that is reported as a
     reset, not as lost frames). A jump of d frames (modulo EVENT_SEQ_MOD) is d frames lost;
-    a board that restarted and whose BOOT frame was lost also shows as a jump.
+    a board that restarted and whose BOOT frame was lost also shows as a jump, one that runs the
+    count backwards: Board then checks the boot id with a handshake and reports a reset.
     """
 
     __slots__ = ("expected", "gaps", "frames_lost", "frames")

@@ -125,6 +125,48 @@ def test_reboot_restarts_the_count_without_a_gap(board, fake):
     assert board.host_counters()["link_gaps"] == 0
 
 
+def test_reboot_whose_boot_frame_was_lost_is_a_reset(board, fake):
+    from blebridge import BoardReset
+    lost: list[BaseException] = []
+    told = threading.Event()
+    board.add_lost_listener(lambda exc: (lost.append(exc), told.set()))
+    for _ in range(5):
+        fake.send_event(P.EV_SCAN_DONE)
+    fake.boot_id, fake.event_seq = 78, 0      # restarted; its BOOT frame (0) lost on the link
+    fake.lose_event_frames(1)
+    fake.send_event(P.EV_SCAN_DONE)           # frame 1: the count ran backwards
+    assert told.wait(WAIT_S)
+    assert isinstance(lost[0], BoardReset) and "BOOT event was lost" in str(lost[0])
+    assert board.host_counters()["resets"] == 1
+    assert _wait(lambda: board.info.boot_id == 78)
+    assert board.call("echo", b"after") == b"after"
+
+
+def test_backwards_gap_with_the_same_boot_id_is_only_a_gap(board, fake):
+    lost: list[BaseException] = []
+    board.add_lost_listener(lost.append)
+    order, gaps, cond = _record_gaps(board)
+    fake.send_event(P.EV_SCAN_DONE)
+    fake.lose_event_frames(EVENT_SEQ_MOD - 3)   # the count runs 2 back: the board is asked
+    fake.send_event(P.EV_SCAN_DONE)
+    with cond:
+        assert cond.wait_for(lambda: len(gaps) == 1 and len(order) == 3, WAIT_S)
+    # The board was asked (a second handshake) and still has its boot id: no reset.
+    assert _wait(lambda: [r[1] for r in fake.requests].count("handshake") == 2)
+    assert board.call("echo", b"x") == b"x"
+    assert lost == [] and board.host_counters()["resets"] == 0
+
+
+def _wait(pred, timeout: float = WAIT_S) -> bool:
+    import time
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_event_frame_without_a_sequence_number_is_a_bad_message(board, fake):
     seen, cond = collect(board)
     fake.send_message([P.MSG_EVT, "x", P.EV_SCAN_DONE])

@@ -49,11 +49,11 @@ import cbor2
 from .. import protocol as P
 from ..errors import BlebridgeError, BoardError, BoardLost, BoardReset, CallTimeout
 from ..framing import FrameDecoder
-from ..linkseq import EventSeq, LinkGap
+from ..linkseq import EVENT_SEQ_MOD, EventSeq, LinkGap
 from ..transport import describe, open_transport
 from ..transport.reader import READ_POLL_S, fd_of, make_reader, read_into, write_fd
 from ..wire import BoardInfo, Event, check_version, encode_request, make_event
-from .dispatch import Q_EVENTS, Q_GAP, Q_LOST, Q_RESET, Dispatcher
+from .dispatch import Q_CALL, Q_EVENTS, Q_GAP, Q_LOST, Q_RESET, Dispatcher
 from .read_token import ReadToken, Waiter
 
 log = logging.getLogger("blebridge.rpc")
@@ -640,7 +640,31 @@ class Board:
             self._counters["events"] += len(events)
             self._q.put((Q_EVENTS, events))
         self._q.put((Q_GAP, gap))
+        if gap.frames_lost >= EVENT_SEQ_MOD // 2:
+            # The count ran backwards: more likely a board that restarted (its count starts
+            # at 0 again) and whose BOOT frame was lost than half the sequence space lost.
+            self._q.put((Q_CALL, self._check_restart))
         return []
+
+    def _check_restart(self) -> None:
+        """On the dispatcher thread: ask the board its boot id; a new one is a reset whose BOOT
+        event the link lost, handled as a reset (pending calls fail with BoardReset, the lost
+        listeners hear of it, the host handshakes again)."""
+        old = self.info
+        if old is None or self._closed or self._lost is not None:
+            return
+        try:
+            info = self.handshake()
+        except BlebridgeError as exc:
+            log.debug("%s: boot id check after a backwards gap failed: %s", self.spec, exc)
+            return
+        if info.boot_id == old.boot_id:
+            return
+        exc = BoardReset(f"{self.spec}: the board restarted (boot id {old.boot_id} -> "
+                         f"{info.boot_id}; its BOOT event was lost on the link)")
+        self._counters["resets"] += 1
+        self._fail_all(exc)
+        self._q.put((Q_RESET, exc))
 
     def _bad_message(self, frame: bytes) -> None:
         self._counters["bad_messages"] += 1

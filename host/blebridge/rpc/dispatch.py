@@ -23,6 +23,7 @@ Q_LOST = 1         # payload: BoardLost (unplugged) -> lost listeners
 Q_RESET = 2        # payload: BoardReset -> lost listeners, then after_reset()
 Q_STOP = 3
 Q_GAP = 4          # payload: LinkGap -> gap listeners (or a warning)
+Q_CALL = 5         # payload: a function of no arguments the board runs on this thread
 
 
 class Dispatcher:
@@ -102,6 +103,11 @@ class Dispatcher:
                 return
             elif kind == Q_GAP:
                 self._dispatch_gap(payload)
+            elif kind == Q_CALL:
+                try:
+                    payload()
+                except Exception:
+                    log.exception("%s: %r raised on the dispatcher thread", self.spec, payload)
             else:
                 for lost_fn in self._lost_listeners:
                     try:
