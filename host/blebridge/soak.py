@@ -152,8 +152,9 @@ LOSS_COUNTERS = (
     "crc_errors", "garbage_bytes", "oversize", "malformed", "events_dropped_scan",
     "events_dropped_other", "responses_dropped", "question_timeouts",
     "host_crc_errors", "host_garbage_bytes", "host_oversize", "host_bad_messages",
-    "host_unmatched_responses", "host_calls_timed_out", "host_listener_errors", "host_resets",
-    "host_links_lost",
+    "host_unmatched_responses", "host_late_responses", "host_calls_timed_out",
+    "host_listener_errors", "host_resets", "host_links_lost", "host_link_gaps",
+    "host_link_frames_lost",
 )
 #: Counters shown for information: stalls are flow control, not loss; the rest count calls the
 #: churn makes on purpose (port_errors: calls the port refused, e.g. a notify to a central that
