@@ -12,9 +12,9 @@ tells. Under micropython the script sees what it sees on a board: ``import bluet
 is the board at PORT), ``from micropython import const``, ``micropython.schedule``,
 ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the
 ``u*`` module aliases. The API's shims directory goes first on sys.path, then the script's
-directory ('' for -c and stdin, as python does). Output is unbuffered. When the script ends (or calls sys.exit) every board it
-opened is closed and the process exits with the script's status: 0, 1 after an uncaught
-exception (traceback on stderr), or the SystemExit code. A board that fails under the script
+directory ('' for -c and stdin, as python does). Output is unbuffered. When the script ends
+(or calls sys.exit) every board it opened is closed and the process exits with the script's
+status: 0, 1 after an uncaught exception (traceback on stderr), or the SystemExit code. A board that fails under the script
 (link lost, reset mid-call, no answer in time) ends the run with status 2 and one line on
 stderr, also while the script only waits (docs/design.md, "Board process faults"). An API
 that cannot be told (imports of two APIs) or has no runtime yet ends the run with status 2 and
