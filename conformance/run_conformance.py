@@ -11,7 +11,7 @@ boards on one private air. Prints pass/fail per test and exits 1 if any test fai
 
 run-multitests.py starts an ``exec:`` instance as ``[PROGRAM, "-c", script]`` with no other
 arguments, so each instance is a small wrapper script written into a temporary directory that
-runs ``python -m blebridge.runner --port sim:NAME "$@"``.
+runs ``python -m blebridge.script --port sim:NAME "$@"``.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _wrapper(directory: Path, index: int, python: str, air: str) -> Path:
         f"PYTHONPATH={shlex.quote(str(HOST))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
         f"BLEBRIDGE_AIR={shlex.quote(air)}\n"
         "export PYTHONPATH BLEBRIDGE_AIR\n"
-        f"exec {shlex.quote(python)} -m blebridge.runner --port sim:{BOARD_NAMES[index]} \"$@\"\n")
+        f"exec {shlex.quote(python)} -m blebridge.script --port sim:{BOARD_NAMES[index]} \"$@\"\n")
     path.chmod(0o755)
     return path
 

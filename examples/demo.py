@@ -29,7 +29,7 @@ _print_lock = threading.Lock()
 
 
 def _start(label: str, port: str, script: str, env: dict) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "blebridge.runner", "--port", port, str(EXAMPLES / script)]
+    cmd = [sys.executable, "-m", "blebridge.script", "--port", port, str(EXAMPLES / script)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, bufsize=1)
     threading.Thread(target=_relay, args=(label, proc), daemon=True).start()

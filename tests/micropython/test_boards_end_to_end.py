@@ -477,7 +477,7 @@ class Script:
 
     def __init__(self, name, port, env):
         self.name = name
-        self.proc = subprocess.Popen([sys.executable, "-m", "blebridge.runner", "--port", port,
+        self.proc = subprocess.Popen([sys.executable, "-m", "blebridge.script", "--port", port,
                                       str(EXAMPLES / f"{name}.py")], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self._lines = []

@@ -9,7 +9,7 @@ HOST = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "host
 
 def run(*args, stdin=None, timeout=30):
     env = dict(os.environ, PYTHONPATH=HOST)
-    return subprocess.run([sys.executable, "-m", "blebridge.runner", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "blebridge.script", *args], input=stdin,
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -54,7 +54,7 @@ def test_sys_exit_code_is_the_exit_status():
 
 def test_output_is_unbuffered():
     env = dict(os.environ, PYTHONPATH=HOST)
-    p = subprocess.Popen([sys.executable, "-m", "blebridge.runner", "-c",
+    p = subprocess.Popen([sys.executable, "-m", "blebridge.script", "-c",
                           "print('early')\nimport time\ntime.sleep(120)"],
                          stdout=subprocess.PIPE, env=env)
     try:
@@ -76,7 +76,7 @@ def test_multitest_style_broadcast_on_stdin_is_readable():
 def test_runner_is_registered_as_a_cli_subcommand():
     import argparse
     sys.path.insert(0, HOST)
-    from blebridge import runner
+    from blebridge.script import runner
     parser = argparse.ArgumentParser()
     runner.add_parser(parser.add_subparsers(dest="cmd"))
     ns = parser.parse_args(["run", "--port", "sim:x", "-c", "pass"])

@@ -5,7 +5,7 @@
     alice = BLE(port="sim:alice")     # more boards in one process
     bob = BLE(blebridge.open_board("sim:bob"))
 
-Under ``blebridge run`` the same objects are importable as ``bluetooth`` (blebridge/shims/).
+Under ``blebridge run`` the same objects are importable as ``bluetooth`` (blebridge/micropython/shims/).
 Module contents are MicroPython's: ``BLE``, ``UUID`` and the five ``FLAG_*`` constants.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 - ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_cpu/ticks_diff/ticks_add`` (added to the
   real ``time`` module by :func:`install_time_extensions`);
-- ``micropython.schedule`` and ``micropython.const`` (see blebridge/shims/micropython.py);
+- ``micropython.schedule`` and ``micropython.const`` (see blebridge/micropython/shims/micropython.py);
 - ``machine.idle``.
 
 Concurrency model. On a board, BLE IRQ handlers and scheduled functions run one at a time,

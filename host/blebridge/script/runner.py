@@ -1,19 +1,24 @@
-"""``blebridge run``: run an unmodified MicroPython board script on the PC against a board.
+"""``blebridge run``: run an unmodified board script on the PC against a board.
 
-    blebridge run [--port PORT] script.py [args...]
-    blebridge run [--port PORT] -c CODE [args...]
-    blebridge run [--port PORT] - [args...]          (script from stdin)
-    python -m blebridge.runner ...                   (the same, without the CLI)
+    blebridge run [--port PORT] [--api API] script.py [args...]
+    blebridge run [--port PORT] [--api API] -c CODE [args...]
+    blebridge run [--port PORT] [--api API] - [args...]     (script from stdin)
+    python -m blebridge.script ...                         (the same, without the CLI)
 
-The script sees what it sees on a board: ``import bluetooth`` (BLE() is the board at PORT),
-``from micropython import const``, ``micropython.schedule``, ``time.sleep_ms/sleep_us/
-ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the ``u*`` module aliases. The
-shims directory goes first on sys.path, then the script's directory ('' for -c and stdin, as
-python does). Output is unbuffered. When the script ends (or calls sys.exit) every board it
-opened is closed and the process exits with the script's status: 0, 1 after an uncaught
-exception (traceback on stderr), or the SystemExit code. A board that fails under the script
+This part is the same for every board API; each API's runtime (script/apis.py) brings its
+shims directory, its dialect and its set-up. API is micropython, circuitpython or zerynth;
+without --api it is told from the script's imports (apis.detect_api), micropython when none
+tells. Under micropython the script sees what it sees on a board: ``import bluetooth`` (BLE()
+is the board at PORT), ``from micropython import const``, ``micropython.schedule``,
+``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the
+``u*`` module aliases. The API's shims directory goes first on sys.path, then the script's
+directory ('' for -c and stdin, as python does). Output is unbuffered. When the script ends
+(or calls sys.exit) every board it opened is closed and the process exits with the script's
+status: 0, 1 after an uncaught exception (traceback on stderr), or the SystemExit code. A board that fails under the script
 (link lost, reset mid-call, no answer in time) ends the run with status 2 and one line on
-stderr, also while the script only waits (docs/design.md, "Board process faults").
+stderr, also while the script only waits (docs/design.md, "Board process faults"). An API
+that cannot be told (imports of two APIs) or has no runtime yet ends the run with status 2 and
+one line on stderr, before anything runs.
 
 PORT defaults to env BLEBRIDGE_PORT, else ``sim:blebridge`` (a simulated board).
 """
@@ -28,18 +33,26 @@ import traceback
 import types
 from typing import Any, Optional, Sequence
 
-from .errors import BoardLost, CallTimeout, PortOpenError, VersionMismatch
+from ..errors import BoardLost, CallTimeout, PortOpenError, VersionMismatch
+from .apis import APIS, API_NAMES, DEFAULT_API, ApiError, api_named, detect_api, load_runtime
 
-SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
-
-_DESCRIPTION = "run a MicroPython board script on this PC against a board"
+_DESCRIPTION = "run a board script (MicroPython, CircuitPython, Zerynth) on this PC against a board"
 _EPILOG = ("PORT: sim:NAME (simulated board), a device path (/dev/ttyACM0), rfc2217://host:port, "
-           "socket://host:port, hwgrep://REGEX, id:SERIAL, auto; default: $BLEBRIDGE_PORT or sim:blebridge")
+           "socket://host:port, hwgrep://REGEX, id:SERIAL, auto; default: $BLEBRIDGE_PORT or sim:blebridge. "
+           + "API, when --api is not given, from the script's imports: "
+           + "; ".join(f"{api.name} if it imports {', '.join(sorted(api.modules | api.weak_modules))}"
+                       for api in APIS)
+           + f" (the micropython module counts only when no other API's module is imported); {DEFAULT_API} "
+           + "if none of these. Available in this version: "
+           + ", ".join(api.name for api in APIS if api.runtime is not None) + ".")
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", "-p", metavar="PORT", default=None,
                         help="board to run against (default: $BLEBRIDGE_PORT or sim:blebridge)")
+    parser.add_argument("--api", choices=API_NAMES, default=None,
+                        help="board API the script is written for (default: told from its imports, "
+                             f"else {DEFAULT_API}; see below)")
     parser.add_argument("-c", dest="code", metavar="CODE", default=None,
                         help="program passed in as a string")
     parser.add_argument("script", nargs="?", default=None,
@@ -109,7 +122,7 @@ class _LineWriter:
         return getattr(self._stream, name)
 
 
-def _prepare_process(port: Optional[str], path0: str) -> None:
+def _prepare_process(port: Optional[str], path0: str, shims_dir: str) -> None:
     if port:
         os.environ["BLEBRIDGE_PORT"] = port
     # The script's prints must reach a pipe as they happen (mpremote/run-multitests read lines).
@@ -119,10 +132,8 @@ def _prepare_process(port: Optional[str], path0: str) -> None:
     if not isinstance(sys.stderr, _LineWriter):
         sys.stderr = _LineWriter(sys.stderr, lock)
     runner_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
-    rest = [p for p in sys.path if p not in ("", SHIMS_DIR) and p != runner_dir and p != os.getcwd()]
-    sys.path[:] = [SHIMS_DIR, path0] + rest
-    from .micropython.runtime import install_time_extensions
-    install_time_extensions()
+    rest = [p for p in sys.path if p not in ("", shims_dir) and p != runner_dir and p != os.getcwd()]
+    sys.path[:] = [shims_dir, path0] + rest
 
 
 #: Taken by whichever ends the run first: the script's thread when the script ends, or the
@@ -153,8 +164,8 @@ def _end_on_board_lost(exc: BaseException) -> None:
     if not _ending.acquire(blocking=False):
         return                        # the script is ending already and reports for itself
     print(_board_failure(exc, ""), file=sys.stderr)
-    _finish()
-    from .cli import EXIT_ERROR
+    _finish(_runtime)
+    from ..cli import EXIT_ERROR
     _exit_now(EXIT_ERROR)
 
 
@@ -166,10 +177,25 @@ def _print_script_exception(exc: BaseException, filename: str) -> None:
     traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
 
 
+#: The runtime module of the running script's API (for the board-lost handler).
+_runtime: Any = None
+
+
 def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[str] = None,
-               path0: str = "") -> int:
-    """Run ``source`` as __main__ with the board environment; returns the exit status."""
-    _prepare_process(port, path0)
+               path0: str = "", api: Optional[str] = None) -> int:
+    """Run ``source`` as __main__ with the environment of ``api`` (None: told from its
+    imports); returns the exit status. This process becomes the run: a lost board ends it."""
+    global _runtime
+    try:
+        chosen, why = (api_named(api), None) if api is not None else detect_api(source, filename)
+        runtime = load_runtime(chosen, why, filename)
+    except ApiError as exc:
+        print(f"blebridge: error: {exc}", file=sys.stderr)
+        from ..cli import EXIT_ERROR
+        return EXIT_ERROR
+    _runtime = runtime
+    _prepare_process(port, path0, runtime.SHIMS_DIR)
+    runtime.install(_end_on_board_lost)
     sys.argv = list(argv)
     main = types.ModuleType("__main__")
     main.__dict__["__file__"] = filename if not filename.startswith("<") else None
@@ -180,16 +206,15 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
     sys.modules["__main__"] = main
     outcome: Optional[BaseException] = None
     try:
-        from .micropython.dialect import HELPERS, compile_script
-        main.__dict__.update(HELPERS)
-        code = compile_script(source, filename)
+        code, helpers = runtime.compile_script(source, filename)
+        main.__dict__.update(helpers)
         exec(code, main.__dict__)
     except BaseException as exc:
         outcome = exc
     try:
         with _ending:                     # see _end_on_board_lost
             status = _report(outcome, filename, port)
-            _finish()
+            _finish(runtime)
     finally:
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
@@ -198,7 +223,7 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
 
 def _report(exc: Optional[BaseException], filename: str, port: Optional[str]) -> int:
     """Exit status of a script that ended with ``exc`` (None: it ran to its end); prints why."""
-    from .cli import EXIT_ERROR, _print_error
+    from ..cli import EXIT_ERROR, _print_error
     if exc is None:
         return 0
     if isinstance(exc, SystemExit):
@@ -226,10 +251,9 @@ def _exit_status(code: Any) -> int:
     return 1
 
 
-def _finish() -> None:
-    from .micropython import close_all
+def _finish(runtime: Any) -> None:
     try:
-        close_all()
+        runtime.close_all()
     except Exception as exc:   # closing must not hide the script's own status
         print(f"blebridge run: closing the board failed: {exc}", file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):
@@ -241,14 +265,11 @@ def _finish() -> None:
 
 def _run_from_args(ns: argparse.Namespace) -> int:
     source, filename, argv, path0 = _load(ns)
-    # This process is the run (the CLI or python -m blebridge.runner): a lost board ends it.
-    from .micropython.ble import set_lost_handler
-    set_lost_handler(_end_on_board_lost)
-    return run_source(source, filename, argv, ns.port, path0)
+    return run_source(source, filename, argv, ns.port, path0, ns.api)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m blebridge.runner``; returns the exit status."""
+    """Entry point of ``python -m blebridge.script``; returns the exit status."""
     parser = _configure(argparse.ArgumentParser(prog="blebridge run", description=_DESCRIPTION,
                                                 epilog=_EPILOG))
     ns = parser.parse_args(argv)
@@ -267,6 +288,3 @@ def _exit_now(status: int) -> None:
                 pass
         os._exit(status)
 
-
-if __name__ == "__main__":
-    _exit_now(main())
