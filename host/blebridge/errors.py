@@ -12,7 +12,7 @@ from .protocol import STATUS, STATUS_DOCS, STATUS_NAMES
 
 #: Statuses below this are errno values (MicroPython and Linux numbering); from it up they are
 #: protocol errors found by the firmware core.
-_FIRST_PROTOCOL_STATUS = 256
+FIRST_PROTOCOL_STATUS = 256
 
 
 class BlebridgeError(Exception):
@@ -33,7 +33,7 @@ class BoardError(BlebridgeError, OSError):
         self.method = method
         doc = detail or STATUS_DOCS.get(status, "unknown status")
         msg = f"{method}: {self.status_name} ({status}): {doc}"
-        errno_ = status if 0 < status < _FIRST_PROTOCOL_STATUS else None
+        errno_ = status if 0 < status < FIRST_PROTOCOL_STATUS else None
         # OSError(errno, strerror) sets .errno/.strerror; with errno None it would set neither.
         super().__init__(errno_, msg)
         self.errno = errno_

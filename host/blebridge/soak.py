@@ -49,6 +49,7 @@ import tracemalloc
 import zlib
 from typing import Any, Callable, Optional
 
+from .ble import advertising
 from .micropython import (BLE, FLAG_NOTIFY, FLAG_READ, FLAG_WRITE, FLAG_WRITE_NO_RESPONSE, UUID,
                           runtime)
 
@@ -264,7 +265,7 @@ class Peripheral:
     def __init__(self, name: str, port: str, stats: Stats) -> None:
         self.name, self.stats = name, stats
         self.ble = BLE(port=port)
-        self.adv_data = b"\x02\x01\x06" + bytes([len(name) + 1, 0x09]) + name.encode()
+        self.adv_data = advertising.payload(flags=advertising.FLAGS_GENERAL_LE_ONLY, name=name)
         self._q: list[tuple] = []
         self._qcond = threading.Condition()
         self._link: Optional[_Link] = None

@@ -31,6 +31,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..ble import advertising
 from . import BLE, FLAG_NOTIFY, FLAG_READ, FLAG_WRITE, FLAG_WRITE_NO_RESPONSE, UUID
 from . import runtime
 
@@ -177,7 +178,7 @@ class BridgePair:
         for side in (p, c):
             side.ble.config(mtu=ATT_MTU)
         p.ble.gatts_set_buffer(self._handle, ATT_MTU - 3)
-        p.ble.gap_advertise(20_000, b"\x02\x01\x06")
+        p.ble.gap_advertise(20_000, advertising.flags_field())
         c.ble.gap_connect(*p.ble.config("mac"))
         self._conn_c = c.wait(_IRQ_PERIPHERAL_CONNECT)[0]
         self._conn_p = p.wait(_IRQ_CENTRAL_CONNECT)[0]

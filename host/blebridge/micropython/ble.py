@@ -37,9 +37,13 @@ from typing import Any, Callable, Optional, Sequence
 
 from .. import calls, events
 from .. import protocol as P
+from ..ble import address as _address
+from ..ble import advertising as _advertising
+from ..ble import status as _status
+from ..ble.address import from_wire as _addr_from_wire, to_wire as _addr_to_wire
+from ..ble.bonds import SecretStore
 from ..errors import BlebridgeError, BoardError, BoardReset, SecretStoreError
 from . import runtime
-from .secrets import SecretStore
 from .uuid import UUID, buffer_bytes
 
 #: Port used by BLE() when nothing else is said: env BLEBRIDGE_PORT, else this simulated board.
@@ -74,7 +78,7 @@ CONN_HANDLE_NONE = 0xFFFF
 # NimBLE limits and codes the synchronous checks use (nimble/include/nimble/hci_common.h,
 # nimble/host/include/host/ble_hs.h, ble_gap.h, ble_att.h at MicroPython's lib/mynewt-nimble).
 #: Legacy advertising / scan response payload, bytes (BLE_HCI_MAX_ADV_DATA_LEN, ..._SCAN_RSP_...).
-ADV_DATA_MAX = 31
+ADV_DATA_MAX = _advertising.LEGACY_MAX
 #: GAP device name, bytes (MYNEWT_VAL_BLE_SVC_GAP_DEVICE_NAME_MAX_LENGTH in MicroPython's syscfg.h).
 GAP_NAME_MAX = 31
 #: ATT MTU accepted by ble_att_set_preferred_mtu, bytes (BLE_ATT_MTU_DFLT, BLE_ATT_MTU_MAX).
@@ -93,7 +97,7 @@ CONN_ITVL_UNIT_US = 1250
 CONN_ITVL_DEFAULT_MIN, CONN_ITVL_DEFAULT_MAX = 24, 40
 CONN_ITVL_MIN, CONN_ITVL_MAX = 0x0006, 0x0C80
 #: Address types ble_gap_connect accepts (BLE_ADDR_PUBLIC .. BLE_ADDR_RANDOM_ID).
-ADDR_TYPE_MAX = 3
+ADDR_TYPE_MAX = _address.RANDOM_ID
 #: BLE_HS_* codes missing from the binding's ble_hs_err_to_errno table reach Python as
 #: OSError(-code). These are the ones a call can meet synchronously:
 #: ble_gattc_notify_custom/indicate_custom with no value and a handle that cannot be read.
@@ -190,18 +194,12 @@ _METHOD_ERRNO = {
 
 
 def _to_errno(exc: BoardError) -> int:
-    status = exc.status
-    special = _METHOD_ERRNO.get((exc.method, status))
+    special = _METHOD_ERRNO.get((exc.method, exc.status))
     if special is not None:
         return special
-    if status == _S["NOT_ACTIVE"]:
-        return ENODEV
-    if status == _S["UNKNOWN_HANDLE"]:
-        return _errno.ENOTCONN
-    if exc.errno is not None:   # statuses below the protocol's own are errnos
-        return exc.errno
-    # VALUE_TOO_LARGE, BAD_ARG_TYPE, ...: the stack refused the value.
-    return _errno.EINVAL
+    # The mapping every API shares: errno statuses as they are, NOT_ACTIVE -> ENODEV,
+    # UNKNOWN_HANDLE -> ENOTCONN, other protocol statuses -> EINVAL.
+    return _status.to_errno(exc.status)
 
 
 def _int(value: Any) -> int:
@@ -231,14 +229,6 @@ def _c_div(a: int, b: int) -> int:
     """C integer division (truncates toward zero), as the binding converts µs to units."""
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b > 0) else -q
-
-
-def _addr_from_wire(addr: bytes) -> bytes:
-    return bytes(addr[::-1])
-
-
-def _addr_to_wire(addr: bytes) -> bytes:
-    return bytes(addr[::-1])
 
 
 class _Discovery:
@@ -646,7 +636,7 @@ class BLE:
                 self._rpc(calls.gap_advertise_stop)
             except BoardError as exc:
                 # NimBLE's advertise_stop never fails (not even with the radio off).
-                if exc.status not in (_S["NOT_ACTIVE"], _S["EALREADY"], _S["ENOENT"]):
+                if exc.status != _S["NOT_ACTIVE"] and exc.status not in _status.NOTHING_TO_STOP:
                     raise BluetoothOSError(_to_errno(exc), "gap_advertise", exc.status_name, str(exc)) from None
             self._gap.advertising = False
             return
@@ -692,7 +682,7 @@ class BLE:
             try:
                 self._rpc(calls.gap_scan_stop)
             except BoardError as exc:
-                if exc.status not in (_S["EALREADY"], _S["ENOENT"]):
+                if exc.status not in _status.NOTHING_TO_STOP:
                     raise BluetoothOSError(_to_errno(exc), "gap_scan", exc.status_name, str(exc)) from None
             self._gap.scanning = False
             return
@@ -774,7 +764,7 @@ class BLE:
         try:
             self._rpc(calls.gap_disconnect, conn=conn)
         except BoardError as exc:
-            if exc.status in (_S["ENOTCONN"], _S["UNKNOWN_HANDLE"]):
+            if exc.status in _status.NOT_CONNECTED:
                 return False
             raise self._os_error(exc, "gap_disconnect") from None
         return True
@@ -1143,7 +1133,7 @@ class BLE:
             if self._secrets is None:
                 info = getattr(self.board, "info", None)
                 addr = getattr(info, "addr", b"") if info is not None else b""
-                ident = _addr_from_wire(addr).hex().upper() if addr else str(getattr(self.board, "spec", "board"))
+                ident = _address.ident(addr) if addr else str(getattr(self.board, "spec", "board"))
                 self._secrets = SecretStore.for_board(ident)
             return self._secrets
 

@@ -13,6 +13,10 @@ Behaviour copied from the board:
 - Equality, hash and ordering: UUIDs of the same size compare their little-endian bytes;
   UUIDs of different sizes order by size (and are never equal). A UUID never equals a non-UUID.
 
+The value type (bytes, size, equality, hash, immutability, 128-bit expansion) is the
+API-neutral blebridge.ble.uuid.UUID; this subclass keeps MicroPython's constructor rules, repr
+and ordering. A neutral UUID with the same bytes compares equal.
+
 One deliberate difference: MicroPython treats any buffer of length 2, 4 or 16 as raw bytes,
 so ``UUID("180D")`` (a 4-character str) becomes a 32-bit UUID of the ASCII codes. Here a str
 is always parsed as text: 4 hex digits give a 16-bit UUID (``UUID("180D") == UUID(0x180D)``),
@@ -22,8 +26,10 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from ..ble import uuid as _ble_uuid
+
 #: Sizes in bytes a UUID can have (MP_BLUETOOTH_UUID_TYPE_16/_32/_128).
-UUID_SIZES = (2, 4, 16)
+UUID_SIZES = _ble_uuid.SIZES_BYTES
 
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -37,7 +43,7 @@ def buffer_bytes(value: Any) -> bytes:
         return value
     if isinstance(value, str):
         return value.encode("utf-8")
-    if isinstance(value, UUID):
+    if isinstance(value, _ble_uuid.UUID):
         return value._data
     if isinstance(value, (int, float, complex, bool)) or value is None:
         raise TypeError("object with buffer protocol required")
@@ -65,10 +71,11 @@ def _parse_text(text: str) -> bytes:
     return bytes.fromhex(digits)[::-1]
 
 
-class UUID:
-    """A Bluetooth UUID (16, 32 or 128 bit)."""
+class UUID(_ble_uuid.UUID):
+    """A Bluetooth UUID (16, 32 or 128 bit): blebridge.ble.uuid.UUID with MicroPython's
+    constructor rules, repr and ordering."""
 
-    __slots__ = ("_data",)
+    __slots__ = ()
 
     def __init__(self, value: Union[int, str, bytes, bytearray, memoryview, "UUID"], /) -> None:
         if isinstance(value, int):   # bool included, as mp_obj_is_int accepts it
@@ -90,15 +97,6 @@ class UUID:
                 data = _parse_text(text)
         object.__setattr__(self, "_data", data)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("UUID is immutable")
-
-    def __bytes__(self) -> bytes:
-        return self._data
-
-    def __buffer__(self, flags: int) -> memoryview:   # Python 3.12+: memoryview(uuid)
-        return memoryview(self._data)
-
     def __repr__(self) -> str:
         n = len(self._data)
         if n <= 4:
@@ -108,25 +106,12 @@ class UUID:
 
     __str__ = __repr__
 
-    def __hash__(self) -> int:
-        return hash(self._data)
-
     def _cmp(self, other: Any) -> Any:
         if not isinstance(other, UUID):
             return NotImplemented
         if len(self._data) != len(other._data):
             return (len(self._data), b""), (len(other._data), b"")
         return self._data, other._data
-
-    def __eq__(self, other: Any) -> bool:
-        if not isinstance(other, UUID):
-            return NotImplemented
-        return self._data == other._data
-
-    def __ne__(self, other: Any) -> bool:
-        if not isinstance(other, UUID):
-            return NotImplemented
-        return self._data != other._data
 
     def __lt__(self, other: Any) -> bool:
         pair = self._cmp(other)
