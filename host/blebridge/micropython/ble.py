@@ -36,6 +36,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from .. import calls, events
+from ..ble import gatt
 from .. import protocol as P
 from ..errors import BlebridgeError, BoardError, BoardReset, SecretStoreError
 from . import runtime
@@ -374,8 +375,9 @@ class BLE:
         self._pending_config: dict[int, Any] = {}
         self._adv_data = b""
         self._resp_data = b""
-        # value handle -> [buffer length, append]; mirrors the board's pool for local-write growth.
-        self._attrs: dict[int, list] = {}
+        # The local database: each attribute's buffer length and append mode mirror the
+        # board's pool, for local-write growth.
+        self._db = gatt.GattDatabase()
         self._discoveries: dict[int, _Discovery] = {}
         self._channels: dict[tuple[int, int], _Channel] = {}
         self._secrets: Optional[SecretStore] = None
@@ -523,7 +525,7 @@ class BLE:
 
     def _forget_state(self) -> None:
         with self._lock:
-            self._attrs.clear()
+            self._db.clear()
             self._discoveries.clear()
             self._char_discovery_conn = None
             self._channels.clear()
@@ -804,7 +806,7 @@ class BLE:
                                f"{busy}: advertising, scanning, connecting and connections "
                                "must be ended first")
         try:
-            wire, shapes = self._services_wire(services)
+            wire = self._services_wire(services)
         except (TypeError, ValueError):
             # The binding checks the radio after len(services), before reading them.
             self._require_radio("gatts_register_services")
@@ -812,33 +814,23 @@ class BLE:
         if len(services) > MAX_SERVICES:
             raise self._refuse("gatts_register_services", _errno.E2BIG,
                                f"{len(services)} services is more than {MAX_SERVICES}")
-        result = self._call(calls.gatts_register_services, services=wire)
-        handles: list[tuple] = []
-        attrs: dict[int, list] = {}
-        for (_service_handle, chars), counts in zip(result, shapes):
-            flat: list[int] = []
-            for (_decl, value_handle, _cccd, dsc_handles), n in zip(chars, counts):
-                flat.append(int(value_handle))
-                flat.extend(int(h) for h in dsc_handles[:n])
-            for h in flat:
-                attrs[h] = [DEFAULT_ATTR_LEN, False]
-            handles.append(tuple(flat))
-        with self._lock:
-            self._attrs = attrs
-        return tuple(handles)
+        registered = self._db.register(
+            wire, lambda form: self._call(calls.gatts_register_services, services=form))
+        # Per service its characteristics' value handles, each followed by its descriptors'.
+        return tuple(tuple(h for char in service.characteristics
+                           for h in (char.handle, *(d.handle for d in char.descriptors)))
+                     for service in registered)
 
     @staticmethod
-    def _services_wire(services: list) -> tuple[list, list[list[int]]]:
-        """The wire form of a services definition (modbluetooth.c's checks and exceptions),
-        and per service the number of descriptors of each characteristic."""
-        wire: list = []
-        shapes: list[list[int]] = []
+    def _services_wire(services: list) -> list[gatt.Service]:
+        """The services of a definition as database objects (modbluetooth.c's checks and
+        exceptions)."""
+        out: list[gatt.Service] = []
         for service in services:
             items = _fixed(service, 2)
             if not isinstance(items[0], UUID):
                 raise ValueError("invalid service UUID")
-            chars_wire: list = []
-            counts: list[int] = []
+            chars: list[gatt.Characteristic] = []
             for characteristic in _iterate(items[1]):
                 c = _sequence(characteristic)
                 if len(c) < 2 or len(c) > 3:
@@ -846,18 +838,16 @@ class BLE:
                 if not isinstance(c[0], UUID):
                     raise ValueError("invalid characteristic UUID")
                 flags = _int(c[1])
-                dscs_wire: list = []
+                dscs: list[gatt.Descriptor] = []
                 if len(c) == 3:
                     for descriptor in _iterate(c[2]):
                         d = _fixed(descriptor, 2)
                         if not isinstance(d[0], UUID):
                             raise ValueError("invalid descriptor UUID")
-                        dscs_wire.append([bytes(d[0]), _int(d[1]), DEFAULT_ATTR_LEN, b""])
-                chars_wire.append([bytes(c[0]), flags, DEFAULT_ATTR_LEN, b"", dscs_wire])
-                counts.append(len(dscs_wire))
-            wire.append([bytes(items[0]), chars_wire])
-            shapes.append(counts)
-        return wire, shapes
+                        dscs.append(gatt.Descriptor(bytes(d[0]), _int(d[1]), DEFAULT_ATTR_LEN))
+                chars.append(gatt.Characteristic(bytes(c[0]), flags, DEFAULT_ATTR_LEN, descriptors=dscs))
+            out.append(gatt.Service(bytes(items[0]), chars))
+        return out
 
     def gatts_read(self, value_handle: Any, /) -> bytes:
         """The local value (in append mode this also empties it, as on a board)."""
@@ -875,15 +865,15 @@ class BLE:
         handle = _u16(value_handle)
         if len(value) > MAX_ATTR_LEN:
             # After the binding's radio check and handle lookup, as its allocation would fail.
-            if self._attrs and handle not in self._attrs:
+            if self._db.has_attributes() and self._db.attribute(handle) is None:
                 raise self._refuse("gatts_write", _errno.EINVAL, f"no local attribute {handle}")
             raise self._refuse("gatts_write", _errno.ENOMEM,
                                f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
-        attr = self._attrs.get(handle)
-        if attr is not None and len(value) > attr[0]:
-            self._call(calls.gatts_set_buffer, value_handle=handle, len=len(value), append=attr[1],
+        attr = self._db.attribute(handle)
+        if attr is not None and len(value) > attr.max_len:
+            self._call(calls.gatts_set_buffer, value_handle=handle, len=len(value), append=attr.append,
                        op="gatts_write")
-            attr[0] = len(value)
+            attr.max_len = len(value)
         current = getattr(self._tls, "gatts_write", None)
         if current is not None and current[0] == handle:
             self._tls.gatts_write = None
@@ -913,7 +903,8 @@ class BLE:
             self._rpc(calls.CALLS[method], conn=conn, value_handle=handle, data=value)
         except BoardError as exc:
             code = None
-            if exc.status == _S["UNKNOWN_HANDLE"] and self._attrs and handle not in self._attrs:
+            if (exc.status == _S["UNKNOWN_HANDLE"] and self._db.has_attributes()
+                    and self._db.attribute(handle) is None):
                 code = _errno.EINVAL if value is not None else ERRNO_BLE_HS_EAPP
             raise self._os_error(exc, method, code) from None
 
@@ -923,15 +914,15 @@ class BLE:
         if size < 0:
             # A C size_t far beyond memory: the db's m_renew_maybe fails for a known handle
             # (ENOMEM); an unknown one is EINVAL first.
-            known = handle in self._attrs
+            known = self._db.attribute(handle) is not None
             raise self._refuse("gatts_set_buffer", _errno.ENOMEM if known else _errno.EINVAL,
                                f"length {size}" if known else f"no local attribute {handle}")
         # A peer can never write more than an attribute's maximum, so a bigger buffer is this.
         size = min(size, MAX_ATTR_LEN)
         self._call(calls.gatts_set_buffer, value_handle=handle, len=size, append=app)
-        attr = self._attrs.get(handle)
+        attr = self._db.attribute(handle)
         if attr is not None:
-            attr[0], attr[1] = size, app
+            attr.max_len, attr.append = size, app
 
     # -- GATT client -------------------------------------------------------------------------
 
@@ -1227,8 +1218,8 @@ class BLE:
 
     def _ev_gatts_write(self, f: events.GattsWrite) -> None:
         conn, handle, data = int(f.conn), int(f.value_handle), bytes(f.data)
-        attr = self._attrs.get(handle)
-        appending = attr is not None and attr[1]
+        attr = self._db.attribute(handle)
+        appending = attr is not None and attr.append
         self._tls.gatts_write = None if appending else (handle, data)
         try:
             self._invoke(_IRQ_GATTS_WRITE, (conn, handle))
