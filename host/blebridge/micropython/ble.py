@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .. import calls, events
 from ..ble import gatt
+from ..ble import session as ble_session
 from .. import protocol as P
 from ..errors import BlebridgeError, BoardError, BoardReset, SecretStoreError
 from . import runtime
@@ -257,19 +258,18 @@ class _Discovery:
 class _GapState:
     """What NimBLE's GAP is doing, as far as this host has started it and seen it end."""
 
-    __slots__ = ("advertising", "scanning", "connecting", "peers")
+    __slots__ = ("advertising", "scanning", "connecting")
 
     def __init__(self) -> None:
         self.advertising = False
         self.scanning = False
         self.connecting = False
-        # conn handle -> (addr_type, address as on air) of every open connection.
-        self.peers: dict[int, tuple[int, bytes]] = {}
 
-    def busy(self) -> str:
-        """Why ble_gatts_reset would say BLE_HS_EBUSY (ble_gatts_mutable), or ''."""
+    def busy(self, connected: bool) -> str:
+        """Why ble_gatts_reset would say BLE_HS_EBUSY (ble_gatts_mutable), or ''; ``connected``:
+        a connection is open (the session's connection table)."""
         for what, on in (("advertising", self.advertising), ("scanning", self.scanning),
-                         ("connecting", self.connecting), ("connected", bool(self.peers))):
+                         ("connecting", self.connecting), ("connected", connected)):
             if on:
                 return what
         return ""
@@ -290,8 +290,8 @@ class _Channel:
 
 _registry_lock = threading.Lock()
 _default: Optional["BLE"] = None
-_by_port: dict[str, "BLE"] = {}
-_by_board: dict[int, "BLE"] = {}
+#: The key MicroPython's BLE object is attached under in a board's session.
+_LAYER = "micropython"
 
 
 #: Told instead of the default report on stderr when a board's link is lost (not a reset):
@@ -315,11 +315,11 @@ def close_all() -> None:
     """Close every board this module opened (blebridge run calls this when the script ends)."""
     global _default
     with _registry_lock:
-        objs = list(_by_port.values())
-        _by_port.clear()
         _default = None
-    for ble in objs:
-        ble.close()
+    for session in ble_session.sessions():
+        ble = session.attached(_LAYER)
+        if ble is not None and session.owned:
+            ble.close()
 
 
 class BLE:
@@ -336,38 +336,28 @@ class BLE:
         global _default
         with _registry_lock:
             if board is not None:
-                obj = _by_board.get(id(board))
-                if obj is None:
-                    obj = super().__new__(cls)
-                    obj._setup(board, owned=False)
-                    _by_board[id(board)] = obj
-                return obj
+                return ble_session.session_for(board).attach(_LAYER, cls._make)
             spec = port or default_port()
             if port is None and _default is not None:
                 return _default
-            obj = _by_port.get(spec)
-            if obj is None:
-                from .. import open_board
-                opened = open_board(spec)
-                try:
-                    calls.reset(opened)
-                except BaseException:
-                    opened.close()
-                    raise
-                obj = super().__new__(cls)
-                obj._setup(opened, owned=True)
-                _by_port[spec] = obj
-                _by_board[id(opened)] = obj
+            obj = ble_session.open_session(spec).attach(_LAYER, cls._make)
             if port is None:
                 _default = obj
             return obj
 
+    @classmethod
+    def _make(cls, session: ble_session.Session) -> "BLE":
+        obj = super().__new__(cls)
+        obj._setup(session)
+        return obj
+
     def __init__(self, board: Any = None, /, *, port: Optional[str] = None) -> None:
         pass  # all set up once in __new__ (BLE() returns the same object every time)
 
-    def _setup(self, board: Any, owned: bool) -> None:
-        self.board = board
-        self._owned = owned
+    def _setup(self, session: ble_session.Session) -> None:
+        self.session = session
+        self.board = board = session.board
+        self._owned = owned = session.owned
         self._irq: Optional[Callable[[int, tuple], Any]] = None
         self._lock = threading.Lock()
         self._tls = threading.local()
@@ -396,21 +386,13 @@ class BLE:
         # Connection with a characteristic discovery running (the binding allows one at a time).
         self._char_discovery_conn: Optional[int] = None
         self._gate = runtime.CallGate()
-        # Events handed to _on_event so far, and the board's count of events received that
-        # never reach it (see _events_due).
-        self._delivered = 0
         #: Event frames the serial link lost since this object was made, and in how many gaps
         #: (docs/micropython.md, "A lossy link"). Not in MicroPython: read with getattr().
         self.link_frames_lost = 0
         self.link_gaps = 0
-        board.add_event_listener(self._on_event)
-        board.add_lost_listener(self._on_lost)
-        add_gap = getattr(board, "add_gap_listener", None)
-        if add_gap is not None:
-            add_gap(self._on_gap)
-        # Read after registering: every event counted later reaches _on_event, so this is
-        # never below the true number of events that never will (it is lowered in _events_due).
-        self._not_ours = self._events_received()
+        self._subscription = session.subscribe(self._on_event)
+        session.subscribe_lost(self._on_lost)
+        session.subscribe_gap(self._on_gap)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -419,25 +401,18 @@ class BLE:
         if self._closed:
             return
         self._closed = True
-        try:
-            self.board.remove_event_listener(self._on_event)
-            self.board.remove_lost_listener(self._on_lost)
-            remove_gap = getattr(self.board, "remove_gap_listener", None)
-            if remove_gap is not None:
-                remove_gap(self._on_gap)
-        except Exception:
-            pass
+        session = self.session
+        session.unsubscribe(self._subscription)
+        session.unsubscribe_lost(self._on_lost)
+        session.unsubscribe_gap(self._on_gap)
         runtime.ACTIVITY.set_busy(self, False)
         global _default
         with _registry_lock:
-            _by_board.pop(id(self.board), None)
-            for spec, obj in list(_by_port.items()):
-                if obj is self:
-                    del _by_port[spec]   # a later BLE(port=spec) opens the board again
             if _default is self:
                 _default = None
-        if self._owned:
-            self.board.close()
+        # The last layer on the board ends its session (closing the board if it was opened
+        # here): a later BLE(port=spec) opens the board again.
+        session.detach(_LAYER)
 
     def _rpc(self, call: Callable[..., Any], /, **args: Any) -> Any:
         """A typed call (blebridge.calls) on the board, with IRQ handlers held back while it
@@ -532,6 +507,7 @@ class BLE:
             self._l2cap_connecting.clear()
             self._l2cap_listening = False
             self._gap = _GapState()
+        self.session.forget_connections()
 
     def config(self, *args: Any, **kwargs: Any) -> Any:
         """``config('name')`` gets one value; ``config(name=value, ...)`` sets values."""
@@ -745,9 +721,7 @@ class BLE:
             raise self._refuse("gap_connect", _errno.EALREADY, "a gap_connect is pending")
         if atype > ADDR_TYPE_MAX:
             raise self._refuse("gap_connect", _errno.EINVAL, f"no address type {atype}")
-        with self._lock:
-            connected = (atype, wire_addr) in self._gap.peers.values()
-        if connected:
+        if self.session.is_connected_to(atype, wire_addr):
             # ble_gap_connect: BLE_HS_EDONE, which the binding's table makes EIO.
             raise self._refuse("gap_connect", _errno.EIO, f"already connected to {raw.hex(':')}")
         # 0 is NimBLE's default; the host does not check the rest ("XXX: Verify conn_params"),
@@ -798,7 +772,7 @@ class BLE:
     def gatts_register_services(self, services_definition: Any, /) -> tuple:
         """Replace the local services; returns one tuple of value handles per service."""
         services = _iterate(services_definition)
-        busy = self._gap.busy()
+        busy = self._gap.busy(bool(self.session.connections))
         if busy:
             # ble_gatts_reset refuses while a GAP procedure runs or a connection is open; the
             # binding calls it before it reads the definition.
@@ -1118,14 +1092,8 @@ class BLE:
                         pass
 
     def _reply(self, token: int, value: Any) -> None:
-        fut = calls.reply_nowait(self.board, token=token, value=value)
-
-        def done(f: Any) -> None:
-            exc = f.exception()
-            if exc is not None and not self._closed:
-                print(f"blebridge: answering the board's question {token} failed: {exc}", file=sys.stderr)
-
-        fut.add_done_callback(done)
+        """Answer the board's question (once: the session drops a second answer)."""
+        self.session.answer(token, value)
 
     def _secret_store(self) -> SecretStore:
         """The host's store of this board's bonding secrets, loaded on first use (active(True)).
@@ -1143,30 +1111,6 @@ class BLE:
         IRQ handler's exception; the board gets the safe answer instead (``answer``)."""
         print(f"blebridge: {exc}; answered the board: {answer}", file=sys.stderr)
 
-    def _events_received(self) -> int:
-        """The board's count of events received from the wire (0 if it keeps none)."""
-        counters = getattr(self.board, "host_counters", None)
-        if counters is None:
-            return 0
-        try:
-            return int(counters().get("events", 0))
-        except Exception:
-            return 0
-
-    def _events_due(self) -> int:
-        """Events the board has received that _on_event has not been handed yet.
-
-        received - delivered is never below the number of events that never reach this
-        listener (counted before it was registered); _not_ours starts at or above that number
-        and is lowered to each smaller difference seen, so the result is never more than the
-        events really on their way: a positive answer always ends with another _on_event.
-        """
-        due = self._events_received() - self._delivered - self._not_ours
-        if due < 0:
-            self._not_ours += due
-            due = 0
-        return due
-
     def _on_event(self, ev: Any) -> None:
         """Board event -> MicroPython IRQ (runs on the board's dispatcher thread, in order).
 
@@ -1175,7 +1119,6 @@ class BLE:
         """
         if self._closed:
             return
-        self._delivered += 1
         runtime.ACTIVITY.set_busy(self, True)
         try:
             handler = _EVENT_HANDLERS.get(ev.code)
@@ -1184,15 +1127,15 @@ class BLE:
         except Exception:
             runtime.report_exception(f"blebridge: cannot deliver board event {ev.name}")
         finally:
-            runtime.ACTIVITY.set_busy(self, not self._closed and self._events_due() > 0)
+            runtime.ACTIVITY.set_busy(self, not self._closed and self.session.events_due() > 0)
 
     # Each _ev_* turns one board event into the MicroPython IRQ(s).
 
     def _ev_connect(self, code: int, f: events.CentralConnect | events.PeripheralConnect) -> None:
         conn, addr_type, addr = f.conn, f.addr_type, f.addr
-        with self._lock:
-            self._gap.peers[int(conn)] = (int(addr_type), bytes(addr))
-            if code == _IRQ_PERIPHERAL_CONNECT:
+        # The session's connection table has it already.
+        if code == _IRQ_PERIPHERAL_CONNECT:
+            with self._lock:
                 self._gap.connecting = False
         mv = memoryview(_addr_from_wire(addr))
         self._invoke(code, (int(conn), int(addr_type), mv), (mv,))
@@ -1200,7 +1143,6 @@ class BLE:
     def _ev_disconnect(self, code: int, f: events.CentralDisconnect | events.PeripheralDisconnect) -> None:
         conn, addr_type, addr = int(f.conn), f.addr_type, f.addr
         with self._lock:
-            self._gap.peers.pop(conn, None)
             if code == _IRQ_PERIPHERAL_DISCONNECT and conn == CONN_HANDLE_NONE:
                 self._gap.connecting = False   # the connect failed, timed out or was cancelled
             self._discoveries.pop(conn, None)
