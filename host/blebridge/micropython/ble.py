@@ -16,6 +16,11 @@ its stack (extmod/modbluetooth.c and extmod/nimble/modbluetooth_nimble.c):
 - local attribute buffers that grow on a longer local write, as MicroPython's GATTS db does;
 - L2CAP receive buffering for l2cap_recvinto.
 
+What is not MicroPython's lives below, shared with the other API layers: the board's event
+session (blebridge.ble.session: dispatch, connection table, answering the board's questions
+once, the "all events delivered" signal, one session per board) and the local GATT database
+(blebridge.ble.gatt). This object subscribes to its board's session and keeps its own database.
+
 Errno choices (NimBLE binding): radio off -> ENODEV; unknown connection -> ENOTCONN; unknown
 attribute handle, L2CAP channel or bad value -> EINVAL; a local value bigger than any board
 buffer -> ENOMEM. Statuses that already are errnos pass through unchanged.
@@ -780,7 +785,7 @@ class BLE:
                                f"{busy}: advertising, scanning, connecting and connections "
                                "must be ended first")
         try:
-            wire = self._services_wire(services)
+            defined = self._definition_services(services)
         except (TypeError, ValueError):
             # The binding checks the radio after len(services), before reading them.
             self._require_radio("gatts_register_services")
@@ -789,14 +794,14 @@ class BLE:
             raise self._refuse("gatts_register_services", _errno.E2BIG,
                                f"{len(services)} services is more than {MAX_SERVICES}")
         registered = self._db.register(
-            wire, lambda form: self._call(calls.gatts_register_services, services=form))
+            defined, lambda form: self._call(calls.gatts_register_services, services=form))
         # Per service its characteristics' value handles, each followed by its descriptors'.
         return tuple(tuple(h for char in service.characteristics
                            for h in (char.handle, *(d.handle for d in char.descriptors)))
                      for service in registered)
 
     @staticmethod
-    def _services_wire(services: list) -> list[gatt.Service]:
+    def _definition_services(services: list) -> list[gatt.Service]:
         """The services of a definition as database objects (modbluetooth.c's checks and
         exceptions)."""
         out: list[gatt.Service] = []
