@@ -302,3 +302,58 @@ def test_a_closed_session_stops_listening_to_the_board(board):
 def test_closing_a_session_for_a_given_board_leaves_the_board_open(board):
     ble_session.session_for(board).close()
     assert not board.closed
+
+
+def test_a_layer_that_fails_to_attach_to_an_unused_session_ends_it(board):
+    s = ble_session.session_for(board)
+
+    def fail(_s: Any) -> Any:
+        raise RuntimeError("cannot")
+    with pytest.raises(RuntimeError):
+        s.attach("layer", fail)
+    assert board.events == []
+
+
+class ResettableBoard(FakeBoard):
+    def __init__(self) -> None:
+        super().__init__()
+        self.called: list[str] = []
+
+    def call(self, method: str, *args: Any, timeout: Any = None) -> Any:
+        self.called.append(method)
+        return None
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """open_board replaced: every spec opens a new ResettableBoard, listed here."""
+    import blebridge
+    boards: list[ResettableBoard] = []
+
+    def fake_open_board(spec: str) -> ResettableBoard:
+        boards.append(ResettableBoard())
+        return boards[-1]
+    monkeypatch.setattr(blebridge, "open_board", fake_open_board)
+    yield boards
+    for s in ble_session.sessions():
+        if s.board in boards:
+            s.close()
+
+
+def test_open_session_resets_the_board_it_opens(opened):
+    ble_session.open_session("fake:one")
+    assert opened[0].called == ["reset"]
+
+
+def test_open_session_opens_a_port_once(opened):
+    assert ble_session.open_session("fake:one") is ble_session.open_session("fake:one")
+
+
+def test_the_session_of_an_opened_board_is_its_session_for(opened):
+    s = ble_session.open_session("fake:one")
+    assert ble_session.session_for(opened[0]) is s
+
+
+def test_closing_an_opened_session_closes_its_board(opened):
+    ble_session.open_session("fake:one").close()
+    assert opened[0].closed

@@ -279,7 +279,12 @@ class Session:
         with _registry_lock:
             obj = self._attached.get(key)
             if obj is None:
-                obj = self._attached[key] = make(self)
+                try:
+                    obj = self._attached[key] = make(self)
+                except BaseException:
+                    if not self._attached:
+                        self.close()    # nobody uses the board: do not keep it listened to
+                    raise
             return obj
 
     def attached(self, key: str) -> Any:
