@@ -869,7 +869,7 @@ class Soak:
             sim_board = getattr(ble.board.transport, "sim_board", None)
             self.pids[name] = getattr(sim_board, "pid", None)
         self.pids["air"] = _air_pid(self.air)
-        self.delivered_at_open = {name: ble._delivered for name, ble in self.bles}
+        self.delivered_at_open = {name: ble.session.delivered for name, ble in self.bles}
 
     def start(self) -> None:
         for x in (*self.peripherals, *self.centrals):
@@ -921,14 +921,13 @@ class Soak:
         out = {}
         for name, ble in self.bles:
             d = ble.board.diagnostics()
-            d["delivered"] = ble._delivered
+            d["delivered"] = ble.session.delivered
             out[name] = d
         return out
 
     def host_backlog(self) -> dict[str, int]:
         """Per board: events received from the wire and not (yet) handed to the bluetooth layer."""
-        return {name: ble._events_received() - ble._delivered - ble._not_ours
-                for name, ble in self.bles}
+        return {name: ble.session.events_due() for name, ble in self.bles}
 
 
 def _sum(counters: dict[str, dict[str, int]], key: str) -> int:

@@ -1,8 +1,8 @@
 """The API-neutral BLE layer: what every API layer (MicroPython ``bluetooth``, aioble, ``_bleio``,
 Zerynth) shares, once, below them.
 
-Modules model BLE things (UUIDs, addresses, advertising data, bonds, board statuses) and talk to
-the board; an API layer keeps only its own argument checks, object shapes, exceptions and
+Modules model BLE things (UUIDs, addresses, advertising data, the local GATT database, bonds,
+board statuses) and the event session of a board (session.py), which talks to the board; an API layer keeps only its own argument checks, object shapes, exceptions and
 callback style. Nothing here imports from an API layer (docs: /work/shared/design/HOST-LAYOUT.md).
 
 This file imports nothing on purpose: each module is imported by name

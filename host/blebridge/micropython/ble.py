@@ -16,6 +16,11 @@ its stack (extmod/modbluetooth.c and extmod/nimble/modbluetooth_nimble.c):
 - local attribute buffers that grow on a longer local write, as MicroPython's GATTS db does;
 - L2CAP receive buffering for l2cap_recvinto.
 
+What is not MicroPython's lives below, shared with the other API layers: the board's event
+session (blebridge.ble.session: dispatch, connection table, answering the board's questions
+once, the "all events delivered" signal, one session per board) and the local GATT database
+(blebridge.ble.gatt). This object subscribes to its board's session and keeps its own database.
+
 Errno choices (NimBLE binding): radio off -> ENODEV; unknown connection -> ENOTCONN; unknown
 attribute handle, L2CAP channel or bad value -> EINVAL; a local value bigger than any board
 buffer -> ENOMEM. Statuses that already are errnos pass through unchanged.
@@ -36,6 +41,8 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from .. import calls, events
+from ..ble import gatt
+from ..ble import session as ble_session
 from .. import protocol as P
 from ..ble import address as _address
 from ..ble import advertising as _advertising
@@ -246,19 +253,18 @@ class _Discovery:
 class _GapState:
     """What NimBLE's GAP is doing, as far as this host has started it and seen it end."""
 
-    __slots__ = ("advertising", "scanning", "connecting", "peers")
+    __slots__ = ("advertising", "scanning", "connecting")
 
     def __init__(self) -> None:
         self.advertising = False
         self.scanning = False
         self.connecting = False
-        # conn handle -> (addr_type, address as on air) of every open connection.
-        self.peers: dict[int, tuple[int, bytes]] = {}
 
-    def busy(self) -> str:
-        """Why ble_gatts_reset would say BLE_HS_EBUSY (ble_gatts_mutable), or ''."""
+    def busy(self, connected: bool) -> str:
+        """Why ble_gatts_reset would say BLE_HS_EBUSY (ble_gatts_mutable), or ''; ``connected``:
+        a connection is open (the session's connection table)."""
         for what, on in (("advertising", self.advertising), ("scanning", self.scanning),
-                         ("connecting", self.connecting), ("connected", bool(self.peers))):
+                         ("connecting", self.connecting), ("connected", connected)):
             if on:
                 return what
         return ""
@@ -279,8 +285,8 @@ class _Channel:
 
 _registry_lock = threading.Lock()
 _default: Optional["BLE"] = None
-_by_port: dict[str, "BLE"] = {}
-_by_board: dict[int, "BLE"] = {}
+#: The key MicroPython's BLE object is attached under in a board's session.
+_LAYER = "micropython"
 
 
 #: Told instead of the default report on stderr when a board's link is lost (not a reset):
@@ -304,11 +310,11 @@ def close_all() -> None:
     """Close every board this module opened (blebridge run calls this when the script ends)."""
     global _default
     with _registry_lock:
-        objs = list(_by_port.values())
-        _by_port.clear()
         _default = None
-    for ble in objs:
-        ble.close()
+    for session in ble_session.sessions():
+        ble = session.attached(_LAYER)
+        if ble is not None and session.owned:
+            ble.close()
 
 
 class BLE:
@@ -325,38 +331,28 @@ class BLE:
         global _default
         with _registry_lock:
             if board is not None:
-                obj = _by_board.get(id(board))
-                if obj is None:
-                    obj = super().__new__(cls)
-                    obj._setup(board, owned=False)
-                    _by_board[id(board)] = obj
-                return obj
+                return ble_session.session_for(board).attach(_LAYER, cls._make)
             spec = port or default_port()
             if port is None and _default is not None:
                 return _default
-            obj = _by_port.get(spec)
-            if obj is None:
-                from .. import open_board
-                opened = open_board(spec)
-                try:
-                    calls.reset(opened)
-                except BaseException:
-                    opened.close()
-                    raise
-                obj = super().__new__(cls)
-                obj._setup(opened, owned=True)
-                _by_port[spec] = obj
-                _by_board[id(opened)] = obj
+            obj = ble_session.open_session(spec).attach(_LAYER, cls._make)
             if port is None:
                 _default = obj
             return obj
 
+    @classmethod
+    def _make(cls, session: ble_session.Session) -> "BLE":
+        obj = super().__new__(cls)
+        obj._setup(session)
+        return obj
+
     def __init__(self, board: Any = None, /, *, port: Optional[str] = None) -> None:
         pass  # all set up once in __new__ (BLE() returns the same object every time)
 
-    def _setup(self, board: Any, owned: bool) -> None:
-        self.board = board
-        self._owned = owned
+    def _setup(self, session: ble_session.Session) -> None:
+        self.session = session
+        self.board = board = session.board
+        self._owned = owned = session.owned
         self._irq: Optional[Callable[[int, tuple], Any]] = None
         self._lock = threading.Lock()
         self._tls = threading.local()
@@ -364,8 +360,9 @@ class BLE:
         self._pending_config: dict[int, Any] = {}
         self._adv_data = b""
         self._resp_data = b""
-        # value handle -> [buffer length, append]; mirrors the board's pool for local-write growth.
-        self._attrs: dict[int, list] = {}
+        # The local database: each attribute's buffer length and append mode mirror the
+        # board's pool, for local-write growth.
+        self._db = gatt.GattDatabase()
         self._discoveries: dict[int, _Discovery] = {}
         self._channels: dict[tuple[int, int], _Channel] = {}
         self._secrets: Optional[SecretStore] = None
@@ -384,21 +381,13 @@ class BLE:
         # Connection with a characteristic discovery running (the binding allows one at a time).
         self._char_discovery_conn: Optional[int] = None
         self._gate = runtime.CallGate()
-        # Events handed to _on_event so far, and the board's count of events received that
-        # never reach it (see _events_due).
-        self._delivered = 0
         #: Event frames the serial link lost since this object was made, and in how many gaps
         #: (docs/micropython.md, "A lossy link"). Not in MicroPython: read with getattr().
         self.link_frames_lost = 0
         self.link_gaps = 0
-        board.add_event_listener(self._on_event)
-        board.add_lost_listener(self._on_lost)
-        add_gap = getattr(board, "add_gap_listener", None)
-        if add_gap is not None:
-            add_gap(self._on_gap)
-        # Read after registering: every event counted later reaches _on_event, so this is
-        # never below the true number of events that never will (it is lowered in _events_due).
-        self._not_ours = self._events_received()
+        self._subscription = session.subscribe(self._on_event)
+        session.subscribe_lost(self._on_lost)
+        session.subscribe_gap(self._on_gap)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -407,25 +396,18 @@ class BLE:
         if self._closed:
             return
         self._closed = True
-        try:
-            self.board.remove_event_listener(self._on_event)
-            self.board.remove_lost_listener(self._on_lost)
-            remove_gap = getattr(self.board, "remove_gap_listener", None)
-            if remove_gap is not None:
-                remove_gap(self._on_gap)
-        except Exception:
-            pass
+        session = self.session
+        session.unsubscribe(self._subscription)
+        session.unsubscribe_lost(self._on_lost)
+        session.unsubscribe_gap(self._on_gap)
         runtime.ACTIVITY.set_busy(self, False)
         global _default
         with _registry_lock:
-            _by_board.pop(id(self.board), None)
-            for spec, obj in list(_by_port.items()):
-                if obj is self:
-                    del _by_port[spec]   # a later BLE(port=spec) opens the board again
             if _default is self:
                 _default = None
-        if self._owned:
-            self.board.close()
+        # The last layer on the board ends its session (closing the board if it was opened
+        # here): a later BLE(port=spec) opens the board again.
+        session.detach(_LAYER)
 
     def _rpc(self, call: Callable[..., Any], /, **args: Any) -> Any:
         """A typed call (blebridge.calls) on the board, with IRQ handlers held back while it
@@ -513,13 +495,14 @@ class BLE:
 
     def _forget_state(self) -> None:
         with self._lock:
-            self._attrs.clear()
+            self._db.clear()
             self._discoveries.clear()
             self._char_discovery_conn = None
             self._channels.clear()
             self._l2cap_connecting.clear()
             self._l2cap_listening = False
             self._gap = _GapState()
+        self.session.forget_connections()
 
     def config(self, *args: Any, **kwargs: Any) -> Any:
         """``config('name')`` gets one value; ``config(name=value, ...)`` sets values."""
@@ -733,9 +716,7 @@ class BLE:
             raise self._refuse("gap_connect", _errno.EALREADY, "a gap_connect is pending")
         if atype > ADDR_TYPE_MAX:
             raise self._refuse("gap_connect", _errno.EINVAL, f"no address type {atype}")
-        with self._lock:
-            connected = (atype, wire_addr) in self._gap.peers.values()
-        if connected:
+        if self.session.is_connected_to(atype, wire_addr):
             # ble_gap_connect: BLE_HS_EDONE, which the binding's table makes EIO.
             raise self._refuse("gap_connect", _errno.EIO, f"already connected to {raw.hex(':')}")
         # 0 is NimBLE's default; the host does not check the rest ("XXX: Verify conn_params"),
@@ -786,7 +767,7 @@ class BLE:
     def gatts_register_services(self, services_definition: Any, /) -> tuple:
         """Replace the local services; returns one tuple of value handles per service."""
         services = _iterate(services_definition)
-        busy = self._gap.busy()
+        busy = self._gap.busy(bool(self.session.connections))
         if busy:
             # ble_gatts_reset refuses while a GAP procedure runs or a connection is open; the
             # binding calls it before it reads the definition.
@@ -794,7 +775,7 @@ class BLE:
                                f"{busy}: advertising, scanning, connecting and connections "
                                "must be ended first")
         try:
-            wire, shapes = self._services_wire(services)
+            defined = self._definition_services(services)
         except (TypeError, ValueError):
             # The binding checks the radio after len(services), before reading them.
             self._require_radio("gatts_register_services")
@@ -802,33 +783,23 @@ class BLE:
         if len(services) > MAX_SERVICES:
             raise self._refuse("gatts_register_services", _errno.E2BIG,
                                f"{len(services)} services is more than {MAX_SERVICES}")
-        result = self._call(calls.gatts_register_services, services=wire)
-        handles: list[tuple] = []
-        attrs: dict[int, list] = {}
-        for (_service_handle, chars), counts in zip(result, shapes):
-            flat: list[int] = []
-            for (_decl, value_handle, _cccd, dsc_handles), n in zip(chars, counts):
-                flat.append(int(value_handle))
-                flat.extend(int(h) for h in dsc_handles[:n])
-            for h in flat:
-                attrs[h] = [DEFAULT_ATTR_LEN, False]
-            handles.append(tuple(flat))
-        with self._lock:
-            self._attrs = attrs
-        return tuple(handles)
+        registered = self._db.register(
+            defined, lambda form: self._call(calls.gatts_register_services, services=form))
+        # Per service its characteristics' value handles, each followed by its descriptors'.
+        return tuple(tuple(h for char in service.characteristics
+                           for h in (char.handle, *(d.handle for d in char.descriptors)))
+                     for service in registered)
 
     @staticmethod
-    def _services_wire(services: list) -> tuple[list, list[list[int]]]:
-        """The wire form of a services definition (modbluetooth.c's checks and exceptions),
-        and per service the number of descriptors of each characteristic."""
-        wire: list = []
-        shapes: list[list[int]] = []
+    def _definition_services(services: list) -> list[gatt.Service]:
+        """The services of a definition as database objects (modbluetooth.c's checks and
+        exceptions)."""
+        out: list[gatt.Service] = []
         for service in services:
             items = _fixed(service, 2)
             if not isinstance(items[0], UUID):
                 raise ValueError("invalid service UUID")
-            chars_wire: list = []
-            counts: list[int] = []
+            chars: list[gatt.Characteristic] = []
             for characteristic in _iterate(items[1]):
                 c = _sequence(characteristic)
                 if len(c) < 2 or len(c) > 3:
@@ -836,18 +807,16 @@ class BLE:
                 if not isinstance(c[0], UUID):
                     raise ValueError("invalid characteristic UUID")
                 flags = _int(c[1])
-                dscs_wire: list = []
+                dscs: list[gatt.Descriptor] = []
                 if len(c) == 3:
                     for descriptor in _iterate(c[2]):
                         d = _fixed(descriptor, 2)
                         if not isinstance(d[0], UUID):
                             raise ValueError("invalid descriptor UUID")
-                        dscs_wire.append([bytes(d[0]), _int(d[1]), DEFAULT_ATTR_LEN, b""])
-                chars_wire.append([bytes(c[0]), flags, DEFAULT_ATTR_LEN, b"", dscs_wire])
-                counts.append(len(dscs_wire))
-            wire.append([bytes(items[0]), chars_wire])
-            shapes.append(counts)
-        return wire, shapes
+                        dscs.append(gatt.Descriptor(bytes(d[0]), _int(d[1]), DEFAULT_ATTR_LEN))
+                chars.append(gatt.Characteristic(bytes(c[0]), flags, DEFAULT_ATTR_LEN, descriptors=dscs))
+            out.append(gatt.Service(bytes(items[0]), chars))
+        return out
 
     def gatts_read(self, value_handle: Any, /) -> bytes:
         """The local value (in append mode this also empties it, as on a board)."""
@@ -865,15 +834,15 @@ class BLE:
         handle = _u16(value_handle)
         if len(value) > MAX_ATTR_LEN:
             # After the binding's radio check and handle lookup, as its allocation would fail.
-            if self._attrs and handle not in self._attrs:
+            if self._db.has_attributes() and self._db.attribute(handle) is None:
                 raise self._refuse("gatts_write", _errno.EINVAL, f"no local attribute {handle}")
             raise self._refuse("gatts_write", _errno.ENOMEM,
                                f"{len(value)} bytes is more than an attribute holds ({MAX_ATTR_LEN})")
-        attr = self._attrs.get(handle)
-        if attr is not None and len(value) > attr[0]:
-            self._call(calls.gatts_set_buffer, value_handle=handle, len=len(value), append=attr[1],
+        attr = self._db.attribute(handle)
+        if attr is not None and len(value) > attr.max_len:
+            self._call(calls.gatts_set_buffer, value_handle=handle, len=len(value), append=attr.append,
                        op="gatts_write")
-            attr[0] = len(value)
+            attr.max_len = len(value)
         current = getattr(self._tls, "gatts_write", None)
         if current is not None and current[0] == handle:
             self._tls.gatts_write = None
@@ -903,7 +872,8 @@ class BLE:
             self._rpc(calls.CALLS[method], conn=conn, value_handle=handle, data=value)
         except BoardError as exc:
             code = None
-            if exc.status == _S["UNKNOWN_HANDLE"] and self._attrs and handle not in self._attrs:
+            if (exc.status == _S["UNKNOWN_HANDLE"] and self._db.has_attributes()
+                    and self._db.attribute(handle) is None):
                 code = _errno.EINVAL if value is not None else ERRNO_BLE_HS_EAPP
             raise self._os_error(exc, method, code) from None
 
@@ -913,15 +883,15 @@ class BLE:
         if size < 0:
             # A C size_t far beyond memory: the db's m_renew_maybe fails for a known handle
             # (ENOMEM); an unknown one is EINVAL first.
-            known = handle in self._attrs
+            known = self._db.attribute(handle) is not None
             raise self._refuse("gatts_set_buffer", _errno.ENOMEM if known else _errno.EINVAL,
                                f"length {size}" if known else f"no local attribute {handle}")
         # A peer can never write more than an attribute's maximum, so a bigger buffer is this.
         size = min(size, MAX_ATTR_LEN)
         self._call(calls.gatts_set_buffer, value_handle=handle, len=size, append=app)
-        attr = self._attrs.get(handle)
+        attr = self._db.attribute(handle)
         if attr is not None:
-            attr[0], attr[1] = size, app
+            attr.max_len, attr.append = size, app
 
     # -- GATT client -------------------------------------------------------------------------
 
@@ -1117,14 +1087,8 @@ class BLE:
                         pass
 
     def _reply(self, token: int, value: Any) -> None:
-        fut = calls.reply_nowait(self.board, token=token, value=value)
-
-        def done(f: Any) -> None:
-            exc = f.exception()
-            if exc is not None and not self._closed:
-                print(f"blebridge: answering the board's question {token} failed: {exc}", file=sys.stderr)
-
-        fut.add_done_callback(done)
+        """Answer the board's question (once: the session drops a second answer)."""
+        self.session.answer(token, value)
 
     def _secret_store(self) -> SecretStore:
         """The host's store of this board's bonding secrets, loaded on first use (active(True)).
@@ -1142,30 +1106,6 @@ class BLE:
         IRQ handler's exception; the board gets the safe answer instead (``answer``)."""
         print(f"blebridge: {exc}; answered the board: {answer}", file=sys.stderr)
 
-    def _events_received(self) -> int:
-        """The board's count of events received from the wire (0 if it keeps none)."""
-        counters = getattr(self.board, "host_counters", None)
-        if counters is None:
-            return 0
-        try:
-            return int(counters().get("events", 0))
-        except Exception:
-            return 0
-
-    def _events_due(self) -> int:
-        """Events the board has received that _on_event has not been handed yet.
-
-        received - delivered is never below the number of events that never reach this
-        listener (counted before it was registered); _not_ours starts at or above that number
-        and is lowered to each smaller difference seen, so the result is never more than the
-        events really on their way: a positive answer always ends with another _on_event.
-        """
-        due = self._events_received() - self._delivered - self._not_ours
-        if due < 0:
-            self._not_ours += due
-            due = 0
-        return due
-
     def _on_event(self, ev: Any) -> None:
         """Board event -> MicroPython IRQ (runs on the board's dispatcher thread, in order).
 
@@ -1174,7 +1114,6 @@ class BLE:
         """
         if self._closed:
             return
-        self._delivered += 1
         runtime.ACTIVITY.set_busy(self, True)
         try:
             handler = _EVENT_HANDLERS.get(ev.code)
@@ -1183,15 +1122,15 @@ class BLE:
         except Exception:
             runtime.report_exception(f"blebridge: cannot deliver board event {ev.name}")
         finally:
-            runtime.ACTIVITY.set_busy(self, not self._closed and self._events_due() > 0)
+            runtime.ACTIVITY.set_busy(self, not self._closed and self.session.events_due() > 0)
 
     # Each _ev_* turns one board event into the MicroPython IRQ(s).
 
     def _ev_connect(self, code: int, f: events.CentralConnect | events.PeripheralConnect) -> None:
         conn, addr_type, addr = f.conn, f.addr_type, f.addr
-        with self._lock:
-            self._gap.peers[int(conn)] = (int(addr_type), bytes(addr))
-            if code == _IRQ_PERIPHERAL_CONNECT:
+        # The session's connection table has it already.
+        if code == _IRQ_PERIPHERAL_CONNECT:
+            with self._lock:
                 self._gap.connecting = False
         mv = memoryview(_addr_from_wire(addr))
         self._invoke(code, (int(conn), int(addr_type), mv), (mv,))
@@ -1199,7 +1138,6 @@ class BLE:
     def _ev_disconnect(self, code: int, f: events.CentralDisconnect | events.PeripheralDisconnect) -> None:
         conn, addr_type, addr = int(f.conn), f.addr_type, f.addr
         with self._lock:
-            self._gap.peers.pop(conn, None)
             if code == _IRQ_PERIPHERAL_DISCONNECT and conn == CONN_HANDLE_NONE:
                 self._gap.connecting = False   # the connect failed, timed out or was cancelled
             self._discoveries.pop(conn, None)
@@ -1217,8 +1155,8 @@ class BLE:
 
     def _ev_gatts_write(self, f: events.GattsWrite) -> None:
         conn, handle, data = int(f.conn), int(f.value_handle), bytes(f.data)
-        attr = self._attrs.get(handle)
-        appending = attr is not None and attr[1]
+        attr = self._db.attribute(handle)
+        appending = attr is not None and attr.append
         self._tls.gatts_write = None if appending else (handle, data)
         try:
             self._invoke(_IRQ_GATTS_WRITE, (conn, handle))

@@ -1,0 +1,366 @@
+"""One event session per board, shared by every API object on that board.
+
+A board's events reach the host on its dispatcher thread (blebridge.rpc). The session is the one
+listener every API layer goes through:
+
+- dispatch: each event goes to the subscribers of its kind (event code) and, for events about a
+  connection, of that connection, in order, on the dispatcher thread;
+- the connection table: conn handle -> peer address, our role, ATT MTU, encryption state, kept
+  from the events before any subscriber sees them;
+- the board's questions (events with a token: read authorisation, L2CAP accept, get/set
+  secret): answered once with a ``reply`` call; the first answer wins, and a question no
+  subscriber answered gets its default answer when the dispatch ends;
+- the "delivered" signal: whether the board has received events that have not been dispatched
+  yet (``events_due``), from the board's RPC counters;
+- the registry: one session per board (``session_for``), or per port opened here
+  (``open_session``, which resets the board first); API objects attach under a key and the
+  session ends when the last one detaches.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional
+
+from .. import calls
+from .. import protocol as P
+
+#: Default answer of each question when no subscriber answers it (schema, method ``reply``):
+#: reads allowed (ATT error 0), L2CAP channels accepted (result 0), no secret, not stored.
+QUESTION_DEFAULTS: dict[int, Any] = {
+    P.EV_GATTS_READ_REQUEST: 0,
+    P.EV_L2CAP_ACCEPT: 0,
+    P.EV_GET_SECRET: None,
+    P.EV_SET_SECRET: False,
+}
+#: ATT MTU of a connection until an exchange says otherwise (Core spec Vol 3 Part F 3.2.8), bytes.
+ATT_MTU_DEFAULT = 23
+
+#: Our role on a connection, by the event that opened it.
+ROLE_PERIPHERAL = "peripheral"   # CENTRAL_CONNECT: a central connected to us
+ROLE_CENTRAL = "central"         # PERIPHERAL_CONNECT: we connected to a peripheral
+
+_CONNECT = {P.EV_CENTRAL_CONNECT: ROLE_PERIPHERAL, P.EV_PERIPHERAL_CONNECT: ROLE_CENTRAL}
+_DISCONNECT = (P.EV_CENTRAL_DISCONNECT, P.EV_PERIPHERAL_DISCONNECT)
+_TABLE_EVENTS = frozenset((*_CONNECT, *_DISCONNECT, P.EV_MTU_EXCHANGED, P.EV_ENCRYPTION_UPDATE))
+
+EventFn = Callable[[Any], Any]
+
+
+@dataclass
+class Connection:
+    """An open connection as the board's events described it. ``addr`` is as on air (least
+    significant byte first)."""
+
+    conn: int
+    addr_type: int
+    addr: bytes
+    role: str
+    mtu: int = ATT_MTU_DEFAULT
+    encrypted: bool = False
+    authenticated: bool = False
+    bonded: bool = False
+    key_size: int = 0
+
+
+class Subscription:
+    """A subscriber: ``fn(event)`` for events of ``kinds`` (codes; None: all) about ``conn``
+    (None: any, including events about no connection)."""
+
+    __slots__ = ("fn", "kinds", "conn")
+
+    def __init__(self, fn: EventFn, kinds: Optional[frozenset], conn: Optional[int]) -> None:
+        self.fn = fn
+        self.kinds = kinds
+        self.conn = conn
+
+
+class Session:
+    """The event session of one board. Make it with :func:`session_for` or :func:`open_session`."""
+
+    def __init__(self, board: Any, *, owned: bool = False, spec: Optional[str] = None) -> None:
+        self.board = board
+        #: Whether closing the session closes the board (it was opened here).
+        self.owned = owned
+        self.spec = spec
+        self.connections: dict[int, Connection] = {}
+        #: Events dispatched so far.
+        self.delivered = 0
+        self._lock = threading.Lock()
+        self._subs: tuple[Subscription, ...] = ()
+        self._lost_fns: tuple[Callable[[BaseException], Any], ...] = ()
+        self._gap_fns: tuple[Callable[[Any], Any], ...] = ()
+        # token -> default answer of the questions being dispatched and not answered yet.
+        self._open_questions: dict[int, Any] = {}
+        self._attached: dict[str, Any] = {}
+        self.closed = False
+        board.add_event_listener(self._on_event)
+        board.add_lost_listener(self._on_lost)
+        add_gap = getattr(board, "add_gap_listener", None)
+        if add_gap is not None:
+            add_gap(self._on_gap)
+        # Read after registering: every event counted later reaches _on_event, so this is never
+        # below the true number of events that never will (it is lowered in events_due).
+        self._not_ours = self.events_received()
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    def subscribe(self, fn: EventFn, kinds: Optional[Iterable[int]] = None,
+                  conn: Optional[int] = None) -> Subscription:
+        """Call ``fn(event)`` for every event of ``kinds`` (event codes; None: every kind) about
+        connection ``conn`` (None: any). Subscribers run in the order they subscribed."""
+        sub = Subscription(fn, None if kinds is None else frozenset(kinds), conn)
+        with self._lock:
+            self._subs = (*self._subs, sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if s is not sub)
+
+    def subscribe_lost(self, fn: Callable[[BaseException], Any]) -> None:
+        """Call ``fn(exc)`` when the board resets (BoardReset) or its link is lost."""
+        with self._lock:
+            self._lost_fns = (*self._lost_fns, fn)
+
+    def unsubscribe_lost(self, fn: Callable[[BaseException], Any]) -> None:
+        with self._lock:
+            self._lost_fns = tuple(f for f in self._lost_fns if f is not fn)
+
+    def subscribe_gap(self, fn: Callable[[Any], Any]) -> None:
+        """Call ``fn(gap)`` for every gap in the board's event frames (blebridge.LinkGap)."""
+        with self._lock:
+            self._gap_fns = (*self._gap_fns, fn)
+
+    def unsubscribe_gap(self, fn: Callable[[Any], Any]) -> None:
+        with self._lock:
+            self._gap_fns = tuple(f for f in self._gap_fns if f is not fn)
+
+    # -- questions -----------------------------------------------------------------------------
+
+    def answer(self, token: int, value: Any) -> bool:
+        """Answer the board's question ``token``; False (and nothing sent) if it was answered
+        already or is not being asked."""
+        with self._lock:
+            if token not in self._open_questions:
+                return False
+            del self._open_questions[token]
+        self._reply(token, value)
+        return True
+
+    def _reply(self, token: int, value: Any) -> None:
+        fut = calls.reply_nowait(self.board, token=token, value=value)
+
+        def done(f: Any) -> None:
+            exc = f.exception()
+            if exc is not None and not self.closed:
+                print(f"blebridge: answering the board's question {token} failed: {exc}", file=sys.stderr)
+
+        fut.add_done_callback(done)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def connection(self, conn: int) -> Optional[Connection]:
+        with self._lock:
+            return self.connections.get(conn)
+
+    def is_connected_to(self, addr_type: int, addr: bytes) -> bool:
+        """Whether a connection to this peer (address as on air) is open."""
+        with self._lock:
+            return any(c.addr_type == addr_type and c.addr == addr for c in self.connections.values())
+
+    def forget_connections(self) -> None:
+        """Empty the table (the radio was turned off: the board has no connection left)."""
+        with self._lock:
+            self.connections.clear()
+
+    def _track(self, code: int, f: Any) -> None:
+        role = _CONNECT.get(code)
+        with self._lock:
+            if role is not None:
+                self.connections[int(f.conn)] = Connection(int(f.conn), int(f.addr_type), bytes(f.addr), role)
+            elif code in _DISCONNECT:
+                self.connections.pop(int(f.conn), None)
+            else:
+                c = self.connections.get(int(f.conn))
+                if c is None:
+                    return
+                if code == P.EV_MTU_EXCHANGED:
+                    c.mtu = int(f.mtu)
+                else:
+                    c.encrypted, c.authenticated = bool(f.encrypted), bool(f.authenticated)
+                    c.bonded, c.key_size = bool(f.bonded), int(f.key_size)
+
+    # -- delivered -----------------------------------------------------------------------------
+
+    def events_received(self) -> int:
+        """The board's count of events received from the wire (0 if it keeps none)."""
+        counters = getattr(self.board, "host_counters", None)
+        if counters is None:
+            return 0
+        try:
+            return int(counters().get("events", 0))
+        except Exception:
+            return 0
+
+    def events_due(self) -> int:
+        """Events the board has received that have not been dispatched yet.
+
+        received - delivered is never below the number of events that never reach this session
+        (counted before it listened); _not_ours starts at or above that number and is lowered
+        to each smaller difference seen, so the result is never more than the events really on
+        their way: a positive answer always ends with another dispatch.
+        """
+        due = self.events_received() - self.delivered - self._not_ours
+        if due < 0:
+            self._not_ours += due
+            due = 0
+        return due
+
+    # -- the board's listeners -----------------------------------------------------------------
+
+    def _on_event(self, ev: Any) -> None:
+        if self.closed:
+            return
+        self.delivered += 1
+        code = ev.code
+        spec = P.EVENTS.get(code)
+        question = spec is not None and spec.question and bool(ev.fields)
+        token = ev.fields[0] if question else None
+        if question:
+            with self._lock:
+                self._open_questions[token] = QUESTION_DEFAULTS.get(code)
+        typed: Any = None
+        if code in _TABLE_EVENTS:
+            try:
+                typed = ev.typed
+                self._track(code, typed)
+            except Exception:
+                typed = None    # a malformed event: subscribers see it (and its error) as it is
+        try:
+            for sub in self._subs:
+                if sub.kinds is not None and code not in sub.kinds:
+                    continue
+                if sub.conn is not None:
+                    if typed is None:
+                        try:
+                            typed = ev.typed
+                        except Exception:
+                            continue
+                    if getattr(typed, "conn", None) != sub.conn:
+                        continue
+                try:
+                    sub.fn(ev)
+                except Exception as exc:   # one subscriber's failure must not starve the others
+                    print(f"blebridge: {getattr(self.board, 'spec', '')}: a subscriber to "
+                          f"{ev.name} failed: {exc!r}", file=sys.stderr)
+        finally:
+            if question:
+                with self._lock:
+                    unanswered = token in self._open_questions
+                    default = self._open_questions.pop(token, None)
+                if unanswered:
+                    self._reply(token, default)
+
+    def _on_lost(self, exc: BaseException) -> None:
+        for fn in self._lost_fns:
+            fn(exc)
+
+    def _on_gap(self, gap: Any) -> None:
+        for fn in self._gap_fns:
+            fn(gap)
+
+    # -- attached API objects and the registry ---------------------------------------------------
+
+    def attach(self, key: str, make: Callable[["Session"], Any]) -> Any:
+        """The API object of layer ``key`` on this session, made with ``make(session)`` the
+        first time (one object per layer and board)."""
+        with _registry_lock:
+            obj = self._attached.get(key)
+            if obj is None:
+                try:
+                    obj = self._attached[key] = make(self)
+                except BaseException:
+                    if not self._attached:
+                        self.close()    # nobody uses the board: do not keep it listened to
+                    raise
+            return obj
+
+    def attached(self, key: str) -> Any:
+        """The API object of layer ``key``, or None."""
+        return self._attached.get(key)
+
+    def detach(self, key: str) -> None:
+        """Layer ``key`` is done with the board; the last one to go ends the session."""
+        with _registry_lock:
+            self._attached.pop(key, None)
+            if self._attached:
+                return
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening to the board, leave the registry, and close the board if the session
+        opened it."""
+        with _registry_lock:
+            if self.closed:
+                return
+            self.closed = True
+            if _by_board.get(id(self.board)) is self:
+                del _by_board[id(self.board)]
+            if self.spec is not None and _by_spec.get(self.spec) is self:
+                del _by_spec[self.spec]
+        try:
+            self.board.remove_event_listener(self._on_event)
+            self.board.remove_lost_listener(self._on_lost)
+            remove_gap = getattr(self.board, "remove_gap_listener", None)
+            if remove_gap is not None:
+                remove_gap(self._on_gap)
+        except Exception:
+            pass
+        if self.owned:
+            self.board.close()
+
+    def __repr__(self) -> str:
+        return f"<Session on {getattr(self.board, 'spec', self.board)!r}>"
+
+
+# The registry. Reentrant: a layer's make() may look a session up again.
+_registry_lock = threading.RLock()
+_by_board: dict[int, Session] = {}
+_by_spec: dict[str, Session] = {}
+
+
+def session_for(board: Any) -> Session:
+    """The session of an open board (made on first use; the board stays the caller's)."""
+    with _registry_lock:
+        session = _by_board.get(id(board))
+        if session is None:
+            session = _by_board[id(board)] = Session(board)
+        return session
+
+
+def open_session(spec: str) -> Session:
+    """The session of the board at port ``spec``, opened (once) and reset here, so a script
+    starts from the state after boot; closing the session closes the board."""
+    with _registry_lock:
+        session = _by_spec.get(spec)
+        if session is not None:
+            return session
+        from .. import open_board
+        board = open_board(spec)
+        try:
+            calls.reset(board)
+        except BaseException:
+            board.close()
+            raise
+        session = Session(board, owned=True, spec=spec)
+        _by_spec[spec] = session
+        _by_board[id(board)] = session
+        return session
+
+
+def sessions() -> list[Session]:
+    """Every open session."""
+    with _registry_lock:
+        return list({id(s): s for s in (*_by_board.values(), *_by_spec.values())}.values())
