@@ -112,12 +112,22 @@ def child_env(air_socket: str) -> dict[str, str]:
     return env
 
 
+#: Run as ``python -c THIS PYTHON ARGS...``: restore SIGINT's default action, then exec the rest.
+_SIGINT_DEFAULT_EXEC = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                        "os.execv(sys.argv[1], sys.argv[1:])")
+
+
 class Child:
     """A child Python process (a script, `blebridge run`) with its stdout read line by line."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
         # Its own process group, as a command started from a shell has: a test can send it a
         # terminal's Ctrl-C (SIGINT to the group) without hitting pytest.
+        # A shell without job control starts background commands with SIGINT ignored, and the
+        # ignore is inherited (`make test &` from a script, some CI runners): a child started
+        # so would never see the Ctrl-C the tests send. It gets the default action back, as a
+        # command typed at a terminal has, through an exec (no preexec_fn: pytest has threads).
+        argv = [argv[0], "-c", _SIGINT_DEFAULT_EXEC, *argv]
         self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
