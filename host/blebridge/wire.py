@@ -41,9 +41,13 @@ _tuple_new = tuple.__new__     # builds Event without NamedTuple.__new__'s Pytho
 
 
 def make_event(code: Any, fields: tuple) -> Event:
-    """The Event for a decoded event record (an unknown code is named ``EVENT_<code>``)."""
+    """The Event for a decoded event record (an unknown code is named ``EVENT_<code>``).
+    TypeError if the code is not an integer (event codes are uints; a list code raises it from
+    the table lookup, being unhashable)."""
     name = _EVENT_NAMES.get(code)
     if name is None:
+        if type(code) is not int:
+            raise TypeError(f"event code {code!r} is not an integer")
         name = f"EVENT_{code}"
     return _tuple_new(Event, (code, name, fields))
 
