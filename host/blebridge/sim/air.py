@@ -39,10 +39,11 @@ from typing import Any, Optional, TypeVar
 import cbor2
 from bumble import hci
 from bumble.device import Device
-from bumble.link import LocalLink
 
 from .board import EVENT_RECORD_OVERHEAD, EVENT_WINDOW_BYTES, Board, address_for_name
 from .controller import new_controller_and_host
+from .linklayer import (CODED_S2, CODED_S8, PHY_2M, PHY_CODED, TIMINGS, TimedLink,
+                        timing_from_env)
 from .port_link import MSG_REQ, MSG_RSP, FrameDecoder, addr_fields, decode_message, encode_message
 
 # Named, not __name__: run with -m this module is __main__.
@@ -54,11 +55,22 @@ __all__ = ["Air", "AirThread", "address_for_name", "log_path_for", "main",
 _T = TypeVar("_T")
 
 
+#: ``--phy`` choices: the PHY (and coding) the boards' stacks ask for once connected, as a
+#: stack with automatic PHY update does; 1M: they ask for nothing.
+PHYS: dict[str, tuple[Optional[int], int]] = {
+    "1M": (None, CODED_S8), "2M": (PHY_2M, CODED_S8),
+    "coded-s2": (PHY_CODED, CODED_S2), "coded-s8": (PHY_CODED, CODED_S8)}
+
+
 class Air:
     """Serves boards on a Unix socket; holds the shared link and any in-process peers."""
 
-    def __init__(self, idle_exit: Optional[float] = None) -> None:
-        self.link = LocalLink()
+    def __init__(self, idle_exit: Optional[float] = None, timing: Optional[str] = None,
+                 phy: Optional[str] = None) -> None:
+        """``timing``: ``real`` or ``fast`` (None: env BLEBRIDGE_SIM_TIMING, else real);
+        ``phy``: what the boards' stacks ask for once connected (see :data:`PHYS`)."""
+        prefer, coding = PHYS[phy or "1M"]
+        self.link: TimedLink = TimedLink(timing or timing_from_env(), prefer, coding)
         self.boards: dict[str, Board] = {}
         self.peers: dict[str, Device] = {}
         self.idle_exit = idle_exit
@@ -74,7 +86,7 @@ class Air:
             path.unlink()  # the launcher only starts an air when nothing listens there
         self._server = await asyncio.start_unix_server(self._serve, path=str(path))
         self.socket_path = path
-        logger.info("air listening on %s", path)
+        logger.info("air listening on %s (timing %s)", path, self.link.timing)
         self._arm_idle_timer()
 
     async def close(self) -> None:
@@ -155,7 +167,8 @@ class Air:
                 logger.info("board %s left", board.name)
                 if self.boards.get(board.name) is board:
                     del self.boards[board.name]
-                await board.power_down()
+                # The process went without turning its radio off: its peers time out.
+                await board.power_down(vanish=True)
                 board.flush()
             writer.close()
             if self._server is not None:
@@ -192,12 +205,13 @@ class AirThread:
                                         daemon=True)
 
     @classmethod
-    def start(cls, socket_path: str | os.PathLike[str]) -> AirThread:
+    def start(cls, socket_path: str | os.PathLike[str], timing: Optional[str] = None,
+              phy: Optional[str] = None) -> AirThread:
         self = cls()
         self._thread.start()
 
         async def make() -> Air:
-            air = Air(idle_exit=None)
+            air = Air(idle_exit=None, timing=timing, phy=phy)
             await air.start(socket_path)
             return air
 
@@ -242,6 +256,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="exit after this many seconds without a board (default 30)")
     parser.add_argument("--log", default=None, help="log file (default: next to the socket)")
     parser.add_argument("--debug", action="store_true", help="log every op and event")
+    parser.add_argument("--timing", choices=TIMINGS, default=None,
+                        help="real: connection events and air time as on a radio; fast: "
+                             "zero-latency delivery (default: env BLEBRIDGE_SIM_TIMING, else real)")
+    parser.add_argument("--phy", choices=sorted(PHYS), default="1M",
+                        help="PHY the boards' stacks ask for once connected (default 1M: none)")
     args = parser.parse_args(argv)
 
     log_file = args.log or str(log_path_for(args.socket))
@@ -251,7 +270,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("bumble").setLevel(logging.WARNING)
 
     async def run() -> None:
-        air = Air(idle_exit=args.idle_exit)
+        air = Air(idle_exit=args.idle_exit, timing=args.timing, phy=args.phy)
         loop = asyncio.get_running_loop()
         import signal
 

@@ -314,8 +314,19 @@ class Board:
         await device.power_on()
         self.gatts.configure(device)
 
-    async def power_down(self) -> None:
+    async def power_down(self, vanish: bool = False) -> None:
+        """Radio off: every connection terminated (reason 0x13), the controller off the link.
+
+        ``vanish``: the board's process is gone (its socket closed without a radio-off), so
+        on an air with real timing nothing is sent: each peer sees its connection time out
+        (supervision timeout, reason 0x08), as when a board is unplugged or crashes.
+        """
         device, controller = self.device, self.controller
+        if vanish and controller is not None and getattr(self.link, "timed", False):
+            self.link.controller_left(controller)  # type: ignore[attr-defined]
+            if device is not None:
+                device.board = None  # its host's view of the connections goes with the process
+            device = None
         self.gap.stop_timers()
         for task in list(self._tasks):
             task.cancel()

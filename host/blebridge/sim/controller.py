@@ -28,12 +28,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
+from typing import Callable, Optional
 
 from bumble import hci, ll
 from bumble.controller import AdvertisingSet, Connection, Controller
 from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
+
+from . import linklayer
+from .linklayer import (CODED_S2, CODED_S8, DATA_LENGTH_MAX, DATA_LENGTH_MIN, PHY_1M, PHY_2M,
+                        PHY_CODED, LinkConnection)
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +59,78 @@ CONN_INTERVAL_UNIT_S = 1.25e-3
 #: connection whose interval this controller does not know, and the floor of any other.
 CONN_INTERVAL_MIN_UNITS = 6
 
+#: Random delay added to every advertising event, s (advDelay, Core Vol 6 Part B 4.4.2.2.1:
+#: 0..10 ms), so two advertisers on one interval do not stay in step.
+ADV_DELAY_MAX_S = 10e-3
+#: Scan interval and window (0.625 ms units) of a scan whose parameters were never set:
+#: Bumble's stock 10 ms / 10 ms, a continuous scan.
+SCAN_TIME_UNIT_S = 0.625e-3
+#: Largest LL payload and its time this controller supports, octets and us (Vol 6 Part B
+#: 4.5.10: 251 octets; 17040 us is 251 octets on LE Coded S=8).
+SUPPORTED_MAX_OCTETS, SUPPORTED_MAX_TIME_US = DATA_LENGTH_MAX, 17040
+#: Time of a 27-octet LL payload on LE 1M, us: the data length a link starts with.
+DEFAULT_MAX_TIME_US = 328
+#: HCI LE Set PHY phy_options (Vol 4 Part E 7.8.49): coding preferred on LE Coded.
+PHY_OPTION_S2, PHY_OPTION_S8 = 1, 2
+#: Every PHY this controller supports, as an HCI PHY bit field (1M, 2M, Coded).
+ALL_PHY_BITS = 0b111
+
 #: Encryption key size of an LE link, bytes. Bumble's SMP offers the maximum (16) on both sides
 #: and gives the controller the whole 128-bit LTK, so every encrypted link uses 16.
 LE_ENCRYPTION_KEY_SIZE = 16
+
+
+# LL control PDUs the stock link layer lacks (Core Vol 6 Part B 2.4.2.21-2.4.2.24).
+@dataclasses.dataclass
+class LengthReq(ll.ControlPdu):
+    opcode = ll.ControlPdu.Opcode.LL_LENGTH_REQ
+
+    max_rx_octets: int
+    max_rx_time: int
+    max_tx_octets: int
+    max_tx_time: int
+
+
+@dataclasses.dataclass
+class LengthRsp(LengthReq):
+    opcode = ll.ControlPdu.Opcode.LL_LENGTH_RSP
+
+
+@dataclasses.dataclass
+class PhyReq(ll.ControlPdu):
+    opcode = ll.ControlPdu.Opcode.LL_PHY_REQ
+
+    #: HCI PHY bit fields the sender would transmit / receive on.
+    tx_phys: int
+    rx_phys: int
+    #: LE Coded coding the initiator's host asked for (CODED_S2 / CODED_S8).
+    coding: int = CODED_S8
+
+
+@dataclasses.dataclass
+class PhyRsp(PhyReq):
+    opcode = ll.ControlPdu.Opcode.LL_PHY_RSP
+
+
+@dataclasses.dataclass
+class PhyUpdateInd(ll.ControlPdu):
+    opcode = ll.ControlPdu.Opcode.LL_PHY_UPDATE_IND
+
+    #: HCI PHY numbers chosen for each direction.
+    c_to_p_phy: int
+    p_to_c_phy: int
+    coding: int = CODED_S8
+    #: Whether each side's host asked (it gets the event even when nothing changes).
+    central_asked: bool = False
+    peripheral_asked: bool = False
+
+
+def _pick_phy(bits: int) -> Optional[int]:
+    """The fastest PHY of an HCI PHY bit field (2M, then 1M, then Coded), None if empty."""
+    for phy in (PHY_2M, PHY_1M, PHY_CODED):
+        if bits & (1 << (phy - 1)):
+            return phy
+    return None
 
 
 @dataclasses.dataclass
@@ -68,6 +143,20 @@ class AirAdvPdu(ll.AdvExtInd):
 
 
 class AirAdvertisingSet(AdvertisingSet):
+    def _on_extended_advertising_timer_fired(self) -> None:
+        link = self.controller.link
+        if not getattr(link, "timed", False):
+            return super()._on_extended_advertising_timer_fired()
+        if not self.enabled:
+            return
+        self.send_extended_advertising_data()
+        # Advertising events at the interval plus advDelay (0..10 ms), as a radio sends them.
+        interval = (self.parameters.primary_advertising_interval_min * SCAN_TIME_UNIT_S
+                    if self.parameters else 1.0)
+        self.timer_handle = asyncio.get_running_loop().call_later(
+            max(interval, 20e-3) + random.uniform(0.0, ADV_DELAY_MAX_S),
+            self._on_extended_advertising_timer_fired)
+
     def send_extended_advertising_data(self) -> None:
         if not self.controller.link or self.parameters is None:
             return
@@ -90,8 +179,28 @@ class AirAdvertisingSet(AdvertisingSet):
 class AirController(Controller):
     """Virtual controller used for every device on the air (boards and test peers)."""
 
+    # Data length extension up to 251 octets (the stock controller supports only 27), and
+    # ACL buffers of that size, as an nRF52 or ESP32 controller reports them.
+    supported_max_tx_octets = supported_max_rx_octets = SUPPORTED_MAX_OCTETS
+    supported_max_tx_time = supported_max_rx_time = SUPPORTED_MAX_TIME_US
+    le_acl_data_packet_length = SUPPORTED_MAX_OCTETS
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        #: HCI ACL fragments received from the host for the PDU being assembled, by handle
+        #: (their completion is reported when the PDU has been sent: real timing).
+        self._acl_fragments: dict[int, int] = {}
+        #: Data length the host asked for on a connection (LE Set Data Length), octets.
+        self._wanted_tx_octets: dict[int, int] = {}
+        #: Effective data length per connection: (tx octets, rx octets).
+        self._data_length: dict[int, tuple[int, int]] = {}
+        #: Connections whose host asked for a PHY update not yet reported: handle -> coding.
+        self._phy_asked: dict[int, int] = {}
+        #: When the current scan (or connection attempt's scan) started, loop time, and its
+        #: interval and window in 0.625 ms units.
+        self._scan_started = 0.0
+        self._scan_timing = (0x10, 0x10)
+        self._initiate_started = 0.0
         self._seen_reports: set[tuple[bytes, int]] = set()
         #: Current interval of each LE connection, by handle, 1.25 ms units (the stock
         #: controller keeps none).
@@ -115,17 +224,56 @@ class AirController(Controller):
         # The stock controller forgets the scan type, so every scan would look passive.
         if command.scan_types:
             self.le_scan_type = command.scan_types[0]
+            self._scan_timing = (command.scan_intervals[0], command.scan_windows[0])
         return super().on_hci_le_set_extended_scan_parameters_command(command)
+
+    def on_hci_le_set_scan_parameters_command(self, command):
+        result = super().on_hci_le_set_scan_parameters_command(command)
+        self._scan_timing = (self.le_scan_interval, self.le_scan_window)
+        return result
 
     def on_hci_le_set_extended_scan_enable_command(self, command):
         if command.enable:
             self._seen_reports.clear()
+            if not self.le_scan_enable:
+                self._scan_started = asyncio.get_running_loop().time()
         return super().on_hci_le_set_extended_scan_enable_command(command)
 
     def on_hci_le_set_scan_enable_command(self, command):
         if command.le_scan_enable:
             self._seen_reports.clear()
+            if not self.le_scan_enable:
+                self._scan_started = asyncio.get_running_loop().time()
         return super().on_hci_le_set_scan_enable_command(command)
+
+    def on_hci_le_create_connection_command(self, command):
+        self._initiate_started = asyncio.get_running_loop().time()
+        return super().on_hci_le_create_connection_command(command)
+
+    def on_hci_le_extended_create_connection_command(self, command):
+        self._initiate_started = asyncio.get_running_loop().time()
+        return super().on_hci_le_extended_create_connection_command(command)
+
+    def _listening(self, started: float, interval: int, window: int) -> bool:
+        """Whether a scan that started at ``started`` has its window open now.
+
+        A scanner listens ``window`` out of every ``interval`` (0.625 ms units); an advertising
+        event outside the window is not heard, as on a radio. Fast timing: always open.
+        """
+        if not getattr(self.link, "timed", False) or window >= interval:
+            return True
+        elapsed = asyncio.get_running_loop().time() - started
+        return elapsed % (interval * SCAN_TIME_UNIT_S) < window * SCAN_TIME_UNIT_S
+
+    def _initiator_listening(self) -> bool:
+        pending = self.pending_le_connection
+        if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
+            interval, window = pending.scan_intervals[0], pending.scan_windows[0]
+        elif pending is not None:
+            interval, window = pending.le_scan_interval, pending.le_scan_window
+        else:
+            return False
+        return self._listening(self._initiate_started, interval, window)
 
     def _own_addresses(self) -> set[hci.Address]:
         return {self.random_address, self.public_address}
@@ -144,7 +292,7 @@ class AirController(Controller):
         if directed and (target is None or target not in self._own_addresses()):
             return  # directed to someone else: neither reported nor connectable for us
 
-        if self.le_scan_enable:
+        if self.le_scan_enable and self._listening(self._scan_started, *self._scan_timing):
             legacy = bool(props & _Props.USE_LEGACY_ADVERTISING_PDUS)
             event_type = 0
             if props & _Props.CONNECTABLE_ADVERTISING:
@@ -165,6 +313,7 @@ class AirController(Controller):
             pending is not None
             and pending.peer_address == pdu.advertiser_address
             and props & _Props.CONNECTABLE_ADVERTISING
+            and self._initiator_listening()
         ):
             self.create_le_connection(pdu.advertiser_address)
 
@@ -196,6 +345,9 @@ class AirController(Controller):
         # Core Vol 4 Part E 7.7.8.1: the v2 event carries the key size; its host handler
         # stores it on the connection (the v1 handler stores 0).
         enabled = status == hci.HCI_ErrorCode.SUCCESS
+        link_connection = self.link_connection(connection)
+        if link_connection is not None and enabled:
+            link_connection.encrypted = True  # a MIC on every non-empty packet from now on
         self.send_hci_packet(
             hci.HCI_Encryption_Change_V2_Event(
                 status=status,
@@ -226,9 +378,17 @@ class AirController(Controller):
             return
         # The interval the stock controller puts in its CONNECT_IND and Connection Complete.
         if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
-            self._intervals[connection.handle] = pending.connection_interval_mins[0]
+            interval = pending.connection_interval_mins[0]
+            latency, timeout = pending.max_latencies[0], pending.supervision_timeouts[0]
         else:
-            self._intervals[connection.handle] = pending.connection_interval_min
+            interval = pending.connection_interval_min
+            latency, timeout = pending.max_latency, pending.supervision_timeout
+        self._intervals[connection.handle] = interval
+        open_connection = getattr(self.link, "open_connection", None)
+        if open_connection is not None:
+            open_connection(self, connection.self_address, connection.peer_address, interval,
+                            latency, timeout)
+        self._connection_established(connection)
 
     def on_le_connect_ind(self, packet: ll.ConnectInd) -> None:
         if self._advertises_as(packet.advertiser_address):
@@ -240,12 +400,218 @@ class AirController(Controller):
         connection = self.le_connections.get(packet.initiator_address)
         if connection is not None and connection is not before:
             self._intervals[connection.handle] = packet.interval
+            self._connection_established(connection)
 
     def _advertises_as(self, address: hci.Address) -> bool:
         legacy = self.le_legacy_advertiser
         if legacy.enabled and legacy.address == address:
             return True
         return any(s.enabled and s.address == address for s in self.advertising_sets.values())
+
+    # Link layer state and flow control --------------------------------------------------------
+    def link_connection(self, connection: Connection) -> Optional[LinkConnection]:
+        """The air's link layer state of ``connection`` (None on a link without it)."""
+        between = getattr(self.link, "connection_between", None)
+        if between is None:
+            return None
+        return between(connection.self_address, connection.peer_address)[0]
+
+    def _timed(self) -> bool:
+        return bool(getattr(self.link, "timed", False))
+
+    def on_hci_acl_data_packet(self, packet: hci.HCI_AclDataPacket) -> None:
+        if not self._timed():
+            return super().on_hci_acl_data_packet(packet)
+        connection = self.find_connection_by_handle(packet.connection_handle)
+        if connection is None:
+            logger.warning("[%s] ACL data for unknown handle 0x%04X", self.name,
+                           packet.connection_handle)
+            return
+        # Completion is reported when the PDU has gone over the air (acl_pdu_acked_callback),
+        # not now: the host's flow control then follows the radio's pace.
+        self._acl_fragments[connection.handle] = self._acl_fragments.get(connection.handle, 0) + 1
+        connection.assembler.feed_packet(packet)
+
+    def acl_pdu_acked_callback(self, connection: Connection) -> Optional[Callable[[], None]]:
+        """For the link: what to call once the PDU just assembled on ``connection`` is acked."""
+        fragments = self._acl_fragments.pop(connection.handle, 0)
+        if not fragments:
+            return None
+
+        def acked() -> None:
+            if self.le_connections.get(connection.peer_address) is connection:
+                self.send_hci_packet(hci.HCI_Number_Of_Completed_Packets_Event(
+                    connection_handles=[connection.handle], num_completed_packets=[fragments]))
+        return acked
+
+    def _connection_established(self, connection: Connection) -> None:
+        # A controller with a suggested data length over 27 octets starts the Data Length
+        # Update procedure itself once connected (Vol 6 Part B 5.1.9), as NimBLE's and
+        # Zephyr's do; Bumble's host suggests 251.
+        self._data_length[connection.handle] = (DATA_LENGTH_MIN, DATA_LENGTH_MIN)
+        if self.suggested_max_tx_octets > DATA_LENGTH_MIN:
+            asyncio.get_running_loop().call_soon(self._start_length_update, connection)
+
+    # Data length update (Vol 6 Part B 5.1.9) ---------------------------------------------------
+    def _own_tx_octets(self, connection: Connection) -> int:
+        wanted = self._wanted_tx_octets.get(connection.handle, self.suggested_max_tx_octets)
+        return max(DATA_LENGTH_MIN, min(wanted, self.supported_max_tx_octets))
+
+    def _length_pdu(self, cls, connection: Connection):
+        return cls(max_rx_octets=self.supported_max_rx_octets,
+                   max_rx_time=self.supported_max_rx_time,
+                   max_tx_octets=self._own_tx_octets(connection),
+                   max_tx_time=self.supported_max_tx_time)
+
+    def _start_length_update(self, connection: Connection) -> None:
+        if self.le_connections.get(connection.peer_address) is connection:
+            connection.send_ll_control_pdu(self._length_pdu(LengthReq, connection))
+
+    def on_hci_le_set_data_length_command(self, command: hci.HCI_LE_Set_Data_Length_Command):
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        if connection is None:
+            return hci.HCI_StatusAndConnectionHandleReturnParameters(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                connection_handle=command.connection_handle)
+        if not DATA_LENGTH_MIN <= command.tx_octets <= DATA_LENGTH_MAX:
+            return hci.HCI_StatusAndConnectionHandleReturnParameters(
+                status=hci.HCI_ErrorCode.INVALID_HCI_COMMAND_PARAMETERS_ERROR,
+                connection_handle=command.connection_handle)
+        self._wanted_tx_octets[connection.handle] = command.tx_octets
+        asyncio.get_running_loop().call_soon(self._start_length_update, connection)
+        return hci.HCI_StatusAndConnectionHandleReturnParameters(
+            status=hci.HCI_ErrorCode.SUCCESS, connection_handle=command.connection_handle)
+
+    def _apply_length(self, connection: Connection, peer: LengthReq) -> None:
+        tx = max(DATA_LENGTH_MIN, min(self._own_tx_octets(connection), peer.max_rx_octets))
+        rx = max(DATA_LENGTH_MIN, min(self.supported_max_rx_octets, peer.max_tx_octets))
+        link_connection = self.link_connection(connection)
+        if link_connection is not None:
+            link_connection.max_tx_octets[link_connection.side_of(self)] = tx
+        if self._data_length.get(connection.handle) == (tx, rx):
+            return  # unchanged: no event (Vol 4 Part E 7.7.65.7)
+        self._data_length[connection.handle] = (tx, rx)
+        phy = PHY_1M if link_connection is None else link_connection.phy[
+            link_connection.side_of(self)]
+        self.send_hci_packet(hci.HCI_LE_Data_Length_Change_Event(
+            connection_handle=connection.handle,
+            max_tx_octets=tx, max_tx_time=self._octets_time_us(tx, phy),
+            max_rx_octets=rx, max_rx_time=self._octets_time_us(rx, phy)))
+
+    @staticmethod
+    def _octets_time_us(octets: int, phy: int) -> int:
+        # The time of an LL payload of ``octets`` with its MIC (Vol 6 Part B 4.5.10).
+        return int(linklayer.packet_air_time_us(octets + linklayer.MIC_OCTETS, phy))
+
+    # PHY update (Vol 6 Part B 5.1.10) ----------------------------------------------------------
+    def _phy_prefs(self) -> tuple[int, int]:
+        """This side's PHY preferences (tx bits, rx bits) from LE Set Default PHY."""
+        all_phys = self.default_phy.get("all_phys", 0)
+        tx = ALL_PHY_BITS if all_phys & 1 or not self.default_phy.get("tx_phys") \
+            else self.default_phy["tx_phys"]
+        rx = ALL_PHY_BITS if all_phys & 2 or not self.default_phy.get("rx_phys") \
+            else self.default_phy["rx_phys"]
+        return tx, rx
+
+    def on_hci_le_set_phy_command(self, command: hci.HCI_LE_Set_PHY_Command) -> None:
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        if connection is None:
+            self._send_hci_command_status(hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                                          command.op_code)
+            return None
+        self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+        tx = ALL_PHY_BITS if command.all_phys & 1 or not command.tx_phys else command.tx_phys
+        rx = ALL_PHY_BITS if command.all_phys & 2 or not command.rx_phys else command.rx_phys
+        coding = CODED_S2 if command.phy_options == PHY_OPTION_S2 else CODED_S8
+        self._phy_asked[connection.handle] = coding
+        request = PhyReq(tx_phys=tx, rx_phys=rx, coding=coding)
+        if connection.role == hci.Role.CENTRAL:
+            self._central_phy_request = getattr(self, "_central_phy_request", {})
+            self._central_phy_request[connection.handle] = request
+        connection.send_ll_control_pdu(request)
+        return None
+
+    def _send_phy_update(self, connection: Connection, central: PhyReq, peripheral: PhyReq,
+                         peripheral_asked: bool) -> None:
+        c_to_p = _pick_phy(central.tx_phys & peripheral.rx_phys) or PHY_1M
+        p_to_c = _pick_phy(peripheral.tx_phys & central.rx_phys) or PHY_1M
+        coding = central.coding if connection.handle in self._phy_asked else peripheral.coding
+        indication = PhyUpdateInd(c_to_p_phy=c_to_p, p_to_c_phy=p_to_c, coding=coding,
+                                  central_asked=connection.handle in self._phy_asked,
+                                  peripheral_asked=peripheral_asked)
+        connection.send_ll_control_pdu(indication)
+        # The central switches at the instant, which is when its indication reaches the peer:
+        # it reports then (see _on_phy_update_sent).
+        link_connection = self.link_connection(connection)
+        if link_connection is None or not link_connection.link.timed:
+            self._phy_updated(connection, indication, central_side=True)
+        else:
+            link_connection.on_phy_update_sent = lambda: self._phy_updated(
+                connection, indication, central_side=True)
+
+    def _phy_updated(self, connection: Connection, indication: PhyUpdateInd,
+                     central_side: bool) -> None:
+        if self.le_connections.get(connection.peer_address) is not connection:
+            return
+        link_connection = self.link_connection(connection)
+        changed = True
+        if link_connection is not None:
+            new = [indication.c_to_p_phy, indication.p_to_c_phy]
+            changed = link_connection.phy != new
+            link_connection.phy = new
+            link_connection.coding = [indication.coding, indication.coding]
+        asked = indication.central_asked if central_side else indication.peripheral_asked
+        self._phy_asked.pop(connection.handle, None)
+        if changed or asked:
+            tx, rx = ((indication.c_to_p_phy, indication.p_to_c_phy) if central_side
+                      else (indication.p_to_c_phy, indication.c_to_p_phy))
+            self.send_hci_packet(hci.HCI_LE_PHY_Update_Complete_Event(
+                status=hci.HCI_ErrorCode.SUCCESS, connection_handle=connection.handle,
+                tx_phy=tx, rx_phy=rx))
+
+    def on_hci_le_read_phy_command(self, command: hci.HCI_LE_Read_PHY_Command):
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        link_connection = self.link_connection(connection) if connection is not None else None
+        if link_connection is None:
+            return super().on_hci_le_read_phy_command(command)
+        side = link_connection.side_of(self)
+        return hci.HCI_LE_Read_PHY_ReturnParameters(
+            status=hci.HCI_ErrorCode.SUCCESS, connection_handle=command.connection_handle,
+            tx_phy=link_connection.phy[side], rx_phy=link_connection.phy[1 - side])
+
+    def _on_link_procedure_pdu(self, connection: Connection, packet: ll.ControlPdu) -> bool:
+        """Data length and PHY update PDUs; False for any other PDU."""
+        if isinstance(packet, LengthRsp):
+            self._apply_length(connection, packet)
+        elif isinstance(packet, LengthReq):
+            connection.send_ll_control_pdu(self._length_pdu(LengthRsp, connection))
+            self._apply_length(connection, packet)
+        elif isinstance(packet, PhyRsp):
+            # Only a central gets a response (the peripheral answers its request).
+            requests = getattr(self, "_central_phy_request", {})
+            own = requests.pop(connection.handle, None)
+            if own is None:
+                tx, rx = self._phy_prefs()
+                own = PhyReq(tx_phys=tx, rx_phys=rx)
+            self._send_phy_update(connection, own, packet, peripheral_asked=False)
+        elif isinstance(packet, PhyReq):
+            tx, rx = self._phy_prefs()
+            if connection.role == hci.Role.CENTRAL:
+                # The peripheral asked: the central decides at once (no LL_PHY_RSP).
+                own = PhyReq(tx_phys=tx, rx_phys=rx)
+                self._send_phy_update(connection, own, packet, peripheral_asked=True)
+            else:
+                if connection.handle in self._phy_asked:
+                    # Both asked at once: the central's procedure wins (Vol 6 Part B 5.3).
+                    self._phy_asked.pop(connection.handle, None)
+                    pass
+                connection.send_ll_control_pdu(PhyRsp(tx_phys=tx, rx_phys=rx,
+                                                      coding=packet.coding))
+        elif isinstance(packet, PhyUpdateInd):
+            self._phy_updated(connection, packet, central_side=False)
+        else:
+            return False
+        return True
 
     def on_hci_le_connection_update_command(
             self, command: hci.HCI_LE_Connection_Update_Command) -> None:
@@ -259,8 +625,13 @@ class AirController(Controller):
         self._set_interval(command.connection_handle, command.connection_interval_max)
 
     def _set_interval(self, handle: int, interval: int) -> None:
-        if self.find_le_connection_by_handle(handle) is not None:
+        connection = self.find_le_connection_by_handle(handle)
+        if connection is not None:
             self._intervals[handle] = interval
+            link_connection = self.link_connection(connection)
+            if link_connection is not None:
+                # Real timing: from the event that carries the LL_CONNECTION_UPDATE_IND.
+                link_connection.set_interval_now(interval)
 
     def connection_interval_s(self, connection: Connection) -> float:
         """The current interval of ``connection``, seconds (7.5 ms when unknown)."""
@@ -280,6 +651,9 @@ class AirController(Controller):
         if isinstance(packet, ll.TerminateInd):
             self._terminate_later(sender_address, packet.error_code)
             return
+        connection = self.le_connections.get(sender_address)
+        if connection is not None and self._on_link_procedure_pdu(connection, packet):
+            return
         super().on_ll_control_pdu(sender_address, packet)
         if isinstance(packet, (ll.ConnectionUpdateInd, ll.ConnectionRateInd)):
             connection = self.le_connections.get(sender_address)
@@ -293,8 +667,11 @@ class AirController(Controller):
             # Both sides terminated at once: ours has already ended the link here.
             logger.debug("[%s] terminate from %s: no connection", self.name, sender_address)
             return
+        # Real timing: the terminate came in a connection event already; fast timing: it
+        # waits one interval here.
+        delay = 0.0 if self._timed() else self.connection_interval_s(connection)
         timer = asyncio.get_running_loop().call_later(
-            self.connection_interval_s(connection), self._deliver_terminate, sender_address)
+            delay, self._deliver_terminate, sender_address)
         self._pending_terminates[sender_address] = (timer, connection, reason)
 
     def _deliver_terminate(self, sender_address: hci.Address) -> None:
@@ -309,7 +686,9 @@ class AirController(Controller):
 
     def on_le_disconnected(self, connection: Connection, reason: int) -> None:
         super().on_le_disconnected(connection, reason)
-        self._intervals.pop(connection.handle, None)
+        for table in (self._intervals, self._acl_fragments, self._wanted_tx_octets,
+                      self._data_length, self._phy_asked):
+            table.pop(connection.handle, None)
 
     def _complete_cancelled_connection(self, pending) -> None:
         self.send_hci_packet(

@@ -297,6 +297,13 @@ class Gap:
         connection.on(connection.EVENT_CONNECTION_PARAMETERS_UPDATE,
                       lambda: self._on_parameters_update(connection))
         board.security.attach(connection)
+        prefer_phy = getattr(board.link, "prefer_phy", None)
+        if prefer_phy is not None and connection.role == hci.Role.CENTRAL:
+            # The air's --phy: this board's stack asks for it once connected; the peer's
+            # controller answers with its own preferences (linklayer, controller).
+            board.spawn(connection.set_phy(tx_phys=[prefer_phy], rx_phys=[prefer_phy],
+                                           phy_options=1 if board.link.coding == 2 else 2),
+                        "PHY update")
         if connection.role == hci.Role.CENTRAL:
             board.emit("PERIPHERAL_CONNECT", handle, addr_type, addr)
         else:
