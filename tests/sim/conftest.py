@@ -33,9 +33,14 @@ def air_dir() -> Iterator[str]:
 
 
 @pytest.fixture
-def air(air_dir: str) -> Iterator[AirThread]:
-    """An air of this test only, in-process, so the test can add Bumble peers to its link."""
-    thread = AirThread.start(os.path.join(air_dir, "air.sock"))
+def air(request: pytest.FixtureRequest, air_dir: str) -> Iterator[AirThread]:
+    """An air of this test only, in-process, so the test can add Bumble peers to its link.
+
+    Its timing is the default (env BLEBRIDGE_SIM_TIMING, else real); a test parametrizes it
+    indirectly for another: ``@pytest.mark.parametrize("air", ["fast"], indirect=True)``.
+    """
+    thread = AirThread.start(os.path.join(air_dir, "air.sock"),
+                             timing=getattr(request, "param", None))
     yield thread
     thread.stop()
 

@@ -190,6 +190,8 @@ class AirController(Controller):
         #: HCI ACL fragments received from the host for the PDU being assembled, by handle
         #: (their completion is reported when the PDU has been sent: real timing).
         self._acl_fragments: dict[int, int] = {}
+        #: HCI ACL packets reported completed, by handle (real timing; see drain_connection).
+        self.completed_packets: dict[int, int] = {}
         #: Data length the host asked for on a connection (LE Set Data Length), octets.
         self._wanted_tx_octets: dict[int, int] = {}
         #: Effective data length per connection: (tx octets, rx octets).
@@ -439,6 +441,8 @@ class AirController(Controller):
             return None
 
         def acked() -> None:
+            self.completed_packets[connection.handle] = \
+                self.completed_packets.get(connection.handle, 0) + fragments
             if self.le_connections.get(connection.peer_address) is connection:
                 self.send_hci_packet(hci.HCI_Number_Of_Completed_Packets_Event(
                     connection_handles=[connection.handle], num_completed_packets=[fragments]))
@@ -687,6 +691,7 @@ class AirController(Controller):
     def on_le_disconnected(self, connection: Connection, reason: int) -> None:
         super().on_le_disconnected(connection, reason)
         for table in (self._intervals, self._acl_fragments, self._wanted_tx_octets,
+                      self.completed_packets,
                       self._data_length, self._phy_asked):
             table.pop(connection.handle, None)
 

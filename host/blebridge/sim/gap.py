@@ -38,6 +38,10 @@ ADV = CONSTANTS["adv_type"]
 CONNECT_START_TIMEOUT_S = 1.0
 #: Longest wait (s) for a disconnect op's LL termination to complete.
 DISCONNECT_TIMEOUT_S = 5
+#: Longest wait (s) for the data a board queued on a link before its disconnect op to go out
+#: first (real timing): a response already given (the write that asked for the disconnect)
+#: is not lost behind a notification flood.
+DISCONNECT_DRAIN_TIMEOUT_S = 2.0
 #: Bounds of a Bumble scan, ms (Core Vol 4 Part E 7.8.64: 2.5 ms .. 10.24 s).
 SCAN_INTERVAL_MIN_MS, SCAN_INTERVAL_MAX_MS = 2.5, 10240.0
 #: Advertising interval bounds, ms (legacy minimum 20 ms; 10.24 s maximum).
@@ -270,9 +274,35 @@ class Gap:
 
     async def op_disconnect(self, conn: int) -> None:
         connection = self.board.conn(conn, "disconnect")
+        await self._drain(connection)
         self.local_disconnects.add(conn)
         await asyncio.wait_for(connection.disconnect(HCI_REMOTE_USER_TERMINATED),
                                DISCONNECT_TIMEOUT_S)
+
+    async def _drain(self, connection: Connection) -> None:
+        """Wait (real timing, bounded) until the ACL packets queued on ``connection`` now have
+        been sent and acknowledged: the host's queue and its controller's, in link order."""
+        board = self.board
+        controller, device = board.controller, board.device
+        if controller is None or device is None or not getattr(board.link, "timed", False):
+            return
+        queue = device.host.le_acl_packet_queue or device.host.acl_packet_queue
+        if queue is None:
+            return
+        handle = connection.handle
+        # Bumble 0.0.236 DataPacketQueue: packets not yet given to the controller, and those
+        # given and not completed (no public per-connection count).
+        waiting = sum(1 for _, h in getattr(queue, "_packets", ()) if h == handle)
+        state = getattr(queue, "_connection_state", {}).get(handle)
+        target = controller.completed_packets.get(handle, 0) + waiting + (
+            state.in_flight if state is not None else 0)
+        link_connection = controller.link_connection(connection)
+        poll = link_connection.interval_s if link_connection is not None else 0.01
+        deadline = asyncio.get_running_loop().time() + DISCONNECT_DRAIN_TIMEOUT_S
+        while controller.completed_packets.get(handle, 0) < target \
+                and board.connection_alive(connection) \
+                and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(poll)
 
     async def op_conn_update(self, conn: int, min_interval_us: int, max_interval_us: int,
                              latency: int, supervision_timeout_ms: int) -> None:

@@ -84,6 +84,7 @@ async def _security_error(board: Board, connection: Connection, flags: int, acce
     if not flags & _NEEDS_ENCRYPTION[access]:
         return 0
     security = board.security
+    await security.pairing_settled(connection)
     if not connection.encryption:
         if await security.peer_has_ltk(connection):
             return ATT_ERR["INSUFFICIENT_ENCRYPTION"]

@@ -411,10 +411,17 @@ class TimedLink(LocalLink):
             return super().send_acl_data(sender_controller, destination_address, transport, data)
         receiver = connection.controllers[1 - side]
         source_address = sender_controller.random_address
+        sender_address = sender_connection.self_address
         acked = getattr(sender_controller, "acl_pdu_acked_callback", None)
+
+        def deliver() -> None:
+            # A receiver that has ended the link itself meanwhile hears nothing more.
+            if sender_address in receiver.le_connections:
+                receiver.on_link_acl_data(source_address, transport, data)
+
         connection.enqueue(side, _Pdu(
             octets=len(data),
-            deliver=lambda: receiver.on_link_acl_data(source_address, transport, data),
+            deliver=deliver,
             enqueued_at=asyncio.get_running_loop().time(),
             acked=acked(sender_connection) if acked is not None else None))
 
@@ -428,9 +435,14 @@ class TimedLink(LocalLink):
                 return
             return super().send_ll_control_pdu(sender_address, receiver_address, packet)
         receiver = connection.controllers[1 - side]
+
+        def deliver() -> None:
+            if sender_address in receiver.le_connections:
+                receiver.on_ll_control_pdu(sender_address, packet)
+
         connection.enqueue(side, _Pdu(
             octets=control_pdu_octets(packet),
-            deliver=lambda: receiver.on_ll_control_pdu(sender_address, packet),
+            deliver=deliver,
             enqueued_at=asyncio.get_running_loop().time(),
             packet=packet))
         if not self.timed and isinstance(packet, ll.TerminateInd):

@@ -187,6 +187,8 @@ class Security:
     def reset(self) -> None:
         #: Connections pairing now: their encryption change is reported when pairing ends.
         self.pairing: set[int] = set()
+        #: Waiters for the end of a pairing (see pairing_settled), by handle.
+        self._pairing_ends: dict[int, asyncio.Event] = {}
         self.conn_authenticated: dict[int, bool] = {}
         #: Links encrypted with a key from LE Secure Connections pairing (Bumble's
         #: ``connection.sc`` is set by every LE encryption change, a legacy bond's too).
@@ -212,8 +214,31 @@ class Security:
         connection.on(connection.EVENT_PAIRING_FAILURE,
                       lambda reason: self._on_pairing_failure(connection, reason))
 
-    def connection_lost(self, handle: int) -> None:
+    def _pairing_ended(self, handle: int) -> None:
         self.pairing.discard(handle)
+        ended = self._pairing_ends.pop(handle, None)
+        if ended is not None:
+            ended.set()
+
+    async def pairing_settled(self, connection: Connection) -> None:
+        """Return once no pairing runs on ``connection`` (at most PASSKEY_TIMEOUT_S).
+
+        A peer's request that follows its last distributed key finds the pairing over on a
+        real stack (keys, then the request, in link order); here the pairing ends only when
+        the host has stored the bond (SET_SECRET, a question to the board's host). A security
+        check on an encrypted link waits for that instead of seeing a half-paired link.
+        """
+        handle = connection.handle
+        if handle not in self.pairing or not connection.encryption:
+            return
+        ended = self._pairing_ends.setdefault(handle, asyncio.Event())
+        try:
+            await asyncio.wait_for(ended.wait(), PASSKEY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass
+
+    def connection_lost(self, handle: int) -> None:
+        self._pairing_ended(handle)
         self.conn_authenticated.pop(handle, None)
         self.conn_sc.pop(handle, None)
         future = self._passkeys.pop(handle, None)
@@ -288,14 +313,14 @@ class Security:
         board.spawn(report(), "encryption update")
 
     def _on_pairing(self, connection: Connection, keys: PairingKeys) -> None:
-        self.pairing.discard(connection.handle)
+        self._pairing_ended(connection.handle)
         ltk = keys.ltk or keys.ltk_central or keys.ltk_peripheral
         self.conn_authenticated[connection.handle] = bool(ltk and ltk.authenticated)
         self.conn_sc[connection.handle] = bool(connection.sc)   # set from the pairing by Bumble
         self.board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
     def _on_pairing_failure(self, connection: Connection, reason: int) -> None:
-        self.pairing.discard(connection.handle)
+        self._pairing_ended(connection.handle)
         logger.info("%s: pairing on %d failed: %s", self.board.name, connection.handle, reason)
         self.board.emit("ENCRYPTION_UPDATE", connection.handle, *self._sec_state(connection))
 
