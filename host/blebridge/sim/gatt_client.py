@@ -6,6 +6,7 @@ and indications from a peer become GATTC_NOTIFY / GATTC_INDICATE.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import struct
@@ -49,19 +50,49 @@ class GattClient:
         on_notification = client.on_att_handle_value_notification
         on_indication = client.on_att_handle_value_indication
 
+        # A response and a notification that arrive in one connection event reach Bumble
+        # within a loop step or two; Bumble handles the notification at once but finishes the
+        # procedure the response answers only when its task next runs. The board must hear
+        # them in link order (a stack finishes the procedure as it reads the response), so a
+        # notification behind an answered procedure waits here until that procedure reports.
+        held: list[Callable[[], None]] = []
+
+        def answered() -> bool:
+            pending = client.pending_response
+            return pending is not None and pending.done()
+
+        def release() -> None:
+            if answered():
+                asyncio.get_running_loop().call_soon(release)
+                return
+            while held:
+                held.pop(0)()
+
+        def in_order(report: Callable[[], None]) -> None:
+            if not held and not answered():
+                report()
+                return
+            if not held:
+                asyncio.get_running_loop().call_soon(release)
+            held.append(report)
+
         def notification(pdu) -> None:
-            board.emit("GATTC_NOTIFY", connection.handle, pdu.attribute_handle,
-                       bytes(pdu.attribute_value))
-            # Bumble's own handler only serves subscribers made through Bumble (none, unless
-            # code on the air made one) and logs a warning per notification without one: a
-            # 10-minute `make soak` wrote 224,000 such lines (21 MB) to the air's log.
-            if client.notification_subscribers.get(pdu.attribute_handle):
-                on_notification(pdu)
+            def report() -> None:
+                board.emit("GATTC_NOTIFY", connection.handle, pdu.attribute_handle,
+                           bytes(pdu.attribute_value))
+                # Bumble's own handler only serves subscribers made through Bumble (none,
+                # unless code on the air made one) and logs a warning per notification without
+                # one: a 10-minute `make soak` wrote 224,000 such lines (21 MB) to the air's log.
+                if client.notification_subscribers.get(pdu.attribute_handle):
+                    on_notification(pdu)
+            in_order(report)
 
         def indication(pdu) -> None:
-            board.emit("GATTC_INDICATE", connection.handle, pdu.attribute_handle,
-                       bytes(pdu.attribute_value))
-            on_indication(pdu)
+            def report() -> None:
+                board.emit("GATTC_INDICATE", connection.handle, pdu.attribute_handle,
+                           bytes(pdu.attribute_value))
+                on_indication(pdu)
+            in_order(report)
 
         client.on_att_handle_value_notification = notification  # type: ignore[method-assign]
         client.on_att_handle_value_indication = indication  # type: ignore[method-assign]

@@ -168,6 +168,9 @@ class LinkConnection:
         #: Connection events that carried something, and packets sent (data or control).
         self.events = 0
         self.packets = 0
+        #: When a list: every packet sent, as (event index since the last anchor, side,
+        #: payload octets, time its receiver has it), for tests and tools.
+        self.trace: Optional[list[tuple[int, int, int, float]]] = None
         #: Time of the last connection event that ran (virtual, loop clock), or None.
         self.last_event_at: Optional[float] = None
         self._event_timer: Optional[asyncio.TimerHandle] = None
@@ -229,6 +232,10 @@ class LinkConnection:
             if not first and pair_end > limit:
                 break  # the next pair does not fit in this event
             c_rx = t + c_us * 1e-6
+            if self.trace is not None:
+                self.trace.extend(entry for entry in ((k, CENTRAL, c_frag, c_rx),
+                                                      (k, PERIPHERAL, p_frag, pair_end))
+                                  if entry[2])
             if c_frag:
                 self._send_fragment(CENTRAL, c_frag, received=c_rx, acked=pair_end)
             if p_frag:
