@@ -104,6 +104,37 @@ def test_a_notification_is_delivered_in_a_connection_event_not_before(air):
     assert got_at > sent_at
 
 
+def test_a_disconnect_reaches_both_sides_in_a_connection_event_not_before(air):
+    async def scenario() -> tuple[float, float, float, float, float]:
+        _peripheral, _central, p_conn, c_conn = await _connect(air.air, LONG_INTERVAL_MS)
+        link = _link_connection(air.air)
+        loop = asyncio.get_running_loop()
+        down: dict[str, float] = {}
+        both = asyncio.Event()
+
+        def on_down(side: str):
+            def record(_reason: int) -> None:
+                down[side] = loop.time()
+                if len(down) == 2:
+                    both.set()
+            return record
+
+        p_conn.on(p_conn.EVENT_DISCONNECTION, on_down("peripheral"))
+        c_conn.on(c_conn.EVENT_DISCONNECTION, on_down("central"))
+        await asyncio.sleep(LONG_INTERVAL_MS / 1000 / 2)   # between two events
+        asked_at = loop.time()
+        await c_conn.disconnect()
+        await asyncio.wait_for(both.wait(), STEP_TIMEOUT_S)
+        return asked_at, down["peripheral"], down["central"], link.anchor, link.interval_s
+
+    asked_at, p_down, c_down, anchor, interval = air.run(scenario(), timeout=STEP_TIMEOUT_S * 2)
+    first_event = anchor + -(-(asked_at - anchor) // interval) * interval
+    # The peripheral hears the LL_TERMINATE_IND in that event; the central reports the link
+    # down once it is acknowledged, after that.
+    assert p_down >= first_event
+    assert c_down >= first_event
+
+
 def test_fast_timing_delivers_without_connection_events(air_dir):
     from blebridge.sim.air import AirThread
     import os

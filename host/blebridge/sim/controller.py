@@ -617,6 +617,26 @@ class AirController(Controller):
             return False
         return True
 
+    def on_hci_disconnect_command(self, command: hci.HCI_Disconnect_Command) -> None:
+        # Real timing: LL_TERMINATE_IND goes out at the next connection event and this side
+        # reports the link down once the peer has acknowledged it (Vol 6 Part B 5.1.3.1), not
+        # at once as the stock controller does: a central cannot reconnect before its old
+        # link is down on the peripheral.
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        link_connection = self.link_connection(connection) if connection is not None else None
+        if connection is None or link_connection is None or not self._timed():
+            return super().on_hci_disconnect_command(command)
+        self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+        reason = command.reason
+
+        def acknowledged() -> None:
+            if self.le_connections.get(connection.peer_address) is connection:
+                self.on_le_disconnected(connection, reason)
+
+        self.link.send_ll_control_pdu(connection.self_address, connection.peer_address,
+                                      ll.TerminateInd(reason), acked=acknowledged)
+        return None
+
     def on_hci_le_connection_update_command(
             self, command: hci.HCI_LE_Connection_Update_Command) -> None:
         super().on_hci_le_connection_update_command(command)

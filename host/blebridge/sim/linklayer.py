@@ -433,7 +433,10 @@ class TimedLink(LocalLink):
             acked=acked(sender_connection) if acked is not None else None))
 
     def send_ll_control_pdu(self, sender_address: hci.Address, receiver_address: hci.Address,
-                            packet: ll.ControlPdu) -> None:
+                            packet: ll.ControlPdu,
+                            acked: Optional[Callable[[], None]] = None) -> None:
+        """Queue ``packet`` for the next connection event; ``acked`` (real timing) is called
+        once the peer has acknowledged it."""
         connection, side = self.connection_between(sender_address, receiver_address)
         if connection is None:
             if self.find_le_controller(receiver_address) is None:
@@ -451,6 +454,7 @@ class TimedLink(LocalLink):
             octets=control_pdu_octets(packet),
             deliver=deliver,
             enqueued_at=asyncio.get_running_loop().time(),
+            acked=acked if self.timed else None,
             packet=packet))
         if not self.timed and isinstance(packet, ll.TerminateInd):
             connection.close()
