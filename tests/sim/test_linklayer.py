@@ -221,6 +221,22 @@ def test_a_phy_update_is_reported_to_both_stacks(air):
     assert link_phy == [PHY_2M, PHY_2M]
 
 
+def test_a_phy_update_asked_by_the_peripheral_is_reported_to_both_stacks(air):
+    async def scenario() -> tuple[Any, Any, list[int]]:
+        _peripheral, _central, p_conn, c_conn = await _connect(air.air, 7.5)
+        p_update = asyncio.ensure_future(_wait_event(p_conn, p_conn.EVENT_CONNECTION_PHY_UPDATE))
+        c_update = asyncio.ensure_future(_wait_event(c_conn, c_conn.EVENT_CONNECTION_PHY_UPDATE))
+        await p_conn.set_phy(tx_phys=[hci.Phy.LE_2M], rx_phys=[hci.Phy.LE_2M])
+        (p_phy,) = await p_update
+        (c_phy,) = await c_update
+        return p_phy, c_phy, _link_connection(air.air).phy
+
+    p_phy, c_phy, link_phy = air.run(scenario(), timeout=STEP_TIMEOUT_S * 2)
+    assert (p_phy.tx_phy, p_phy.rx_phy) == (PHY_2M, PHY_2M)
+    assert (c_phy.tx_phy, c_phy.rx_phy) == (PHY_2M, PHY_2M)
+    assert link_phy == [PHY_2M, PHY_2M]
+
+
 def test_a_peer_that_allows_only_1m_keeps_the_link_on_1m(air):
     async def scenario() -> tuple[Any, list[int]]:
         peripheral, _central, _p_conn, c_conn = await _connect(air.air, 7.5)

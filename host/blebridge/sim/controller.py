@@ -198,6 +198,10 @@ class AirController(Controller):
         self._data_length: dict[int, tuple[int, int]] = {}
         #: Connections whose host asked for a PHY update not yet reported: handle -> coding.
         self._phy_asked: dict[int, int] = {}
+        #: PHYs in use on a connection as this side last reported them: (tx, rx), by handle.
+        self._phy_in_use: dict[int, tuple[int, int]] = {}
+        #: A central's own LL_PHY_REQ awaiting the peripheral's LL_PHY_RSP, by handle.
+        self._central_phy_request: dict[int, PhyReq] = {}
         #: When the current scan (or connection attempt's scan) started, loop time, and its
         #: interval and window in 0.625 ms units.
         self._scan_started = 0.0
@@ -530,7 +534,6 @@ class AirController(Controller):
         self._phy_asked[connection.handle] = coding
         request = PhyReq(tx_phys=tx, rx_phys=rx, coding=coding)
         if connection.role == hci.Role.CENTRAL:
-            self._central_phy_request = getattr(self, "_central_phy_request", {})
             self._central_phy_request[connection.handle] = request
         connection.send_ll_control_pdu(request)
         return None
@@ -558,17 +561,17 @@ class AirController(Controller):
         if self.le_connections.get(connection.peer_address) is not connection:
             return
         link_connection = self.link_connection(connection)
-        changed = True
         if link_connection is not None:
-            new = [indication.c_to_p_phy, indication.p_to_c_phy]
-            changed = link_connection.phy != new
-            link_connection.phy = new
+            link_connection.phy = [indication.c_to_p_phy, indication.p_to_c_phy]
             link_connection.coding = [indication.coding, indication.coding]
         asked = indication.central_asked if central_side else indication.peripheral_asked
         self._phy_asked.pop(connection.handle, None)
+        tx, rx = ((indication.c_to_p_phy, indication.p_to_c_phy) if central_side
+                  else (indication.p_to_c_phy, indication.c_to_p_phy))
+        # Each side compares with what it used before (the link's state is shared).
+        changed = self._phy_in_use.get(connection.handle, (PHY_1M, PHY_1M)) != (tx, rx)
+        self._phy_in_use[connection.handle] = (tx, rx)
         if changed or asked:
-            tx, rx = ((indication.c_to_p_phy, indication.p_to_c_phy) if central_side
-                      else (indication.p_to_c_phy, indication.c_to_p_phy))
             self.send_hci_packet(hci.HCI_LE_PHY_Update_Complete_Event(
                 status=hci.HCI_ErrorCode.SUCCESS, connection_handle=connection.handle,
                 tx_phy=tx, rx_phy=rx))
@@ -592,8 +595,7 @@ class AirController(Controller):
             self._apply_length(connection, packet)
         elif isinstance(packet, PhyRsp):
             # Only a central gets a response (the peripheral answers its request).
-            requests = getattr(self, "_central_phy_request", {})
-            own = requests.pop(connection.handle, None)
+            own = self._central_phy_request.pop(connection.handle, None)
             if own is None:
                 tx, rx = self._phy_prefs()
                 own = PhyReq(tx_phys=tx, rx_phys=rx)
@@ -605,10 +607,9 @@ class AirController(Controller):
                 own = PhyReq(tx_phys=tx, rx_phys=rx)
                 self._send_phy_update(connection, own, packet, peripheral_asked=True)
             else:
-                if connection.handle in self._phy_asked:
-                    # Both asked at once: the central's procedure wins (Vol 6 Part B 5.3).
-                    self._phy_asked.pop(connection.handle, None)
-                    pass
+                # The peripheral answers with its preferences; if its host asked too, the
+                # central answers that request with an indication of its own (either way this
+                # host gets one PHY Update Complete per request it made).
                 connection.send_ll_control_pdu(PhyRsp(tx_phys=tx, rx_phys=rx,
                                                       coding=packet.coding))
         elif isinstance(packet, PhyUpdateInd):
@@ -711,8 +712,8 @@ class AirController(Controller):
     def on_le_disconnected(self, connection: Connection, reason: int) -> None:
         super().on_le_disconnected(connection, reason)
         for table in (self._intervals, self._acl_fragments, self._wanted_tx_octets,
-                      self.completed_packets,
-                      self._data_length, self._phy_asked):
+                      self.completed_packets, self._data_length, self._phy_asked,
+                      self._central_phy_request, self._phy_in_use):
             table.pop(connection.handle, None)
 
     def _complete_cancelled_connection(self, pending) -> None:
