@@ -38,7 +38,7 @@ from typing import Any, Optional
 from ..ble import advertising
 from ..sim import linklayer
 from ..sim.air import AirThread
-from . import FLAG_NOTIFY, FLAG_READ, FLAG_WRITE, FLAG_WRITE_NO_RESPONSE, UUID
+from . import FLAG_NOTIFY, FLAG_READ, FLAG_WRITE, FLAG_WRITE_NO_RESPONSE
 from .bench import _IRQ_CENTRAL_CONNECT, _IRQ_GATTC_NOTIFY, _IRQ_GATTS_WRITE, \
     _IRQ_MTU_EXCHANGED, _IRQ_PERIPHERAL_CONNECT, SVC, CHR, WRITE_RETRY_S, _Side
 from . import runtime

@@ -18,7 +18,17 @@ never completes. See ../../../../shared/design/SIMULATOR-NOTES.md.
 - encryption changes are reported with the key size (Encryption Change v2): the stock v1
   event has none, so Bumble's host records 0 bytes for every encrypted link;
 - a peer's LL_TERMINATE_IND reaches this controller's host one connection interval after the
-  peer sent it, not on the next loop step (see :meth:`AirController.on_ll_control_pdu`).
+  peer sent it, not on the next loop step (fast timing; see
+  :meth:`AirController.on_ll_control_pdu`).
+
+On the air's :class:`~blebridge.sim.linklayer.TimedLink` it also has a link layer's timing and
+procedures (docs/simulator.md):
+- data length extension to 251 octets, started by itself after connecting (LL_LENGTH_REQ/RSP)
+  or by LE Set Data Length, reported with LE Data Length Change;
+- PHY update (LE Set PHY: LL_PHY_REQ/RSP/UPDATE_IND, LE PHY Update Complete, LE Read PHY);
+- real timing: HCI completed packets once a PDU is acknowledged on the air; a disconnect that
+  goes out in the next connection event and completes when acknowledged; advertising events
+  with advDelay; scanners and initiators that hear only inside their scan window.
 A stock controller on the same link still sees our PDUs (``AirAdvPdu`` is an ``AdvExtInd``).
 
 :func:`new_controller_and_host` puts one on the air's link with the Bumble host driving it.
@@ -669,10 +679,11 @@ class AirController(Controller):
         # (7.5 ms .. 4 s; 15 ms with Bumble's defaults) after the local one. The stock link
         # delivers it on the next loop step, about 1 ms later: a central that disconnects
         # right after its write is answered then beats the peripheral's own reaction to that
-        # write. So a terminate waits one interval of its connection. Everything else (ACL
-        # data, encryption, parameter updates) stays immediate: data throughput depends on it,
-        # and no test has been seen to race on the others. Meanwhile the link is up on this
-        # side only: data from this side is dropped by the peer, as after a real terminate.
+        # write. So in fast timing a terminate waits one interval of its connection; everything
+        # else stays immediate there. In real timing every PDU, this one included, has already
+        # come in a connection event (linklayer), so it is applied at once. Meanwhile the link
+        # is up on this side only: data from this side is dropped by the peer, as after a real
+        # terminate.
         if isinstance(packet, ll.TerminateInd):
             self._terminate_later(sender_address, packet.error_code)
             return

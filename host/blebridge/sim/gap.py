@@ -23,7 +23,9 @@ from bumble.device import (
 )
 
 from ..protocol import CONSTANTS, LIMITS
-from .controller import EVT_CONNECTABLE, EVT_DIRECTED, EVT_LEGACY, EVT_SCAN_RESPONSE, EVT_SCANNABLE
+from .controller import (EVT_CONNECTABLE, EVT_DIRECTED, EVT_LEGACY, EVT_SCAN_RESPONSE,
+                         EVT_SCANNABLE, PHY_OPTION_S2, PHY_OPTION_S8)
+from .linklayer import CODED_S2
 from .port_link import CONN_NONE, AirError, addr_fields
 
 if TYPE_CHECKING:
@@ -331,8 +333,10 @@ class Gap:
         if prefer_phy is not None and connection.role == hci.Role.CENTRAL:
             # The air's --phy: this board's stack asks for it once connected; the peer's
             # controller answers with its own preferences (linklayer, controller).
+            coded_s2 = board.link.coding == CODED_S2
             board.spawn(connection.set_phy(tx_phys=[prefer_phy], rx_phys=[prefer_phy],
-                                           phy_options=1 if board.link.coding == 2 else 2),
+                                           phy_options=PHY_OPTION_S2 if coded_s2
+                                           else PHY_OPTION_S8),
                         "PHY update")
         if connection.role == hci.Role.CENTRAL:
             board.emit("PERIPHERAL_CONNECT", handle, addr_type, addr)

@@ -37,7 +37,7 @@ import dataclasses
 import logging
 import math
 import os
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from bumble import core, hci, ll
 from bumble.link import LocalLink
@@ -458,6 +458,3 @@ class TimedLink(LocalLink):
             packet=packet))
         if not self.timed and isinstance(packet, ll.TerminateInd):
             connection.close()
-
-    def describe(self) -> dict[str, Any]:
-        return {"timing": self.timing, "prefer_phy": self.prefer_phy}
