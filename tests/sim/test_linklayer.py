@@ -331,3 +331,33 @@ async def _quiet(link) -> None:
     """Until nothing is queued on ``link`` (the procedures after connecting are done)."""
     await _wait_until(lambda: not link.queues[CENTRAL] and not link.queues[PERIPHERAL])
     await asyncio.sleep(0.05)
+
+
+def test_a_board_that_turns_its_radio_off_while_advertising_is_heard_no_more(air):
+    board = AirClient(air.socket_path, "quitter")
+    try:
+        assert board.call("activate", True) is True
+        board.call("adv_start", 20_000, b"\x02\x01\x06", b"", True, True, False, 0)
+
+        async def scanner() -> Any:
+            device = await air.air.add_peer("listener")
+            heard: list[Any] = []
+            device.on(device.EVENT_ADVERTISEMENT,
+                      lambda adv: heard.append(adv) if adv.address == address else None)
+            await device.start_scanning(legacy=False, active=False, scan_interval=20,
+                                        scan_window=20)
+            return heard
+
+        address = hci.Address(bytes(board.addr), board.addr_type)
+        heard = air.run(scanner())
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while not air.call(lambda: len(heard)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert air.call(lambda: len(heard)) > 0   # the scanner hears it while it advertises
+        assert board.call("activate", False) is False
+        air.run(asyncio.sleep(0.1))
+        before = air.call(lambda: len(heard))
+        air.run(asyncio.sleep(0.3))   # 15 advertising intervals
+        assert air.call(lambda: len(heard)) == before
+    finally:
+        board.close()

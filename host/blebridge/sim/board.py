@@ -323,6 +323,7 @@ class Board:
         """
         device, controller = self.device, self.controller
         if vanish and controller is not None and getattr(self.link, "timed", False):
+            controller.shut_down()
             self.link.controller_left(controller)  # type: ignore[attr-defined]
             if device is not None:
                 device.board = None  # its host's view of the connections goes with the process
@@ -343,8 +344,10 @@ class Board:
                                            POWER_DOWN_DISCONNECT_TIMEOUT_S)
                 except Exception:
                     logger.debug("%s: disconnect at power-down failed", self.name, exc_info=True)
-        if controller is not None and controller in self.link.controllers:
-            self.link.remove_controller(controller)
+        if controller is not None:
+            controller.shut_down()
+            if controller in self.link.controllers:
+                self.link.remove_controller(controller)
         self._reset_state()
 
     # -- ops: platform and configuration ----------------------------------------------------
