@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BB     := $(VENV)/bin/blebridge
 
 .PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
-        conformance firmware-check hil fuzz soak clean help
+        conformance firmware-check firmware-link-nrf hil fuzz soak clean help
 
 all: firmware
 
@@ -22,6 +22,7 @@ help:
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
 	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
+	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
@@ -81,6 +82,10 @@ conformance: firmware
 
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
+
+# Full link of the nrf_sd firmware for both nRF52840 boards (firmware/ports/nrf_sd/link.mk).
+firmware-link-nrf: $(STAMP)
+	$(MAKE) -C firmware -f ports/nrf_sd/link.mk PYTHON=$(abspath $(VPY)) firmware-link-nrf NRF_CORE=$(NRF_CORE) CMSIS=$(CMSIS)
 
 hil: firmware
 	$(VPY) -m pytest -q -rs -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) tests
