@@ -105,6 +105,13 @@
 #ifndef BB_NRF_SD_SCAN_DEDUP
 #define BB_NRF_SD_SCAN_DEDUP 32       /* advertisers remembered for filter_duplicates */
 #endif
+#ifndef BB_NRF_SD_TX_WAIT_MS
+/* Longest a notification or Write Command waits, in ms, for the SoftDevice's per-link queue
+ * (BB_NRF_HVN_QUEUE / BB_NRF_WRCMD_QUEUE) to free a slot before the call fails with EAGAIN: a
+ * slot frees after the peer's next connection event, so this covers intervals up to ~100 ms
+ * with a retransmission. The core, and so the host link, wait meanwhile. */
+#define BB_NRF_SD_TX_WAIT_MS 250
+#endif
 #ifndef BB_NRF_SD_QUEUED_WRITE_BYTES
 /* Peer long-write queue in the SoftDevice's format: 6 bytes of header per Prepare Write entry
  * plus a 2-byte terminator; a BB_MAX_ATTR_LEN value at ATT MTU 23 takes 18-byte entries. */
