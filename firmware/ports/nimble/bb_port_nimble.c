@@ -33,6 +33,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef ESP_PLATFORM
+#include "sdkconfig.h" /* the controller's CONFIG_* limits (BB_NIMBLE_CTRL_MAX_CONN) */
+#endif
 #include "bb_config.h"
 #include "bb_port.h"
 #include "bb_proto.h"
@@ -793,6 +796,32 @@ static int store_delete(int obj_type, const union ble_store_key *key)
 /* Platform                                                                                    */
 /* ========================================================================================= */
 
+/* Connections the controller can hold, so that the handshake never promises more than the
+ * radio gives (the host's BLE_MAX_CONNECTIONS alone would). ESP32: the dual-mode controller's
+ * CONFIG_BTDM_CTRL_BLE_MAX_CONN(_EFF) (ESP-IDF default 3; sdkconfig.esp32.defaults asks for
+ * 4). ESP32-S3 (and the other BLE-only controllers): CONFIG_BT_CTRL_BLE_MAX_ACT(_EFF) counts
+ * advertising sets, scanning/initiating and connections together; one advertising set and one
+ * scanner or initiator are kept for the port, the rest are connections (sdkconfig.esp32s3.
+ * defaults: 6 -> 4). Outside ESP-IDF (the compile check, a native build) the host's limit. */
+#if defined(CONFIG_BTDM_CTRL_BLE_MAX_CONN_EFF)
+#define BB_NIMBLE_CTRL_MAX_CONN CONFIG_BTDM_CTRL_BLE_MAX_CONN_EFF
+#elif defined(CONFIG_BTDM_CTRL_BLE_MAX_CONN)
+#define BB_NIMBLE_CTRL_MAX_CONN CONFIG_BTDM_CTRL_BLE_MAX_CONN
+#elif defined(CONFIG_BT_CTRL_BLE_MAX_ACT_EFF)
+#define BB_NIMBLE_CTRL_MAX_CONN (CONFIG_BT_CTRL_BLE_MAX_ACT_EFF - 2)
+#elif defined(CONFIG_BT_CTRL_BLE_MAX_ACT)
+#define BB_NIMBLE_CTRL_MAX_CONN (CONFIG_BT_CTRL_BLE_MAX_ACT - 2)
+#else
+#define BB_NIMBLE_CTRL_MAX_CONN MYNEWT_VAL(BLE_MAX_CONNECTIONS)
+#endif
+#define BB_NIMBLE_MAX_CONN_2(a, b) ((a) < (b) ? (a) : (b))
+#define BB_NIMBLE_MAX_CONN \
+    BB_NIMBLE_MAX_CONN_2(BB_NIMBLE_MAX_CONN_2(MYNEWT_VAL(BLE_MAX_CONNECTIONS), BB_NIMBLE_CTRL_MAX_CONN), \
+                         BB_MAX_CONNECTIONS)
+#if BB_NIMBLE_CTRL_MAX_CONN < 1
+#error "the controller configuration leaves no connection (CONFIG_BT_CTRL_BLE_MAX_ACT too small)"
+#endif
+
 static bb_port_caps_t s_caps = {
     .board = BB_BOARD,
     .port = "nimble",
@@ -803,8 +832,7 @@ static bb_port_caps_t s_caps = {
     .l2cap = MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0,
     .pairing = (MYNEWT_VAL(BLE_SM_LEGACY) || MYNEWT_VAL(BLE_SM_SC)) != 0,
     .ext_adv = MYNEWT_VAL(BLE_EXT_ADV) != 0,
-    .max_connections = (MYNEWT_VAL(BLE_MAX_CONNECTIONS) < BB_MAX_CONNECTIONS ? MYNEWT_VAL(BLE_MAX_CONNECTIONS)
-                                                                              : BB_MAX_CONNECTIONS),
+    .max_connections = BB_NIMBLE_MAX_CONN,
     .max_mtu = (BLE_ATT_MTU_MAX < BB_MAX_ATTR_LEN + 3 ? BLE_ATT_MTU_MAX : BB_MAX_ATTR_LEN + 3),
     .max_l2cap_mtu = MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0 ? BB_MAX_L2CAP_SDU : 0,
     .holds_back_events = false, /* NimBLE callbacks cannot be re-run: a refused event is lost */
@@ -1457,11 +1485,23 @@ static int advertise_start(const bb_adv_params_t *p)
     if (ble_gap_ext_adv_active(BB_ADV_INSTANCE)) {
         ble_gap_ext_adv_stop(BB_ADV_INSTANCE);
     }
+    /* Legacy PDUs through the extended API (ESP32-S3) take only the four legacy kinds
+     * (Core 5.x Vol 4 Part E 7.8.53): ADV_IND (connectable and scannable), ADV_DIRECT_IND
+     * (connectable, directed, neither scannable nor carrying data: NimBLE refuses both,
+     * ble_gap_ext_adv_params_validate and ble_gap_ext_adv_set_data), ADV_SCAN_IND and
+     * ADV_NONCONN_IND. So a connectable undirected legacy set is always scannable (as the
+     * legacy API's BLE_GAP_CONN_MODE_UND gives ADV_IND on the ESP32), and a directed one is
+     * never scannable and has no data, as on nrf_sd. */
+    bool legacy_directed = !p->extended && p->directed;
+    if (legacy_directed && (p->adv_len > 0 || p->resp_len > 0)) {
+        return BB_ERR(EINVAL);
+    }
+    bool scannable = legacy_directed ? false : (!p->extended && p->connectable) ? true : p->scannable;
     s_adv_active = false;
     struct ble_gap_ext_adv_params ep;
     memset(&ep, 0, sizeof(ep));
-    ep.connectable = p->connectable ? 1u : 0u;
-    ep.scannable = p->scannable ? 1u : 0u;
+    ep.connectable = (p->connectable || legacy_directed) ? 1u : 0u;
+    ep.scannable = scannable ? 1u : 0u;
     ep.directed = p->directed ? 1u : 0u;
     ep.legacy_pdu = p->extended ? 0u : 1u;
     ep.itvl_min = us_to_units(p->interval_us, BB_US_PER_ADV_UNIT, BB_ADV_ITVL_MIN,
@@ -1481,13 +1521,13 @@ static int advertise_start(const bb_adv_params_t *p)
     if (rc != 0) {
         return hs_errno(rc);
     }
-    if (!(p->extended && p->scannable)) {
+    if (!(p->extended && p->scannable) && !legacy_directed) {
         rc = ext_adv_set(ble_gap_ext_adv_set_data, p->adv_data, p->adv_len);
         if (rc != 0) {
             return rc;
         }
     }
-    if (p->scannable) {
+    if (scannable) {
         rc = ext_adv_set(ble_gap_ext_adv_rsp_set_data, p->resp_data, p->resp_len);
         if (rc != 0) {
             return rc;
@@ -1647,6 +1687,12 @@ static int gap_connect(const bb_connect_params_t *p)
     int32_t duration =
         p->scan_duration_ms != 0 ? (int32_t)BB_MIN(p->scan_duration_ms, (uint32_t)INT32_MAX) : BLE_HS_FOREVER;
     s_connect_peer = p->peer;
+    /* NimBLE refuses to connect while discovering (ble_gap.c: BLE_HS_EBUSY). The API stops the
+     * scan instead, reports SCAN_DONE and connects, as MicroPython's NimBLE binding
+     * (mp_bluetooth_gap_peripheral_connect) and the nrf_sd and sim ports do. */
+    if (ble_gap_disc_active()) {
+        (void)scan_stop();
+    }
 #if MYNEWT_VAL(BLE_EXT_ADV)
     return hs_errno(ble_gap_ext_connect(own_addr_type(), &peer, duration, BLE_GAP_LE_PHY_1M_MASK, &cp, NULL,
                                         NULL, gap_event, NULL));
@@ -2220,7 +2266,12 @@ static int gattc_discover_descriptors(uint16_t conn, uint16_t start, uint16_t en
         slot->used = false;
         return BB_ERR(EINVAL);
     }
-    int rc = ble_gattc_disc_all_dscs(conn, start, end, gattc_dsc_cb, slot);
+    /* NimBLE's start argument is the characteristic value handle: Find Information begins at
+     * the handle after it (ble_gattc.c, ble_gattc_disc_all_dscs_tx: prev_handle + 1). The
+     * port's range is inclusive from its first handle (bb_port.h, the sim port, nrf_sd), and
+     * callers pass value handle + 1, where the CCCD is: so NimBLE gets start - 1. */
+    uint16_t chr_val_handle = start > 0 ? (uint16_t)(start - 1) : 0;
+    int rc = ble_gattc_disc_all_dscs(conn, chr_val_handle, end, gattc_dsc_cb, slot);
     if (rc != 0) {
         slot->used = false;
     }
