@@ -30,7 +30,8 @@ from typing import Callable, Optional, Sequence
 from . import protocol as P
 from .cli import CliError, port_arg
 from .errors import BlebridgeError, PortOpenError
-from .ports import KNOWN_BOARDS, PortInfo, find_by_serial, list_ports
+from .ports import (KNOWN_BOARDS, SHARED_NRF_VID_PIDS, PortInfo, find_by_serial, list_ports,
+                    shared_nrf_kind)
 from .transport.serial_port import classify_open_error
 
 #: PlatformIO environment of each board kind. Keys: the env names themselves and the kinds
@@ -58,6 +59,14 @@ REOPEN_TIMEOUT_S = 15.0
 REOPEN_POLL_S = 0.5
 #: Handshake timeout (s) when probing an unknown USB-UART bridge before flashing.
 PROBE_TIMEOUT_S = 2.0
+#: The nRF52840 envs, which SHARED_NRF_VID_PIDS may carry.
+NRF_ENVS = ("feather_nrf52840", "nrf52840_dongle")
+#: Nordic's open USB DFU bootloader of the nRF52840 Dongle (nRF5 SDK): the nrf52840_dongle env
+#: uploads with adafruit-nrfutil's serial DFU, which that bootloader does not speak.
+NORDIC_OPEN_BOOTLOADER = (0x1915, 0x521F)
+NORDIC_BOOTLOADER_HINT = ("install the Adafruit nRF52 bootloader for pca10059 on the dongle once, "
+                          "with Nordic's nrfutil (firmware/ports/nrf_sd/README.md, nRF52840 "
+                          "Dongle, option 1), then run blebridge flash again")
 
 
 def udev_rules_path() -> Path:
@@ -167,6 +176,9 @@ def detect_env(info: Optional[PortInfo], port: str,
         raise CliError(f"cannot tell which board is on {port}{ids}",
                        "pass --board with one of: " + ", ".join(ENVS))
     kind = info.known
+    _refuse_nordic_bootloader(info, port)
+    if (info.vid, info.pid) in SHARED_NRF_VID_PIDS:
+        return _shared_nrf_env(info, port, probe)
     if kind.certain:
         return BOARD_ENVS[kind.kind], f"USB {info.vid_pid}: {kind.description}"
     reported = probe(port) if probe is not None else None
@@ -174,6 +186,31 @@ def detect_env(info: Optional[PortInfo], port: str,
         return BOARD_ENVS[reported], f"USB {info.vid_pid} ({kind.description}), handshake says {reported}"
     return ("esp32dev", f"USB {info.vid_pid} ({kind.description}): assumed an ESP32 DevKit; "
             "pass --board if it is something else")
+
+
+def _refuse_nordic_bootloader(info: Optional[PortInfo], port: str) -> None:
+    """CliError for a dongle in Nordic's open bootloader: nothing here can upload to it."""
+    if info is not None and (info.vid, info.pid) == NORDIC_OPEN_BOOTLOADER:
+        raise CliError(f"the nRF52840 Dongle on {port} runs Nordic's open DFU bootloader (USB "
+                       f"{info.vid_pid}), which the nrf52840_dongle upload cannot use",
+                       NORDIC_BOOTLOADER_HINT)
+
+
+def _shared_nrf_env(info: PortInfo, port: str,
+                    probe: Optional[Callable[[str], Optional[str]]]) -> tuple[str, str]:
+    """Feather nRF52840 or nRF52840 Dongle on a VID:PID both show: by the USB product string,
+    else by the handshake of our firmware (not in a bootloader), else ask for --board."""
+    product = info.product or ""
+    kind = shared_nrf_kind(product)
+    if kind is not None:
+        return BOARD_ENVS[kind], f"USB {info.vid_pid}, product {product!r}"
+    in_bootloader = info.known is not None and info.known.bootloader
+    reported = probe(port) if probe is not None and not in_bootloader else None
+    if reported is not None and BOARD_ENVS.get(reported) in NRF_ENVS:
+        return BOARD_ENVS[reported], f"USB {info.vid_pid}, handshake says {reported}"
+    raise CliError(f"cannot tell the Feather nRF52840 from the nRF52840 Dongle on {port}: both "
+                   f"show USB {info.vid_pid}, and the product string {product!r} names neither",
+                   "pass --board feather_nrf52840 or --board nrf52840_dongle")
 
 
 def probe_board_kind(port: str) -> Optional[str]:
@@ -241,6 +278,7 @@ def flash(port_spec: str, board: Optional[str] = None, project_dir: Optional[str
     pio = find_pio()
     project = find_project_dir(project_dir)
     port, info = resolve_port(port_spec)
+    _refuse_nordic_bootloader(info, port)
     if board is not None:
         if board not in BOARD_ENVS:
             raise CliError(f"unknown board kind {board!r}", "choose one of: " + ", ".join(ENVS))
