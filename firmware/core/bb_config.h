@@ -131,6 +131,12 @@
 #ifndef BB_NIMBLE_GATTC_READS
 #define BB_NIMBLE_GATTC_READS 2     /* concurrent long reads, each buffering BB_MAX_ATTR_LEN bytes */
 #endif
+#ifndef BB_NIMBLE_BOND_CACHE
+/* Security records (a peer's keys, or ours for a peer) kept on the board, 88 bytes each: a bond
+ * lookup NimBLE makes while the core task is inside NimBLE (so no store question can be asked)
+ * is answered from here instead of "not found". Filled at radio start and by every lookup. */
+#define BB_NIMBLE_BOND_CACHE 8
+#endif
 #ifndef BB_NIMBLE_DEFER_QUEUE
 #define BB_NIMBLE_DEFER_QUEUE 16    /* calls handed from the core task to the NimBLE host task */
 #endif

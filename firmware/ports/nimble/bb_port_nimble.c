@@ -342,6 +342,7 @@ typedef enum {
     BB_DEFER_PAIR = 1,        /* ble_gap_security_initiate(conn) */
     BB_DEFER_ERASE_BONDS,     /* ble_store_clear() */
     BB_DEFER_L2CAP_RETRY,     /* hand held-back L2CAP SDUs to the core again */
+    BB_DEFER_RESTORE_BONDS,   /* peers' IRKs to the controller, bond cache filled (after sync) */
 } bb_defer_op_t;
 
 typedef struct {
@@ -355,6 +356,7 @@ static struct ble_npl_event s_defer_ev; /* initialised per activation: ESP-IDF's
                                          * a block of a pool nimble_port_init creates */
 static bool s_defer_ev_ready;
 static void l2cap_retry_held(void);
+static void restore_bonds(void);
 
 static void defer_run(struct ble_npl_event *ev)
 {
@@ -389,6 +391,9 @@ static void defer_run(struct ble_npl_event *ev)
             break;
         case BB_DEFER_L2CAP_RETRY:
             l2cap_retry_held();
+            break;
+        case BB_DEFER_RESTORE_BONDS:
+            restore_bonds();
             break;
         default:
             break;
@@ -731,6 +736,67 @@ static int store_read_claimed(int obj_type, const union ble_store_key *key, unio
     return BLE_HS_ENOENT;
 }
 
+/* Bond cache (host task only: store callbacks and the deferred restore; cleared at radio start
+ * before the host task runs). A store callback holds ble_hs_lock and may ask the host only
+ * while the core task is out of NimBLE (store_claim); a core task blocked on that very lock
+ * never gets out, and under load that happens often. Security records seen since the radio
+ * came on (every one the host holds is read at start, restore_bonds) answer such lookups. */
+typedef struct {
+    bool used;
+    uint8_t obj_type;               /* BLE_STORE_OBJ_TYPE_PEER_SEC or _OUR_SEC */
+    struct ble_store_value_sec sec; /* peer_addr is the key, as in the host's records */
+} bb_bond_cache_t;
+static bb_bond_cache_t s_bond_cache[BB_NIMBLE_BOND_CACHE];
+static uint8_t s_bond_cache_next; /* slot replaced next when none is free or matching */
+
+static bool is_sec_type(int obj_type)
+{
+    return obj_type == BLE_STORE_OBJ_TYPE_PEER_SEC || obj_type == BLE_STORE_OBJ_TYPE_OUR_SEC;
+}
+
+static bb_bond_cache_t *bond_cache_find(int obj_type, const ble_addr_t *peer)
+{
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_bond_cache); i++) {
+        bb_bond_cache_t *e = &s_bond_cache[i];
+        if (e->used && e->obj_type == (uint8_t)obj_type && ble_addr_cmp(&e->sec.peer_addr, peer) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void bond_cache_put(int obj_type, const union ble_store_value *v)
+{
+    if (!is_sec_type(obj_type)) {
+        return;
+    }
+    bb_bond_cache_t *e = bond_cache_find(obj_type, &v->sec.peer_addr);
+    for (unsigned i = 0; e == NULL && i < BB_ARRAY_LEN(s_bond_cache); i++) {
+        if (!s_bond_cache[i].used) {
+            e = &s_bond_cache[i];
+        }
+    }
+    if (e == NULL) {
+        e = &s_bond_cache[s_bond_cache_next];
+        s_bond_cache_next = (uint8_t)((s_bond_cache_next + 1u) % BB_ARRAY_LEN(s_bond_cache));
+    }
+    e->used = true;
+    e->obj_type = (uint8_t)obj_type;
+    e->sec = v->sec;
+}
+
+/* A deleted record (peer ANY: every record of the type) leaves the cache too. */
+static void bond_cache_drop(int obj_type, const ble_addr_t *peer)
+{
+    bool all = ble_addr_cmp(peer, BLE_ADDR_ANY) == 0;
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_bond_cache); i++) {
+        bb_bond_cache_t *e = &s_bond_cache[i];
+        if (e->used && e->obj_type == (uint8_t)obj_type && (all || ble_addr_cmp(&e->sec.peer_addr, peer) == 0)) {
+            e->used = false;
+        }
+    }
+}
+
 static int store_read(int obj_type, const union ble_store_key *key, union ble_store_value *value)
 {
     /* Outside the host task the question could not be answered (it goes out through the core
@@ -739,12 +805,52 @@ static int store_read(int obj_type, const union ble_store_key *key, union ble_st
         return BLE_HS_ENOENT;
     }
     if (!store_claim()) {
+        /* Security records by peer address come from the cache (by-index scans do not). */
+        if (is_sec_type(obj_type) && ble_addr_cmp(&key->sec.peer_addr, BLE_ADDR_ANY) != 0) {
+            const bb_bond_cache_t *e = bond_cache_find(obj_type, &key->sec.peer_addr);
+            if (e != NULL) {
+                memset(value, 0, sizeof(*value));
+                value->sec = e->sec;
+                return 0;
+            }
+        }
         bb_log(1, "store: core task busy in NimBLE; bond record reported missing");
         return BLE_HS_ENOENT;
     }
     int rc = store_read_claimed(obj_type, key, value);
     api_exit();
+    if (rc == 0) {
+        bond_cache_put(obj_type, value);
+    }
     return rc;
+}
+
+/* NimBLE restores the peers' IRKs to the controller's resolving list in ble_hs_sync, before
+ * sync_cb: then store reads cannot reach the host (the host task is not known yet, and the core
+ * task is waiting for the sync, so no question could go out), and bonded peers using
+ * resolvable private addresses (phones) would not be recognised. So it is done again here, in
+ * the host task, once the radio is up: the same NimBLE routine (ble_hs_misc.c, not in NimBLE's
+ * public headers; mynewt-nimble 1.x and esp-nimble 1.5/1.6 have it with this signature), its
+ * reads answered by the host. Our own records are read too, to fill the bond cache. */
+int ble_hs_misc_restore_irks(void);
+
+static int restore_visit(int obj_type, union ble_store_value *val, void *cookie)
+{
+    (void)obj_type;
+    (void)val;
+    (void)cookie;
+    return 0; /* store_read has cached it; go on */
+}
+
+static void restore_bonds(void)
+{
+    int rc = ble_hs_misc_restore_irks();
+    if (rc == 0) {
+        rc = ble_store_iterate(BLE_STORE_OBJ_TYPE_OUR_SEC, restore_visit, NULL);
+    }
+    if (rc != 0) {
+        bb_log(1, "ble_active: bonds not fully restored (peer IRKs, bond cache)");
+    }
 }
 
 /* Write (value) or delete (value NULL) one record: 0, or the BLE_HS_* code NimBLE expects. */
@@ -761,6 +867,9 @@ static int store_set(int obj_type, const union ble_store_key *key, const union b
     uint8_t vbuf[BB_STORE_SEC_LEN];
     uint16_t klen = store_key_encode(obj_type, key, kbuf);
     uint16_t vlen = value != NULL ? store_value_encode(obj_type, value, vbuf) : 0;
+    if (value == NULL && is_sec_type(obj_type)) {
+        bond_cache_drop(obj_type, &key->sec.peer_addr); /* gone from the cache whatever the host says */
+    }
     if (!store_claim()) {
         bb_log(1, "store: core task busy in NimBLE; bond record not written");
         return fail;
@@ -776,6 +885,9 @@ static int store_set(int obj_type, const union ble_store_key *key, const union b
         }
     }
     api_exit();
+    if (value != NULL && rc == 0) {
+        bond_cache_put(obj_type, value);
+    }
     return rc;
 }
 
@@ -1233,6 +1345,10 @@ static void host_sync_cb(void)
     s_host_task = ble_npl_get_current_task_id();
     apply_address();
     s_synced = true;
+    /* After this callback, in the host task: peers' IRKs to the controller (restore_bonds). */
+    if (defer(BB_DEFER_RESTORE_BONDS, 0) != 0) {
+        bb_log(1, "ble_active: peer IRKs not restored (defer queue full)");
+    }
 }
 
 static void apply_sm_config(void)
@@ -1277,6 +1393,8 @@ static int activate_on(void)
     memset(&s_defer_ev, 0, sizeof(s_defer_ev));
     ble_npl_event_init(&s_defer_ev, defer_run, NULL);
     s_defer_ev_ready = true;
+    memset(s_bond_cache, 0, sizeof(s_bond_cache)); /* the host task is not running yet */
+    s_bond_cache_next = 0;
     ble_hs_cfg.sync_cb = host_sync_cb;
     ble_hs_cfg.reset_cb = host_reset_cb;
     ble_hs_cfg.gatts_register_cb = gatts_register_cb;
