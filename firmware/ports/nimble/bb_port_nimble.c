@@ -748,6 +748,7 @@ typedef struct {
 } bb_bond_cache_t;
 static bb_bond_cache_t s_bond_cache[BB_NIMBLE_BOND_CACHE];
 static uint8_t s_bond_cache_next; /* slot replaced next when none is free or matching */
+static bool s_store_unclaimed;    /* a store read found the core task in NimBLE (restore_bonds) */
 
 static bool is_sec_type(int obj_type)
 {
@@ -814,6 +815,7 @@ static int store_read(int obj_type, const union ble_store_key *key, union ble_st
                 return 0;
             }
         }
+        s_store_unclaimed = true;
         bb_log(1, "store: core task busy in NimBLE; bond record reported missing");
         return BLE_HS_ENOENT;
     }
@@ -829,7 +831,7 @@ static int store_read(int obj_type, const union ble_store_key *key, union ble_st
  * sync_cb: then store reads cannot reach the host (the host task is not known yet, and the core
  * task is waiting for the sync, so no question could go out), and bonded peers using
  * resolvable private addresses (phones) would not be recognised. So it is done again here, in
- * the host task, once the radio is up: the same NimBLE routine (ble_hs_misc.c, not in NimBLE's
+ * the host task, once ble_active(True) is done (activate_on): the same NimBLE routine (ble_hs_misc.c, not in NimBLE's
  * public headers; mynewt-nimble 1.x and esp-nimble 1.5/1.6 have it with this signature), its
  * reads answered by the host. Our own records are read too, to fill the bond cache. */
 int ble_hs_misc_restore_irks(void);
@@ -842,15 +844,23 @@ static int restore_visit(int obj_type, union ble_store_value *val, void *cookie)
     return 0; /* store_read has cached it; go on */
 }
 
+/* Attempts when a read found the core task inside NimBLE (a by-index scan then ends early). */
+#define BB_NIMBLE_RESTORE_TRIES 3
+
 static void restore_bonds(void)
 {
-    int rc = ble_hs_misc_restore_irks();
-    if (rc == 0) {
-        rc = ble_store_iterate(BLE_STORE_OBJ_TYPE_OUR_SEC, restore_visit, NULL);
+    int rc = 0;
+    for (unsigned attempt = 0; attempt < BB_NIMBLE_RESTORE_TRIES; attempt++) {
+        s_store_unclaimed = false;
+        rc = ble_hs_misc_restore_irks();
+        if (rc == 0) {
+            rc = ble_store_iterate(BLE_STORE_OBJ_TYPE_OUR_SEC, restore_visit, NULL);
+        }
+        if (rc == 0 && !s_store_unclaimed) {
+            return;
+        }
     }
-    if (rc != 0) {
-        bb_log(1, "ble_active: bonds not fully restored (peer IRKs, bond cache)");
-    }
+    bb_log(1, "ble_active: bonds not fully restored (peer IRKs, bond cache)");
 }
 
 /* Write (value) or delete (value NULL) one record: 0, or the BLE_HS_* code NimBLE expects. */
@@ -1345,10 +1355,6 @@ static void host_sync_cb(void)
     s_host_task = ble_npl_get_current_task_id();
     apply_address();
     s_synced = true;
-    /* After this callback, in the host task: peers' IRKs to the controller (restore_bonds). */
-    if (defer(BB_DEFER_RESTORE_BONDS, 0) != 0) {
-        bb_log(1, "ble_active: peer IRKs not restored (defer queue full)");
-    }
 }
 
 static void apply_sm_config(void)
@@ -1438,6 +1444,12 @@ static int activate_on(void)
         if (crc != 0) {
             bb_log(1, "ble_active: configuration not fully applied");
         }
+    }
+    /* Only now, with the configuration applied (a store question claims the API), the host task
+     * restores the peers' IRKs that ble_hs_sync could not read (restore_bonds). A later
+     * re-sync after a host reset reads them itself: the host task is known by then. */
+    if (defer(BB_DEFER_RESTORE_BONDS, 0) != 0) {
+        bb_log(1, "ble_active: peer IRKs not restored (defer queue full)");
     }
     return 0;
 }
