@@ -286,12 +286,20 @@ static uint16_t cccd_bits(uint16_t conn, uint16_t cccd_handle)
  * set, sd_ble_gatts_hvx also stores those bytes as the stack's copy of the value; peer reads
  * are answered from the core's value (rd_auth), so that copy is not read back. The stack sends
  * only to a peer whose CCCD has the matching bit (else NRF_ERROR_INVALID_STATE -> EPERM). */
-static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_t *data, uint16_t len)
+/* One attempt of sd_ble_gatts_hvx. `given` NULL: the core's current value, fetched here each
+ * time, since a wait for a queue slot may deliver a peer write that moves it in the pool. */
+static uint32_t hvx_try(uint16_t conn, uint16_t room, uint8_t type, uint16_t handle,
+                        const uint8_t *given, uint16_t given_len)
 {
-    if (type == BLE_GATT_HVX_INDICATION && c->indicate_handle) {
-        return -BB_STATUS_EBUSY; /* one indication at a time per link (ATT) */
+    const uint8_t *data = given;
+    uint16_t len = given_len;
+    if (data == NULL) {
+        uint16_t core_max = 0;
+        data = bb_core_gatts_value(handle, &len, &core_max);
+        if (data == NULL) {
+            return NRF_ERROR_INVALID_PARAM;
+        }
     }
-    uint16_t room = (uint16_t)(c->att_mtu - 3);
     uint16_t n = len > room ? room : len;
     ble_gatts_hvx_params_t hp;
     memset(&hp, 0, sizeof hp);
@@ -299,26 +307,39 @@ static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_
     hp.type = type;
     hp.p_len = &n;
     hp.p_data = data;
-    uint16_t conn = c->handle;
-    if (type == BLE_GATT_HVX_NOTIFICATION && c->hvn_inflight >= BB_NRF_HVN_QUEUE &&
-        !bb_nrf_tx_wait(conn, BB_NRF_TXQ_HVN)) {
-        return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
-    }
     uint32_t e = sd_ble_gatts_hvx(conn, &hp);
     if (e == BLE_ERROR_GATTS_SYS_ATTR_MISSING) {
         (void)sd_ble_gatts_sys_attr_set(conn, NULL, 0, 0);
         n = len > room ? room : len;
         e = sd_ble_gatts_hvx(conn, &hp);
     }
+    return e;
+}
+
+/* data NULL: the core's current value of handle. */
+static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_t *data, uint16_t len)
+{
+    if (type == BLE_GATT_HVX_INDICATION && c->indicate_handle) {
+        return -BB_STATUS_EBUSY; /* one indication at a time per link (ATT) */
+    }
+    uint16_t room = (uint16_t)(c->att_mtu - 3);
+    uint16_t conn = c->handle;
+    if (type == BLE_GATT_HVX_NOTIFICATION && c->hvn_inflight >= BB_NRF_HVN_QUEUE &&
+        !bb_nrf_tx_wait(conn, BB_NRF_TXQ_HVN)) {
+        return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
+    }
+    uint32_t e = hvx_try(conn, room, type, handle, data, len);
     if (e == NRF_ERROR_RESOURCES && type == BLE_GATT_HVX_NOTIFICATION) {
         /* Queue full although the count said otherwise (it restarts at 0 per link): wait for
          * HVN_TX_COMPLETE once more, with the queue taken as full. */
-        c->hvn_inflight = BB_NRF_HVN_QUEUE;
+        c = bb_nrf_conn(conn);
+        if (c != NULL) {
+            c->hvn_inflight = BB_NRF_HVN_QUEUE;
+        }
         if (!bb_nrf_tx_wait(conn, BB_NRF_TXQ_HVN)) {
             return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
         }
-        n = len > room ? room : len;
-        e = sd_ble_gatts_hvx(conn, &hp);
+        e = hvx_try(conn, room, type, handle, data, len);
     }
     if (e != NRF_SUCCESS) {
         return bb_nrf_err(e);
@@ -342,11 +363,12 @@ static int hvx(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16
         return -BB_STATUS_EINVAL;
     }
     if (!data) {
-        uint16_t core_max = 0;
-        data = bb_core_gatts_value(value_handle, &len, &core_max);
-        if (!data) {
+        /* The core's value: hvx_one fetches it at each attempt (it may move meanwhile). */
+        uint16_t core_len = 0, core_max = 0;
+        if (!bb_core_gatts_value(value_handle, &core_len, &core_max)) {
             return -BB_STATUS_EINVAL;
         }
+        len = 0;
     }
     if (conn != BB_CONN_NONE) {
         bb_nrf_conn_t *c = bb_nrf_conn(conn);
