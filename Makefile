@@ -81,7 +81,7 @@ conformance: firmware
 	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON)
 
 firmware-check: $(STAMP)
-	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"
 
 # Full link of the nrf_sd firmware for both nRF52840 boards (firmware/ports/nrf_sd/link.mk).
 firmware-link-nrf: $(STAMP)
