@@ -8,6 +8,10 @@ Steps:
 2. the board kind: --board, else the port's USB VID:PID (blebridge.ports.KNOWN_BOARDS). A generic
    USB-UART bridge (CP210x, CH340, ...) usually carries an ESP32 DevKit; its kind is confirmed by
    a handshake when our firmware already runs on it, else assumed to be ``esp32dev`` (said so).
+   The Feather nRF52840 and the nRF52840 Dongle with the Adafruit bootloader share VID:PIDs
+   (ports.SHARED_NRF_VID_PIDS): the USB product string tells them apart, else the handshake,
+   else --board is asked for. A dongle in Nordic's own bootloader is refused (it cannot take the
+   upload) with the steps to install the Adafruit one.
 3. ``pio run -e ENV -t upload --upload-port P`` from the checkout's platformio.ini, its output
    streamed as it comes (that is the progress).
 4. open the board and check the handshake's protocol version against this host's.
