@@ -373,7 +373,10 @@ int bb_port_gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *dat
         }
         uint32_t e = sd_ble_gattc_write(conn, &wp);
         if (e == NRF_ERROR_RESOURCES) {
-            c->wrcmd_inflight = BB_NRF_WRCMD_QUEUE; /* full although counted otherwise */
+            c = bb_nrf_conn(conn); /* a wait may have pulled events */
+            if (c != NULL) {
+                c->wrcmd_inflight = BB_NRF_WRCMD_QUEUE; /* full although counted otherwise */
+            }
             if (!bb_nrf_tx_wait(conn, BB_NRF_TXQ_WRCMD)) {
                 return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
             }
