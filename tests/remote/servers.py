@@ -148,8 +148,9 @@ def _program(name: str) -> str:
     return shutil.which(name) or f"/usr/sbin/{name}"
 
 
-def ser2net(pty: str, mode: str) -> Server:
-    """ser2net in front of ``pty``: ``mode`` "rfc2217" (Telnet + RFC 2217) or "raw" (TCP)."""
+def ser2net(pty: str, mode: str, chardelay: bool = False) -> Server:
+    """ser2net in front of ``pty``: ``mode`` "rfc2217" (Telnet + RFC 2217) or "raw" (TCP);
+    ``chardelay`` True keeps ser2net's default (see below), for measuring it."""
     workdir = tempfile.mkdtemp(prefix="bb-ser2net-")
     accepter = "telnet(rfc2217),tcp,127.0.0.1,0" if mode == "rfc2217" else "tcp,127.0.0.1,0"
     # What a pseudo-terminal needs of ser2net (4.3):
@@ -169,7 +170,7 @@ def ser2net(pty: str, mode: str) -> Server:
         f"  connector: serialdev(nouucplock=true),{pty},921600n81,local\n"
         "  options:\n"
         "    mdns: false\n"
-        "    chardelay: false\n"
+        f"    chardelay: {'true' if chardelay else 'false'}\n"
     )
     path = os.path.join(workdir, "ser2net.yaml")
     Path(path).write_text(config)
@@ -192,12 +193,12 @@ def pyserial_rfc2217(pty: str) -> Server:
                   "rfc2217", workdir)
 
 
-def start(kind: str, pty: str) -> Server:
+def start(kind: str, pty: str, ser2net_chardelay: bool = False) -> Server:
     """The server of ``kind`` (one of KINDS) in front of ``pty``."""
     if kind == "rfc2217-ser2net":
-        return ser2net(pty, "rfc2217")
+        return ser2net(pty, "rfc2217", ser2net_chardelay)
     if kind == "socket-ser2net":
-        return ser2net(pty, "raw")
+        return ser2net(pty, "raw", ser2net_chardelay)
     if kind == "socket-socat":
         return socat(pty)
     if kind == "rfc2217-pyserial":
