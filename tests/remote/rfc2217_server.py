@@ -87,6 +87,12 @@ def _port_to_network(ser: serial.Serial, conn: Connection, manager: rfc2217.Port
         print(f"port to network: {exc!r}", file=sys.stderr, flush=True)
     finally:
         alive.clear()
+        # The port is gone (the board unplugged): end the client's connection too, as ser2net
+        # does; the other thread's recv() returns.
+        try:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def serve_one(ser: serial.Serial, sock: socket.socket) -> None:

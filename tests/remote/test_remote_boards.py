@@ -3,8 +3,8 @@ server) and socket:// (ser2net raw, socat), each in front of a simulated board's
 
 Each test runs once per kind (the ``remote`` fixture). What goes through: the handshake, calls
 whose bytes include Telnet's IAC (0xFF), a stream of events, BLE events from the shared air,
-the ``blebridge info`` and ``blebridge run`` commands; and what a dead server (the board
-unplugged) does to a pending call and to a new connection.
+the ``blebridge info`` and ``blebridge run`` commands; and what a dead server or a board gone
+from behind a live one (the board unplugged) does to a pending call and to a new connection.
 """
 from __future__ import annotations
 
@@ -156,3 +156,15 @@ def test_blebridge_info_on_a_dead_server_prints_one_line_and_a_hint(remote):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert r.stderr.startswith(f"blebridge: error: cannot open {remote.url}: connection refused"), r.stderr
+
+
+def test_board_process_killed_behind_the_server_fails_a_pending_call_with_board_lost(remote):
+    # The board unplugged from a rig host whose server still runs: its pty hangs up, and the
+    # server (ser2net, socat, pyserial's) ends the connection.
+    with open_board(remote.url) as board:
+        os.kill(remote.sim.pid, signal.SIGSTOP)
+        fut = board.call_nowait("echo", b"pending", timeout=PENDING_CALL_TIMEOUT_S)
+        os.kill(remote.sim.pid, signal.SIGKILL)
+        exc = fut.exception(timeout=LOST_WITHIN_S)
+    assert isinstance(exc, BoardLost), repr(exc)
+    assert "link lost" in str(exc)
