@@ -2,6 +2,7 @@
 
     python tests/remote/bench_remote.py [--count N] [--echo-count N] [--kinds K,...] [--json]
     python tests/remote/bench_remote.py --client-decode
+    python tests/remote/bench_remote.py --pyserial-client --kinds rfc2217-ser2net --count 5000
 
 Starts a simulated board on a private air, then for each kind runs blebridge.bench.run_bench
 on the board's pseudo-terminal directly (``pty``) and through each server of
@@ -12,6 +13,9 @@ prints one table. Needs ser2net and socat (Debian packages) for their rows.
 ``rfc2217.Serial`` and blebridge's ``RFC2217Serial``, on one thread, no network: a 4 MB Telnet
 stream (every byte value, IAC doubled) served by a fake socket in recv-sized chunks is decoded
 by the client's receive loop, then read out as the RPC reader reads it.
+
+``--pyserial-client`` opens rfc2217:// with pyserial's own ``rfc2217.Serial`` instead of
+blebridge's, for the figure before blebridge had its own client.
 """
 from __future__ import annotations
 
@@ -109,6 +113,22 @@ def client_decode(total: int = 4_000_000) -> list[dict]:
     return rows
 
 
+def use_pyserial_client() -> None:
+    """rfc2217:// opens with pyserial's own client from here on (the "before" figure): the
+    RPC reader then reads it through read(), as any pyserial port."""
+    from serial import rfc2217
+
+    import blebridge.transport.rfc2217 as ours
+
+    class PyserialClient(rfc2217.Serial):
+        def from_url(self, url: str):  # type: ignore[no-untyped-def]
+            addr = super().from_url(url)
+            self._ignore_set_control_answer = True   # ser2net on a pty (see servers.ser2net)
+            return addr
+
+    ours.RFC2217Serial = PyserialClient  # type: ignore[misc]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=50_000, help="events per throughput run")
@@ -118,8 +138,12 @@ def main() -> int:
                     help="keep ser2net's default chardelay (tests/remote/servers.py turns it off)")
     ap.add_argument("--client-decode", action="store_true",
                     help="measure only the RFC 2217 clients' receive paths (no board, no network)")
+    ap.add_argument("--pyserial-client", action="store_true",
+                    help="open rfc2217:// with pyserial's own client (what blebridge used before)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.pyserial_client:
+        use_pyserial_client()
     if args.client_decode:
         rows = client_decode()
         if args.json:
