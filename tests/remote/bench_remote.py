@@ -39,10 +39,10 @@ import servers  # noqa: E402
 ALL_KINDS = ("pty",) + servers.KINDS
 
 
-def bench_kind(kind: str, pty: str, count: int, echo_count: int, chardelay: bool) -> dict:
+def bench_kind(kind: str, pty: str, count: int, echo_count: int, ser2net_options: dict) -> dict:
     if kind == "pty":
         return run_bench(pty, count=count, echo_count=echo_count)
-    with servers.start(kind, pty, ser2net_chardelay=chardelay) as server:
+    with servers.start(kind, pty, ser2net_options=ser2net_options) as server:
         return run_bench(server.url, count=count, echo_count=echo_count)
 
 
@@ -134,8 +134,9 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=50_000, help="events per throughput run")
     ap.add_argument("--echo-count", type=int, default=1000, help="round trips per latency run")
     ap.add_argument("--kinds", default=",".join(ALL_KINDS), help=f"comma-separated, of {ALL_KINDS}")
-    ap.add_argument("--ser2net-chardelay", action="store_true",
-                    help="keep ser2net's default chardelay (tests/remote/servers.py turns it off)")
+    ap.add_argument("--ser2net-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a ser2net connection option (man ser2net.yaml), e.g. chardelay=true "
+                         "(servers.py turns it off) or dev-to-net-bufsize=65536; repeatable")
     ap.add_argument("--client-decode", action="store_true",
                     help="measure only the RFC 2217 clients' receive paths (no board, no network)")
     ap.add_argument("--pyserial-client", action="store_true",
@@ -150,6 +151,7 @@ def main() -> int:
             print(json.dumps(rows, indent=2))
         return 0
     kinds = [k for k in args.kinds.split(",") if k]
+    ser2net_options = dict(opt.split("=", 1) for opt in args.ser2net_option)
     air_dir = tempfile.mkdtemp(prefix="bb-bench-")
     air = os.path.join(air_dir, "air.sock")
     board = launcher.start_board("bench-remote", air=air)
@@ -160,8 +162,7 @@ def main() -> int:
             if why:
                 print(f"{kind}: skipped, {why}", file=sys.stderr)
                 continue
-            results[kind] = bench_kind(kind, board.pty, args.count, args.echo_count,
-                                        args.ser2net_chardelay)
+            results[kind] = bench_kind(kind, board.pty, args.count, args.echo_count, ser2net_options)
             r = results[kind]
             e = {x["payload_len"]: x for x in r["events"]}
             print(f"{kind:<18} echo p50 {r['rpc_echo']['p50_us']:>8.0f} µs  "

@@ -148,29 +148,32 @@ def _program(name: str) -> str:
     return shutil.which(name) or f"/usr/sbin/{name}"
 
 
-def ser2net(pty: str, mode: str, chardelay: bool = False) -> Server:
-    """ser2net in front of ``pty``: ``mode`` "rfc2217" (Telnet + RFC 2217) or "raw" (TCP);
-    ``chardelay`` True keeps ser2net's default (see below), for measuring it."""
+def ser2net(pty: str, mode: str, options: Optional[dict[str, str]] = None) -> Server:
+    """ser2net in front of ``pty``: ``mode`` "rfc2217" (Telnet + RFC 2217) or "raw" (TCP).
+    ``options`` are connection options (man ser2net.yaml) replacing or adding to the ones
+    below, e.g. {"chardelay": "true"} or {"dev-to-net-bufsize": "65536"} for measuring them."""
     workdir = tempfile.mkdtemp(prefix="bb-ser2net-")
     accepter = "telnet(rfc2217),tcp,127.0.0.1,0" if mode == "rfc2217" else "tcp,127.0.0.1,0"
-    # What a pseudo-terminal needs of ser2net (4.3):
-    # - ``local`` (CLOCAL): a pty has no carrier-detect line to wait for;
-    # - ``nouucplock=true``: no UUCP lock file for the device (/var/lock/LCK..pts_N), which
-    #   needs write access to /var/lock and is meant for real serial lines shared with getty;
-    # - nothing for RFC 2217's SET_CONTROL (DTR/RTS): the pty refuses the modem-line ioctl
-    #   (ENOTTY) and ser2net sends no acknowledgement, which blebridge's client does not wait
-    #   for (blebridge/transport/rfc2217.py);
-    # - the speed (921600n81) is only passed to the pty's termios, which ignores it.
-    # ``chardelay: false``: forward what the board sent at once; by default ser2net waits
-    #   up to 2 characters' time, at least 1000 µs, before sending (measured: +2 ms per round
-    #   trip, README "Remote boards").
+    # What a pseudo-terminal needs of ser2net (4.3.11, Debian 12): of the connector options,
+    # nothing (measured: the board answers with or without ``local`` and UUCP locking); of the
+    # client, that it does not wait for the acknowledgement of RFC 2217 SET_CONTROL (DTR/RTS):
+    # the pty refuses the modem-line ioctl (ENOTTY, logged as "Unhandled OS error in
+    # gensio_unix_termios_control") and ser2net sends none; pyserial's client then fails the
+    # open, blebridge's does not wait (blebridge/transport/rfc2217.py). Kept anyway:
+    # - ``local`` (CLOCAL): ignore carrier detect, which a pty (and a USB CDC port) lacks;
+    # - ``nouucplock=true``: no UUCP lock file (/var/lock/LCK..pts_N), which is for serial
+    #   lines shared with getty and needs /var/lock writable;
+    # - 921600n81: only reaches the pty's termios, which ignores the speed.
+    # ``chardelay: false``: forward what the board sent at once. By default ser2net waits up
+    #   to 2 characters' time, at least 1000 µs, before sending: measured, echo round trips of
+    #   3.3 ms instead of about 0.1 ms (README "Remote boards").
+    opts = {"chardelay": "false", **(options or {})}
     config = (
         "connection: &board\n"
         f"  accepter: {accepter}\n"
         f"  connector: serialdev(nouucplock=true),{pty},921600n81,local\n"
         "  options:\n"
-        "    mdns: false\n"
-        f"    chardelay: {'true' if chardelay else 'false'}\n"
+        + "".join(f"    {key}: {value}\n" for key, value in opts.items())
     )
     path = os.path.join(workdir, "ser2net.yaml")
     Path(path).write_text(config)
@@ -193,12 +196,12 @@ def pyserial_rfc2217(pty: str) -> Server:
                   "rfc2217", workdir)
 
 
-def start(kind: str, pty: str, ser2net_chardelay: bool = False) -> Server:
+def start(kind: str, pty: str, ser2net_options: Optional[dict[str, str]] = None) -> Server:
     """The server of ``kind`` (one of KINDS) in front of ``pty``."""
     if kind == "rfc2217-ser2net":
-        return ser2net(pty, "rfc2217", ser2net_chardelay)
+        return ser2net(pty, "rfc2217", ser2net_options)
     if kind == "socket-ser2net":
-        return ser2net(pty, "raw", ser2net_chardelay)
+        return ser2net(pty, "raw", ser2net_options)
     if kind == "socket-socat":
         return socat(pty)
     if kind == "rfc2217-pyserial":
