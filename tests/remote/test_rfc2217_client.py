@@ -16,6 +16,10 @@ from blebridge.transport.rfc2217 import RFC2217Serial
 
 IAC, SB, SE = rfc2217.IAC, rfc2217.SB, rfc2217.SE
 COM = rfc2217.COM_PORT_OPTION
+#: A read that only a cancel_read() ends within the test (s).
+CANCELLED_READ_TIMEOUT_S = 600.0
+#: How long the cancelled read may take to return on a loaded machine (s).
+JOIN_TIMEOUT_S = 30.0
 
 
 class ScriptedSocket:
@@ -91,3 +95,14 @@ def test_read_returns_at_most_size_bytes_in_order():
     port._timeout = 0     # (the timeout setter would reconfigure the server's port)
     assert (port.read(4), port.read(4), port.read(4)) == (b"0123", b"4567", b"89")
 
+
+
+def test_cancel_read_makes_a_waiting_read_chunk_return_nothing():
+    port = RFC2217Serial(None)
+    port.is_open = True
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(port.read_chunk(CANCELLED_READ_TIMEOUT_S)))
+    reader.start()
+    port.cancel_read()        # before or during the wait: either way the read returns
+    reader.join(JOIN_TIMEOUT_S)
+    assert not reader.is_alive() and result == [b""]

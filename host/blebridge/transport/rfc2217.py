@@ -56,6 +56,8 @@ class RFC2217Serial(rfc2217.Serial):
         self._rx_cond = threading.Condition()
         #: Why the connection ended (an exception), None while it is up.
         self._rx_end: Optional[BaseException] = None
+        #: A cancel_read() not yet seen by read_chunk() (as a byte in pyserial's abort pipe).
+        self._rx_cancel = False
         super().__init__(*args, **kwargs)
 
     def open(self) -> None:
@@ -171,8 +173,9 @@ class RFC2217Serial(rfc2217.Serial):
         first byte; b"" when nothing came. Raises SerialException (an OSError) once the
         connection is gone and what it delivered has been read."""
         with self._rx_cond:
-            if not self._rx and self._rx_end is None:
+            if not self._rx and self._rx_end is None and not self._rx_cancel:
                 self._rx_cond.wait(timeout)
+            self._rx_cancel = False
             if self._rx:
                 data = bytes(self._rx[:READ_CHUNK])
                 del self._rx[:READ_CHUNK]
@@ -199,6 +202,14 @@ class RFC2217Serial(rfc2217.Serial):
             data = bytes(self._rx[:size])
             del self._rx[:size]
             return data
+
+    def cancel_read(self) -> None:
+        """Make the waiting or the next read_chunk() return at once (b"" if nothing came), as
+        pyserial's cancel_read() does for local ports: the RPC client calls it when it closes
+        the board, so its reader thread ends without waiting for its poll period."""
+        with self._rx_cond:
+            self._rx_cancel = True
+            self._rx_cond.notify_all()
 
     def reset_input_buffer(self) -> None:
         if not self.is_open:
