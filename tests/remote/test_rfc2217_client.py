@@ -7,11 +7,13 @@ end of the stream; the loop runs on the test's thread until that end.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from serial import rfc2217
 from serial.serialutil import SerialException
 
+import blebridge.transport.rfc2217 as rfc2217_module
 from blebridge.transport.rfc2217 import RFC2217Serial
 
 IAC, SB, SE = rfc2217.IAC, rfc2217.SB, rfc2217.SE
@@ -106,3 +108,27 @@ def test_cancel_read_makes_a_waiting_read_chunk_return_nothing():
     port.cancel_read()        # before or during the wait: either way the read returns
     reader.join(JOIN_TIMEOUT_S)
     assert not reader.is_alive() and result == [b""]
+
+
+def test_receive_thread_waits_for_room_when_the_buffer_is_full():
+    full = b"x" * rfc2217_module.RX_BUFFER_MAX
+    port = RFC2217Serial(None)
+    sock = ScriptedSocket([full, b"more"])
+    port._socket = sock
+    port.is_open = True
+    receiver = threading.Thread(target=port._telnet_read_loop)
+    receiver.start()
+    try:
+        # The first chunk fills the buffer; "more" is received but waits for room.
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while sock.chunks and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert not sock.chunks
+        assert port.in_waiting == len(full)
+        got = b""
+        while len(got) < len(full) + 4:
+            got += port.read_chunk(JOIN_TIMEOUT_S)
+        assert got == full + b"more"
+    finally:
+        receiver.join(JOIN_TIMEOUT_S)
+    assert not receiver.is_alive()

@@ -13,7 +13,8 @@ the byte path:
   IAC bytes into one bytearray with slicing (``bytes.find``), so a chunk without IAC costs one
   copy; commands and subnegotiations still go to pyserial's handlers;
 - read() and :meth:`read_chunk` take whole runs out of that buffer under one condition
-  variable; read_chunk (what blebridge's reader uses) returns everything that arrived.
+  variable; read_chunk (what blebridge's reader uses) returns everything that arrived. The
+  buffer holds at most RX_BUFFER_MAX bytes (pyserial's queue had no bound).
 
 It also does not wait for the server's acknowledgement of SET_CONTROL (DTR, RTS, flow
 control), as pyserial's ``?ign_set_control`` option: ser2net in front of a pseudo-terminal
@@ -37,7 +38,12 @@ from typing import Optional
 from serial import rfc2217
 from serial.serialutil import PortNotOpenError, SerialException
 
-from .reader import READ_CHUNK
+from .reader import READ_CHUNK, READ_POLL_S
+
+#: Most received bytes held for the reader (bytes). When the host stops reading, the receive
+#: thread stops receiving at this size, so TCP's window and the server's buffers push back on
+#: the board (as a full USB endpoint does) instead of memory growing without end.
+RX_BUFFER_MAX = 1 << 20
 
 _IAC = rfc2217.IAC[0]
 _SB = rfc2217.SB
@@ -159,6 +165,9 @@ class RFC2217Serial(rfc2217.Serial):
         if not runs:
             return
         with self._rx_cond:
+            # Bounded waits: close() (is_open false) ends this one within READ_POLL_S.
+            while len(self._rx) >= RX_BUFFER_MAX and self.is_open:
+                self._rx_cond.wait(READ_POLL_S)
             self._rx += runs[0] if len(runs) == 1 else b"".join(runs)
             self._rx_cond.notify_all()
 
@@ -179,6 +188,7 @@ class RFC2217Serial(rfc2217.Serial):
             if self._rx:
                 data = bytes(self._rx[:READ_CHUNK])
                 del self._rx[:READ_CHUNK]
+                self._rx_cond.notify_all()      # the receive thread may wait for room
                 return data
             if self._rx_end is not None:
                 raise self._rx_end
@@ -201,6 +211,7 @@ class RFC2217Serial(rfc2217.Serial):
                 raise self._rx_end
             data = bytes(self._rx[:size])
             del self._rx[:size]
+            self._rx_cond.notify_all()          # the receive thread may wait for room
             return data
 
     def cancel_read(self) -> None:
