@@ -23,6 +23,11 @@ from blebridge.micropython import BLE
 
 from conftest import HOST
 
+# pyserial 3.5's rfc2217 open() names its thread with setDaemon()/setName(), deprecated since
+# Python 3.10: not ours to fix.
+pytestmark = [pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:setName:DeprecationWarning")]
+
 #: The longest a pending call may take to fail once its server is gone (s): far below the call's
 #: own timeout, far above a loaded machine's scheduling delays.
 LOST_WITHIN_S = 15.0
