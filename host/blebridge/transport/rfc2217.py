@@ -3,8 +3,9 @@
 pyserial's ``rfc2217.Serial`` does the Telnet and RFC 2217 negotiation well, but its receive
 thread handles the stream one byte at a time: recv(1024), then a Python loop putting every
 data byte into a ``queue.Queue`` that read() takes apart again one ``get()`` per byte. That is
-two locked queue operations per byte; it capped `blebridge bench` at about 1,100 events/s
-(0.3 MB/s) through ser2net, a quarter of what a USB full-speed board sends.
+two locked queue operations per byte; it capped `blebridge bench` at 836-1,437 events/s of
+244 B (0.20-0.35 MB/s) through ser2net, under a third of what a USB full-speed board sends
+(1.2 MB/s). This client: 50,000-80,000 events/s (12-19 MB/s) there (README "Remote boards").
 
 :class:`RFC2217Serial` keeps pyserial's negotiation, option and control code and replaces only
 the byte path:
@@ -26,7 +27,7 @@ boards, so nothing depends on the acknowledgement.
 The module touches these pyserial 3.x internals, all of ``serial.rfc2217.Serial``:
 ``_telnet_read_loop`` (replaced), ``_socket``, ``_read_buffer`` (left unused),
 ``_telnet_negotiate_option``, ``_telnet_process_command``, ``_telnet_process_subnegotiation``,
-``_rfc2217_options``.
+``_rfc2217_options``, ``_ignore_set_control_answer``, ``_timeout``.
 """
 from __future__ import annotations
 
