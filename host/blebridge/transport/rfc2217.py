@@ -5,7 +5,8 @@ thread handles the stream one byte at a time: recv(1024), then a Python loop put
 data byte into a ``queue.Queue`` that read() takes apart again one ``get()`` per byte. That is
 two locked queue operations per byte; it capped `blebridge bench` at 836-1,437 events/s of
 244 B (0.20-0.35 MB/s) through ser2net, under a third of what a USB full-speed board sends
-(1.2 MB/s). This client: 50,000-80,000 events/s (12-19 MB/s) there (README "Remote boards").
+(1.2 MB/s). This client: 49,619 events/s (12.1 MB/s), median of 3 runs (README "Remote
+boards").
 
 :class:`RFC2217Serial` keeps pyserial's negotiation, option and control code and replaces only
 the byte path:
