@@ -17,6 +17,7 @@ help:
 	@echo "make demo          two simulated boards: a peripheral and a central talk (start here)"
 	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
 	@echo "make bench         RPC and event benchmarks, then board-to-board BLE throughput"
+	@echo "make bench-remote  blebridge bench through ser2net, socat, pyserial's RFC 2217 server"
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
@@ -69,6 +70,12 @@ demo: firmware
 bench: firmware
 	$(BB) bench --port sim:bench-board
 	$(VPY) -m blebridge.micropython.bench
+
+# blebridge bench on one simulated board directly and behind ser2net, socat and pyserial's RFC
+# 2217 server (tests/remote/bench_remote.py; README "Remote boards").
+.PHONY: bench-remote
+bench-remote: firmware
+	$(VPY) tests/remote/bench_remote.py
 
 # Not part of `make test`: it runs for SOAK_MINUTES after a 30 s warm-up (README.md, Soak).
 SOAK_MINUTES ?= 10
