@@ -31,7 +31,7 @@ from .errors import (BlebridgeError, BoardError, BoardLost, CallTimeout, PortOpe
                      VersionMismatch)
 
 #: Modules that may add subcommands (see the module docstring). Order = order in --help.
-PLUGIN_MODULES = ("blebridge.script.runner", "blebridge.flash")
+PLUGIN_MODULES = ("blebridge.script.runner", "blebridge.scan", "blebridge.repl", "blebridge.flash")
 
 PORT_ENV = "BLEBRIDGE_PORT"
 DEBUG_ENV = "BLEBRIDGE_DEBUG"

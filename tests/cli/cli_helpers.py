@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 HOST = Path(__file__).resolve().parents[2] / "host"
 #: Seconds a CLI command may take before the test fails (generous: the machine is loaded).
-COMMAND_TIMEOUT_S = 120.0
+COMMAND_TIMEOUT_S = 60.0
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -37,3 +41,78 @@ def assert_one_line_and_hint(r: subprocess.CompletedProcess, *fragments: str) ->
     assert lines[0].startswith("blebridge: error: ") and lines[1].startswith("hint: "), r.stderr
     for fragment in fragments:
         assert fragment in r.stderr, r.stderr
+
+
+#: Run as ``python -c THIS PYTHON ARGS...``: SIGINT's default action back (a suite started in the
+#: background of a shell without job control has it ignored, and children inherit that), then exec.
+_SIGINT_DEFAULT_EXEC = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                        "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+class Command:
+    """`blebridge ARGS...` running in its own process group, as started from a shell; its
+    stdout read as it comes (from a pipe, or from a pseudo-terminal with ``tty=True``)."""
+
+    def __init__(self, *args: str, tty: bool = False, env: dict[str, str] | None = None,
+                 stdin: Any = subprocess.DEVNULL) -> None:
+        argv = [sys.executable, "-c", _SIGINT_DEFAULT_EXEC, sys.executable, "-m", "blebridge", *args]
+        self.master: Optional[int] = None
+        if tty:
+            import pty
+            self.master, slave = pty.openpty()
+            out: Any = slave
+        else:
+            out = subprocess.PIPE
+        self.proc = subprocess.Popen(argv, env=env or cli_env(), stdin=stdin, stdout=out,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        if tty:
+            os.close(slave)
+        self.fd = self.master if tty else self.proc.stdout.fileno()  # type: ignore[union-attr]
+        self.out = b""
+
+    def _read(self, timeout: float) -> bool:
+        if not select.select([self.fd], [], [], timeout)[0]:
+            return True
+        try:
+            chunk = os.read(self.fd, 65536)
+        except OSError:                   # a pty whose other end closed
+            chunk = b""
+        self.out += chunk
+        return bool(chunk)
+
+    def wait_for(self, predicate: Callable[[bytes], bool], what: str,
+                 timeout: float = COMMAND_TIMEOUT_S) -> bytes:
+        """Read stdout until ``predicate(all output so far)``; fails naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.out):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._read(min(remaining, 0.5)):
+                if predicate(self.out):
+                    break
+                raise AssertionError(f"no {what} within {timeout:g} s (status {self.proc.poll()}); "
+                                     f"stdout {self.out[-2000:]!r}")
+        return self.out
+
+    def interrupt(self) -> None:
+        """A terminal's Ctrl-C: SIGINT to the process group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def finish(self, timeout: float = COMMAND_TIMEOUT_S / 2) -> tuple[int, str, str]:
+        """Wait for the end; (status, all stdout, stderr) as text."""
+        deadline = time.monotonic() + timeout
+        while self._read(max(min(deadline - time.monotonic(), 0.5), 0.01)) and time.monotonic() < deadline:
+            pass
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        status = self.proc.wait(max(deadline - time.monotonic(), 1))
+        if self.master is not None:
+            os.close(self.master)
+        elif self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc.stderr.close()
+        return status, self.out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()

@@ -1,9 +1,10 @@
 """Fixtures of the CLI tests (helpers: cli_helpers.py)."""
 from __future__ import annotations
 
+import itertools
 import os
 import pty
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -17,3 +18,38 @@ def silent_port() -> Iterator[str]:
     finally:
         os.close(slave)
         os.close(master)
+
+
+_names = itertools.count()
+
+
+def board_name(role: str) -> str:
+    """A simulated board name no other test of this run uses (the suite's air is shared)."""
+    return f"cli{role}{os.getpid()}n{next(_names)}"
+
+
+#: What the advertiser fixture advertises: its name, a 16-bit service, manufacturer data.
+ADV_NAME = "cli-sensor"
+ADV_SERVICE = 0x181A
+ADV_COMPANY, ADV_MANUFACTURER = 0xFFFF, bytes.fromhex("c0ffee")
+
+
+@pytest.fixture
+def advertiser() -> Iterator[Any]:
+    """A simulated board advertising ADV_NAME and ADV_SERVICE, with ADV_MANUFACTURER in its scan
+    response (every 20 ms); ``.info.addr_str`` is the address scans show."""
+    from blebridge import calls, open_board
+    from blebridge.ble import advertising
+
+    board = open_board(f"sim:{board_name('adv')}")
+    try:
+        calls.ble_active(board, on=True)
+        calls.gap_advertise_start(
+            board, interval_us=20_000,
+            adv_data=advertising.payload(flags=advertising.FLAGS_GENERAL_LE_ONLY, name=ADV_NAME,
+                                         services=[ADV_SERVICE]),
+            resp_data=advertising.payload(manufacturer=(ADV_COMPANY, ADV_MANUFACTURER)),
+            connectable=True, scannable=True, extended=False, timeout_ms=0)
+        yield board
+    finally:
+        board.close()
