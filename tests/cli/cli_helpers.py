@@ -63,6 +63,8 @@ class Command:
             out: Any = slave
         else:
             out = subprocess.PIPE
+        if tty and stdin is subprocess.DEVNULL:
+            stdin = out                   # a terminal session: typing goes to the same pty
         self.proc = subprocess.Popen(argv, env=env or cli_env(), stdin=stdin, stdout=out,
                                      stderr=subprocess.PIPE, start_new_session=True)
         if tty:
@@ -92,6 +94,11 @@ class Command:
                 raise AssertionError(f"no {what} within {timeout:g} s (status {self.proc.poll()}); "
                                      f"stdout {self.out[-2000:]!r}")
         return self.out
+
+    def send(self, text: str) -> None:
+        """Type ``text`` at the terminal (tty=True)."""
+        assert self.master is not None
+        os.write(self.master, text.encode())
 
     def interrupt(self) -> None:
         """A terminal's Ctrl-C: SIGINT to the process group."""

@@ -13,6 +13,11 @@ from typing import Any, Callable
 SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
 
 
+#: Run by ``blebridge repl --api micropython`` in the prompt's namespace before the first prompt:
+#: the board opened as a script on the board has it.
+REPL_PRELUDE = "import bluetooth\nimport time\nfrom micropython import const\nble = bluetooth.BLE()\n"
+
+
 def compile_script(source: str, filename: str) -> tuple[Any, dict[str, Any]]:
     from .dialect import HELPERS, compile_script as compile_dialect
     return compile_dialect(source, filename), dict(HELPERS)

@@ -10,6 +10,8 @@ host, the module of its runtime (``blebridge.<api>.run``), which provides:
     install(on_board_lost)          process-wide set-up before the script runs; ``on_board_lost``
                                     is called with the error when a board's link goes away
     close_all()                     close every board the script opened
+    REPL_PRELUDE                    (optional) source ``blebridge repl`` runs before its first
+                                    prompt: the API's modules imported, the board opened
 
 An API without a runtime yet is refused with one line and exit status 2 (``ApiUnavailable``).
 """
