@@ -195,7 +195,7 @@ def _sim_field(b: Any, name: str) -> Any:
 def cmd_sim_start(args: argparse.Namespace) -> int:
     launcher = _launcher()
     try:
-        b = launcher.start_board(args.name, air=args.air, detached=True)
+        b = launcher.start_board(args.name, air=args.air, detached=True, capture=args.capture)
     except FileNotFoundError as exc:
         raise CliError(f"cannot start sim board {args.name}: {exc}",
                        "build the sim firmware first: make firmware (or set BLEBRIDGE_SIM_FIRMWARE)") from exc
@@ -205,6 +205,9 @@ def cmd_sim_start(args: argparse.Namespace) -> int:
     port = f"sim:{args.name}" + (f"?air={args.air}" if args.air else "")
     print(f"sim board {_sim_field(b, 'name')} running: pty {_sim_field(b, 'pty')}, pid {_sim_field(b, 'pid')}, "
           f"air {_sim_field(b, 'air')}")
+    if args.capture:
+        print(f"capturing its HCI traffic to {os.path.abspath(args.capture)} (btsnoop; "
+              f"open it in Wireshark) until `blebridge sim stop {args.name}`")
     print(f"use it with: --port {port}   (or export {PORT_ENV}={port})")
     return 0
 
@@ -272,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = simsub.add_parser("start", help="start a simulated board that stays up until `sim stop`")
     s.add_argument("name", help="board name (its radio address is derived from it)")
     s.add_argument("--air", help="socket of the simulated air (default: the user's shared air)")
+    s.add_argument("--capture", metavar="FILE",
+                   help="write the board's HCI traffic (advertising, connections, ATT, SMP) to FILE "
+                        "in btsnoop format, for Wireshark/tshark, until the board stops")
     s.set_defaults(func=cmd_sim_start)
     s = simsub.add_parser("list", help="list simulated boards started with `sim start`")
     s.add_argument("--air", help="socket of the simulated air (default: the user's shared air)")

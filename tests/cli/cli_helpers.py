@@ -1,6 +1,7 @@
 """Helpers of the CLI tests: the `blebridge` command run as a user runs it, on the suite's air."""
 from __future__ import annotations
 
+import itertools
 import os
 import select
 import signal
@@ -123,3 +124,17 @@ class Command:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+_names = itertools.count()
+
+
+def board_name(role: str) -> str:
+    """A simulated board name no other test of this run uses (the suite's air is shared)."""
+    return f"cli{role}{os.getpid()}n{next(_names)}"
+
+
+#: What the advertiser fixture advertises: its name, a 16-bit service, manufacturer data.
+ADV_NAME = "cli-sensor"
+ADV_SERVICE = 0x181A
+ADV_COMPANY, ADV_MANUFACTURER = 0xFFFF, bytes.fromhex("c0ffee")

@@ -1,12 +1,13 @@
 """Fixtures of the CLI tests (helpers: cli_helpers.py)."""
 from __future__ import annotations
 
-import itertools
 import os
 import pty
 from typing import Any, Iterator
 
 import pytest
+
+from cli_helpers import ADV_COMPANY, ADV_MANUFACTURER, ADV_NAME, ADV_SERVICE, board_name
 
 
 @pytest.fixture
@@ -18,20 +19,6 @@ def silent_port() -> Iterator[str]:
     finally:
         os.close(slave)
         os.close(master)
-
-
-_names = itertools.count()
-
-
-def board_name(role: str) -> str:
-    """A simulated board name no other test of this run uses (the suite's air is shared)."""
-    return f"cli{role}{os.getpid()}n{next(_names)}"
-
-
-#: What the advertiser fixture advertises: its name, a 16-bit service, manufacturer data.
-ADV_NAME = "cli-sensor"
-ADV_SERVICE = 0x181A
-ADV_COMPANY, ADV_MANUFACTURER = 0xFFFF, bytes.fromhex("c0ffee")
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """`blebridge repl`: a Python prompt with the board open and the API imported."""
 from __future__ import annotations
 
-from cli_helpers import Command, assert_one_line_and_hint, blebridge
-from conftest import board_name
+from cli_helpers import Command, assert_one_line_and_hint, blebridge, board_name
 
 
 def _repl(lines: str, *extra: str):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import re
 
-from cli_helpers import Command, assert_one_line_and_hint, blebridge
-from conftest import ADV_COMPANY, ADV_MANUFACTURER, ADV_NAME, ADV_SERVICE, board_name
+from cli_helpers import (ADV_COMPANY, ADV_MANUFACTURER, ADV_NAME, ADV_SERVICE, Command,
+                         assert_one_line_and_hint, blebridge, board_name)
 
 
 def _scan(*extra: str, tty: bool = False) -> Command:
