@@ -65,3 +65,17 @@ def test_capture_to_a_file_that_cannot_be_written_starts_no_board(tmp_path):
     r = blebridge("sim", "start", name, "--capture", str(tmp_path / "no" / "such" / "dir.btsnoop"))
     assert_one_line_and_hint(r, "cannot capture", "No such file or directory")
     assert name not in blebridge("sim", "list").stdout
+
+
+def test_an_air_with_a_capture_dir_captures_every_board_that_joins(tmp_path):
+    from blebridge.sim import launcher
+    from blebridge.sim.air import AirThread
+
+    air = AirThread.start(str(tmp_path / "air.sock"))
+    try:
+        air.air.capture_dir = tmp_path
+        board = launcher.start_board("captured", air=air.socket_path)
+        board.stop()
+    finally:
+        air.stop()
+    assert (tmp_path / "captured.btsnoop").read_bytes().startswith(b"btsnoop\0")

@@ -17,10 +17,11 @@ genuine protocol behaviour. The package, one module per layer:
                   advertising, scanning and connection-cancel quirks fixed
 
 Captures: a connection whose first request is ``capture(NAME, PATH)`` (instead of ``hello``)
-asks the air to write board NAME's HCI traffic to PATH, in btsnoop format (Bumble's BtSnooper;
-Wireshark and tshark read it): every packet between the board's Bumble host and its controller,
-so advertising, connections, L2CAP, ATT and SMP, from its next power-up (or now, if it is on the
-air) until it leaves the air. ``launcher.request_capture`` sends it; ``blebridge sim start NAME
+asks the air to write the HCI traffic of the next board NAME that joins to PATH, in btsnoop
+format (Bumble's BtSnooper; Wireshark and tshark read it): every packet between the board's Bumble
+host and its controller, so advertising, connections, L2CAP, ATT and SMP, from its first
+power-up until it leaves the air. (The next board, not one on the air: a board NAME that is
+leaving as a new one starts must not take the new one's capture with it.) ``launcher.request_capture`` sends it; ``blebridge sim start NAME
 --capture FILE`` uses it. ``--capture-dir DIR`` captures every board to ``DIR/NAME.btsnoop``.
 
 In-process use (tests adding virtual peers written directly on Bumble)::
@@ -93,8 +94,8 @@ class Air:
         self._server: Optional[asyncio.base_events.Server] = None
         self._idle_timer: Optional[asyncio.TimerHandle] = None
         self.closed = asyncio.Event()
-        #: Captures by board name: taken by the board when it joins, closed when it leaves.
-        self.captures: dict[str, Capture] = {}
+        #: Captures by board name, for the next board of that name to join (it takes it).
+        self.pending_captures: dict[str, Capture] = {}
         #: Directory every board without a capture of its own is captured to (--capture-dir).
         self.capture_dir: Optional[Path] = None
 
@@ -116,9 +117,12 @@ class Air:
             await board.power_down()
             board.flush()
             board.writer.close()
+            if board.snooper is not None:
+                board.snooper.close()
         self.boards.clear()
-        for name in list(self.captures):
-            self._end_capture(name)
+        for capture in self.pending_captures.values():
+            capture.close()
+        self.pending_captures.clear()
         for peer in list(self.peers.values()):
             for connection in list(peer.connections.values()):
                 try:
@@ -147,23 +151,15 @@ class Air:
         return device
 
     def capture(self, name: str, path: str | os.PathLike[str]) -> None:
-        """Write board NAME's HCI traffic to ``path`` (btsnoop) from now until it leaves the air
-        (see the module doc); OSError when the file cannot be written."""
-        old = self.captures.pop(name, None)
+        """Write the HCI traffic of the next board NAME that joins to ``path`` (btsnoop) until
+        it leaves the air (see the module doc); OSError when the file cannot be written."""
+        old = self.pending_captures.pop(name, None)
         if old is not None:
             old.close()
         capture = Capture(os.fspath(path))
-        self.captures[name] = capture
-        board = self.boards.get(name)
-        if board is not None:
-            board.set_snooper(capture)
-        logger.info("capturing board %s to %s", name, capture.path)
+        self.pending_captures[name] = capture
+        logger.info("the next board %s will be captured to %s", name, capture.path)
 
-    def _end_capture(self, name: str) -> None:
-        capture = self.captures.pop(name, None)
-        if capture is not None:
-            capture.close()
-            logger.info("capture of board %s written to %s", name, capture.path)
 
     def _arm_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -209,8 +205,9 @@ class Air:
                     del self.boards[board.name]
                 await board.power_down()
                 board.flush()
-                if self.captures.get(board.name) is board.snooper:
-                    self._end_capture(board.name)
+                if board.snooper is not None:
+                    board.snooper.close()
+                    logger.info("capture of board %s written to %s", board.name, board.snooper.path)
             writer.close()
             if self._server is not None:
                 self._arm_idle_timer()
@@ -244,13 +241,14 @@ class Air:
             return None
         board = Board(self.link, name, writer)
         self.boards[name] = board
-        if name not in self.captures and self.capture_dir is not None:
+        if name not in self.pending_captures and self.capture_dir is not None:
             try:
                 self.capture(name, self.capture_dir / f"{name}.btsnoop")
             except OSError as exc:
                 logger.warning("cannot capture board %s: %s", name, exc)
-        if name in self.captures:
-            board.set_snooper(self.captures[name])
+        capture = self.pending_captures.pop(name, None)
+        if capture is not None:
+            board.set_snooper(capture)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

@@ -132,9 +132,9 @@ CAPTURE_REQUEST_TIMEOUT_S = 10.0
 
 
 def request_capture(name: str, path: str, air: Optional[str] = None) -> str:
-    """Ask the air (started if needed) to write board NAME's HCI traffic to ``path`` in btsnoop
-    format, from the board's next power-up (or now, if it is on the air) until it leaves the air
-    (blebridge.sim.air, "Captures"). Returns the file's absolute path; SimLaunchError when the
+    """Ask the air (started if needed) to write the HCI traffic of the next board NAME that joins
+    it to ``path`` in btsnoop format, until that board leaves the air (blebridge.sim.air,
+    "Captures"). Returns the file's absolute path; SimLaunchError when the
     air cannot write it."""
     from .port_link import MSG_REQ, MSG_RSP, FrameDecoder, decode_message, encode_message
 
