@@ -117,14 +117,16 @@ def cmd_repl(args: argparse.Namespace) -> int:
     return 0
 
 
-_DESCRIPTION = ("interactive Python prompt with a board open and its API imported "
-                "(micropython: ble = bluetooth.BLE() ready), with history and tab completion")
+_HELP = "Python prompt with a board open and its API imported (history, tab completion)"
+_DESCRIPTION = ("Interactive Python prompt with a board open and the board API imported "
+                "(micropython: ble = bluetooth.BLE() ready), with line editing, history and tab "
+                "completion on a terminal; reads piped lines too. Ctrl-D leaves.")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``repl`` to the blebridge CLI (cli.py calls this)."""
     from .script.apis import API_NAMES, DEFAULT_API
-    p = subparsers.add_parser("repl", help=_DESCRIPTION, description=_DESCRIPTION)
+    p = subparsers.add_parser("repl", help=_HELP, description=_DESCRIPTION)
     p.add_argument("--port", "-p", metavar="PORT", default=None,
                    help="board to open (default: $BLEBRIDGE_PORT or sim:blebridge)")
     p.add_argument("--api", choices=API_NAMES, default=None,

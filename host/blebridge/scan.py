@@ -277,14 +277,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
                     as_json=args.json, tty=sys.stdout.isatty(), port=port)
 
 
-_DESCRIPTION = ("scan for advertisers with a board: a live table of address, RSSI, name, services "
-                "and manufacturer data (plain lines when piped, --json for one object per line)")
+_HELP = "live table of the advertisers a board hears (address, RSSI, name, services, manufacturer)"
+_DESCRIPTION = ("Scan for advertisers with a board: a table of address, RSSI, name, services and "
+                "manufacturer data, redrawn in place on a terminal; one key=value line per advertiser "
+                "(when first heard and when its data changes) when piped; --json: the same as JSON lines")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``scan`` to the blebridge CLI (cli.py calls this)."""
     from .cli import PORT_HELP
-    p = subparsers.add_parser("scan", help=_DESCRIPTION, description=_DESCRIPTION + ". Ctrl-C ends it.")
+    p = subparsers.add_parser("scan", help=_HELP, description=_DESCRIPTION + ". Ctrl-C ends it.")
     p.add_argument("--port", "-p", help=PORT_HELP)
     p.add_argument("--duration", "-t", type=float, default=None, metavar="S",
                    help="seconds to scan (default: until Ctrl-C)")
