@@ -9,8 +9,8 @@ and runs the API's prelude first; for micropython: ``bluetooth``, ``time``, ``co
 with no runtime yet ends with the same line as ``blebridge run``. On a terminal the prompt has
 line editing, tab completion of names and attributes (rlcompleter) and a history kept between
 sessions (``--history FILE``, default $XDG_STATE_HOME/blebridge/repl_history). With stdin piped it
-reads the lines as the prompt would (what the tests do). Language: CPython's (the MicroPython
-``bytes + str`` rewrites of ``blebridge run`` are not applied at the prompt). A board lost under
+reads the lines as the prompt would (what the tests do). Language: the API's dialect, as under
+``blebridge run`` (micropython: ``b"a" + "b"`` and bytearray item rules). A board lost under
 the prompt is told in one line; the prompt stays (calls then fail with the API's error).
 Ctrl-D or ``exit()`` leaves, closing the board.
 """
@@ -69,6 +69,27 @@ def _line_editing(namespace: dict[str, Any], history: Optional[Path]) -> None:
     atexit.register(save)
 
 
+class _Console(code.InteractiveConsole):
+    """Python's interactive console, compiling each complete statement in the API's dialect."""
+
+    def __init__(self, namespace: dict[str, Any], dialect: Optional[Any]) -> None:
+        super().__init__(namespace, filename="<stdin>")
+        self.dialect = dialect
+
+    def runsource(self, source: str, filename: str = "<input>", symbol: str = "single") -> bool:
+        try:
+            compiled = self.compile(source, filename, symbol)   # None: the statement goes on
+            if compiled is not None and self.dialect is not None:
+                compiled = self.dialect(source, filename, symbol)
+        except (OverflowError, SyntaxError, ValueError):
+            self.showsyntaxerror(filename)
+            return False
+        if compiled is None:
+            return True
+        self.runcode(compiled)
+        return False
+
+
 def _on_board_lost(exc: BaseException) -> None:
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     print(f"\nblebridge: the board is gone: {msg}", file=sys.stderr, flush=True)
@@ -92,7 +113,9 @@ def cmd_repl(args: argparse.Namespace) -> int:
     namespace: dict[str, Any] = {"__name__": "__console__", "__doc__": None}
     prelude = getattr(runtime, "REPL_PRELUDE", "")
     try:
-        exec(compile(prelude, "<blebridge repl prelude>", "exec"), namespace)
+        prelude_code, helpers = runtime.compile_script(prelude, "<blebridge repl prelude>")
+        namespace.update(helpers)
+        exec(prelude_code, namespace)
     except BlebridgeError as exc:
         _print_error(exc, port)
         runtime.close_all()
@@ -106,7 +129,7 @@ def cmd_repl(args: argparse.Namespace) -> int:
     banner = (f"blebridge repl: {api.title} on {port} (Python {sys.version.split()[0]})\n"
               + (f"ready: {ready}\n" if ready else "")
               + "Ctrl-D or exit() leaves; the board is closed then.")
-    console = code.InteractiveConsole(namespace, filename="<stdin>")
+    console = _Console(namespace, getattr(runtime, "compile_interactive", None))
     try:
         console.interact(banner=banner, exitmsg="")
     except SystemExit as exc:                     # exit() at the prompt

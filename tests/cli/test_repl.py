@@ -79,3 +79,9 @@ def test_history_is_kept_for_the_next_session(tmp_path):
         repl.kill()
     assert status == 0, err
     assert "answer = 6 * 7" in history.read_text()
+
+
+def test_statements_follow_the_micropython_dialect_as_under_run():
+    r = _repl("b'ab' + 'c'\nbuf = bytearray(1)\nbuf[0] = 257\nbuf\n")
+    assert r.returncode == 0, r.stderr
+    assert "b'abc'" in r.stdout and "bytearray(b'\\x01')" in r.stdout

@@ -23,6 +23,13 @@ def compile_script(source: str, filename: str) -> tuple[Any, dict[str, Any]]:
     return compile_dialect(source, filename), dict(HELPERS)
 
 
+def compile_interactive(source: str, filename: str, symbol: str) -> Any:
+    """One complete statement typed at ``blebridge repl``, in the dialect (the names it needs
+    are those compile_script gives)."""
+    from .dialect import compile_script as compile_dialect
+    return compile_dialect(source, filename, symbol)
+
+
 def install(on_board_lost: Callable[[BaseException], None]) -> None:
     from .ble import set_lost_handler
     from .runtime import install_time_extensions
