@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -199,6 +202,20 @@ class TerminalView:
         self.drawn = len(lines)
 
 
+def _reader_gone(out: TextIO) -> bool:
+    """True when ``out`` is a pipe whose reading end was closed (`| head -1` got its line): a
+    scan that has nothing new to write would otherwise not notice until its next line."""
+    try:
+        fd = out.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def scan(board: Any, out: TextIO, *, duration: float, active: bool, as_json: bool, tty: bool,
          port: str) -> int:
     """Scan on an open board and show what is heard until the scan ends; returns the status."""
@@ -230,6 +247,8 @@ def scan(board: Any, out: TextIO, *, duration: float, active: bool, as_json: boo
             if lost is not None:
                 scanning = False
                 raise lost
+            if view is None and _reader_gone(out):
+                raise BrokenPipeError("the reader of the scan's output went away")
             if view is not None:
                 n = len(table.advertisers)
                 view.draw(table_lines(table, f"scanning on {port} ({mode}), {time.monotonic() - started:.0f} s, "
@@ -245,6 +264,11 @@ def scan(board: Any, out: TextIO, *, duration: float, active: bool, as_json: boo
                 time.sleep(REDRAW_PERIOD_S)     # at most one redraw per period
     except KeyboardInterrupt:
         pass                                   # Ctrl-C is how a scan without --duration ends
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): the scan ends quietly, as a pipeline expects;
+        # stdout goes to /dev/null so the exit's own flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 0
     finally:
         board.remove_event_listener(table.on_event)
         board.remove_lost_listener(table.on_lost)

@@ -89,3 +89,16 @@ def test_negative_duration_is_refused():
 def test_scan_on_a_port_that_cannot_be_opened_is_one_line_and_a_hint():
     r = blebridge("scan", "--port", "/dev/ttyNOSUCHPORT")
     assert_one_line_and_hint(r, "cannot open /dev/ttyNOSUCHPORT")
+
+
+def test_a_reader_that_goes_away_ends_the_scan_quietly(advertiser):
+    scan = _scan("--json")
+    try:
+        scan.wait_for(_heard(advertiser.info.addr_str), "first JSON line")
+        scan.proc.stdout.close()             # as `| head -1` does once it has its line
+        status = scan.proc.wait(60)
+        err = scan.proc.stderr.read().decode()
+    finally:
+        scan.kill()
+    assert status == 0, err
+    assert "Traceback" not in err and "error" not in err
