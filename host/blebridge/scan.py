@@ -42,6 +42,7 @@ TABLE_MANUFACTURER_BYTES = 8
 _ADV = P.CONSTANTS["adv_type"]
 _CONNECTABLE_TYPES = {_ADV["ADV_IND"], _ADV["ADV_DIRECT_IND"]}
 _SCAN_RSP = _ADV["SCAN_RSP"]
+_EXT_ADV = _ADV["EXT_ADV"]
 
 # ANSI escapes: cursor up N lines to column 1, erase to the end of the line / of the screen.
 _UP = "\x1b[{}F"
@@ -134,7 +135,8 @@ class ScanTable:
                 adv.scan_response = bytes(data)
             else:
                 adv.adv_data = bytes(data)
-                adv.connectable = adv_type in _CONNECTABLE_TYPES
+                # An extended report's kind does not say (the protocol's EXT_ADV): unknown.
+                adv.connectable = None if adv_type == _EXT_ADV else adv_type in _CONNECTABLE_TYPES
             if adv.data_key() != before and adv not in self.changed:
                 self.changed.append(adv)
             self.version += 1
