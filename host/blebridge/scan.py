@@ -194,7 +194,13 @@ class TerminalView:
         self.drawn = 0
 
     def draw(self, lines: list[str]) -> None:
-        width = max(shutil.get_terminal_size().columns - 1, 20)
+        size = shutil.get_terminal_size()
+        width = max(size.columns - 1, 20)
+        # At most the screen's height less one line: the cursor cannot go back up past the top.
+        fit = max(size.lines - 1, 3)
+        if len(lines) > fit:
+            lines = lines[:fit - 1] + [f"... {len(lines) - fit + 1} more (make the window taller, "
+                                       "or pipe the output for every advertiser)"]
         text = _UP.format(self.drawn) if self.drawn else ""
         # Lines cut to the terminal's width: a wrapped line would take two rows and the next
         # redraw would go up too few.

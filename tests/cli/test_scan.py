@@ -1,8 +1,13 @@
 """`blebridge scan`: the advertisers a board hears, live on a terminal, as lines when piped."""
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+from unittest import mock
+
+from blebridge import scan as scan_command
 
 from cli_helpers import (ADV_COMPANY, ADV_MANUFACTURER, ADV_NAME, ADV_SERVICE, Command,
                          assert_one_line_and_hint, blebridge, board_name)
@@ -102,3 +107,15 @@ def test_a_reader_that_goes_away_ends_the_scan_quietly(advertiser):
         scan.kill()
     assert status == 0, err
     assert "Traceback" not in err and "error" not in err
+
+
+def test_a_table_taller_than_the_terminal_is_cut_to_fit():
+    table = scan_command.ScanTable()
+    for i in range(40):
+        table.report(1, bytes([i, 0, 0, 0, 0, 0xC0]), 0, -40, b"")
+    out = io.StringIO()
+    with mock.patch.object(scan_command.shutil, "get_terminal_size", return_value=os.terminal_size((80, 10))):
+        scan_command.TerminalView(out).draw(scan_command.table_lines(table, "header"))
+    drawn = out.getvalue().split("\n")[:-1]
+    # 9 lines: the cursor must be able to go back up over all of them on a 10-line screen.
+    assert len(drawn) == 9 and drawn[-1].startswith("... 34 more")
