@@ -85,3 +85,24 @@ def test_statements_follow_the_micropython_dialect_as_under_run():
     r = _repl("b'ab' + 'c'\nbuf = bytearray(1)\nbuf[0] = 257\nbuf\n")
     assert r.returncode == 0, r.stderr
     assert "b'abc'" in r.stdout and "bytearray(b'\\x01')" in r.stdout
+
+
+def test_a_board_lost_under_the_prompt_is_told_and_the_prompt_stays():
+    import os
+    import signal
+    import subprocess
+
+    repl = Command("repl", "--port", f"sim:{board_name('repl')}", stdin=subprocess.PIPE)
+    try:
+        repl.proc.stdin.write(b"print('pid', ble.session.board.transport.sim_board.pid)\n")
+        repl.proc.stdin.flush()
+        out = repl.wait_for(lambda out: b"pid " in out and out.split(b"pid ")[1].count(b"\n") >= 1, "board pid")
+        os.kill(int(out.split(b"pid ")[1].split()[0]), signal.SIGKILL)
+        repl.proc.stdin.write(b"import time\nwhile not ble.session.board.is_lost: time.sleep(0.01)\n\n"
+                              b"print('still', 'here')\n")
+        repl.proc.stdin.close()
+        status, out, err = repl.finish()
+    finally:
+        repl.kill()
+    assert status == 0, err
+    assert "still here" in out and "blebridge: the board is gone" in err
