@@ -55,7 +55,7 @@ class Command:
     stdout read as it comes (from a pipe, or from a pseudo-terminal with ``tty=True``)."""
 
     def __init__(self, *args: str, tty: bool = False, env: dict[str, str] | None = None,
-                 stdin: Any = subprocess.DEVNULL) -> None:
+                 stdin: Any = subprocess.DEVNULL, merge_stderr: bool = False) -> None:
         argv = [sys.executable, "-c", _SIGINT_DEFAULT_EXEC, sys.executable, "-m", "blebridge", *args]
         self.master: Optional[int] = None
         if tty:
@@ -67,7 +67,8 @@ class Command:
         if tty and stdin is subprocess.DEVNULL:
             stdin = out                   # a terminal session: typing goes to the same pty
         self.proc = subprocess.Popen(argv, env=env or cli_env(), stdin=stdin, stdout=out,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                                     start_new_session=True)
         if tty:
             os.close(slave)
         self.fd = self.master if tty else self.proc.stdout.fileno()  # type: ignore[union-attr]
@@ -110,14 +111,14 @@ class Command:
         deadline = time.monotonic() + timeout
         while self._read(max(min(deadline - time.monotonic(), 0.5), 0.01)) and time.monotonic() < deadline:
             pass
-        assert self.proc.stderr is not None
-        err = self.proc.stderr.read()
+        err = self.proc.stderr.read() if self.proc.stderr is not None else b""
         status = self.proc.wait(max(deadline - time.monotonic(), 1))
         if self.master is not None:
             os.close(self.master)
         elif self.proc.stdout is not None:
             self.proc.stdout.close()
-        self.proc.stderr.close()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         return status, self.out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     def kill(self) -> None:

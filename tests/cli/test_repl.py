@@ -92,17 +92,18 @@ def test_a_board_lost_under_the_prompt_is_told_and_the_prompt_stays():
     import signal
     import subprocess
 
-    repl = Command("repl", "--port", f"sim:{board_name('repl')}", stdin=subprocess.PIPE)
+    repl = Command("repl", "--port", f"sim:{board_name('repl')}", stdin=subprocess.PIPE,
+                   merge_stderr=True)
     try:
         repl.proc.stdin.write(b"print('pid', ble.session.board.transport.sim_board.pid)\n")
         repl.proc.stdin.flush()
         out = repl.wait_for(lambda out: b"pid " in out and out.split(b"pid ")[1].count(b"\n") >= 1, "board pid")
         os.kill(int(out.split(b"pid ")[1].split()[0]), signal.SIGKILL)
-        repl.proc.stdin.write(b"import time\nwhile not ble.session.board.is_lost: time.sleep(0.01)\n\n"
-                              b"print('still', 'here')\n")
+        repl.wait_for(lambda out: b"blebridge: the board is gone" in out, "line telling the board is gone")
+        repl.proc.stdin.write(b"print('still', 'here')\n")
         repl.proc.stdin.close()
-        status, out, err = repl.finish()
+        status, out, _ = repl.finish()
     finally:
         repl.kill()
-    assert status == 0, err
-    assert "still here" in out and "blebridge: the board is gone" in err
+    assert status == 0, out
+    assert "still here" in out
