@@ -15,6 +15,7 @@ scanner shows them. The radio is left as it was found (turned off again if it wa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -29,6 +30,7 @@ from typing import Any, Optional, TextIO
 from . import protocol as P
 from .ble import address as ble_address
 from .ble import advertising
+from .errors import BlebridgeError
 
 #: Scan interval and window (µs): equal, so the board listens all the time (as phones'
 #: foreground scans do); both within HCI's 2.5 ms .. 10.24 s.
@@ -239,11 +241,10 @@ def scan(board: Any, out: TextIO, *, duration: float, active: bool, as_json: boo
     until = f"{duration:g} s" if duration else "Ctrl-C"
     view = TerminalView(out) if tty and not as_json else None
     started = time.monotonic()
-    scanning = False
+    scanning = True        # from before the call: a Ctrl-C during it still stops the scan
     try:
         calls.gap_scan_start(board, duration_ms=int(duration * 1000), interval_us=SCAN_INTERVAL_US,
                              window_us=SCAN_WINDOW_US, active=active, filter_duplicates=False)
-        scanning = True
         if not tty:
             print(f"scanning on {port} ({mode}) until {until}", file=sys.stderr, flush=True)
         seen = -1
@@ -281,10 +282,12 @@ def scan(board: Any, out: TextIO, *, duration: float, active: bool, as_json: boo
         board.remove_event_listener(table.on_event)
         board.remove_lost_listener(table.on_lost)
         if table.lost is None:
-            if scanning:
-                calls.gap_scan_stop(board)
-            if not was_active:
-                calls.ble_active(board, on=False)
+            # Leave the radio as found; a failure here must not hide why the scan ended.
+            with contextlib.suppress(BlebridgeError):
+                if scanning:
+                    calls.gap_scan_stop(board)
+                if not was_active:
+                    calls.ble_active(board, on=False)
     if view is not None:
         n = len(table.advertisers)
         view.draw(table_lines(table, f"scanned on {port} ({mode}) for {time.monotonic() - started:.0f} s: "
