@@ -27,6 +27,7 @@ help:
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
+	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e '.[test,sim]'
@@ -45,6 +46,7 @@ test-c: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) test
 
 pio-check: $(STAMP)
+	@$(VPY) -c 'import platformio' 2>/dev/null || echo "== installing PlatformIO into $(VENV) from PyPI (first time: about a minute)"
 	$(VPY) -m pip install --quiet platformio
 	$(VENV)/bin/pio project config --project-dir . > /dev/null
 	@echo "pio project config: ok"

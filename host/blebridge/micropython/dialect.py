@@ -88,8 +88,9 @@ def _index_expr(node: ast.AST) -> ast.AST:
     return node
 
 
-def compile_script(source: str, filename: str) -> Any:
-    """Compile ``source`` with MicroPython's rules above (see the module doc)."""
-    tree = ast.parse(source, filename, "exec")
+def compile_script(source: str, filename: str, mode: str = "exec") -> Any:
+    """Compile ``source`` with MicroPython's rules above (see the module doc); ``mode`` as for
+    compile() ("single": one statement typed at a prompt, its expression values echoed)."""
+    tree = ast.parse(source, filename, mode)
     tree = ast.fix_missing_locations(_AddRewriter().visit(tree))
-    return compile(tree, filename, "exec")
+    return compile(tree, filename, mode)

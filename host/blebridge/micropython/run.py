@@ -13,9 +13,21 @@ from typing import Any, Callable
 SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
 
 
+#: Run by ``blebridge repl --api micropython`` in the prompt's namespace before the first prompt:
+#: the board opened as a script on the board has it.
+REPL_PRELUDE = "import bluetooth\nimport time\nfrom micropython import const\nble = bluetooth.BLE()\n"
+
+
 def compile_script(source: str, filename: str) -> tuple[Any, dict[str, Any]]:
     from .dialect import HELPERS, compile_script as compile_dialect
     return compile_dialect(source, filename), dict(HELPERS)
+
+
+def compile_interactive(source: str, filename: str, symbol: str) -> Any:
+    """One complete statement typed at ``blebridge repl``, in the dialect (the names it needs
+    are those compile_script gives)."""
+    from .dialect import compile_script as compile_dialect
+    return compile_dialect(source, filename, symbol)
 
 
 def install(on_board_lost: Callable[[BaseException], None]) -> None:

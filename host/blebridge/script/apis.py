@@ -10,6 +10,11 @@ host, the module of its runtime (``blebridge.<api>.run``), which provides:
     install(on_board_lost)          process-wide set-up before the script runs; ``on_board_lost``
                                     is called with the error when a board's link goes away
     close_all()                     close every board the script opened
+    REPL_PRELUDE                    (optional) source ``blebridge repl`` runs before its first
+                                    prompt: the API's modules imported, the board opened
+    compile_interactive(source, filename, symbol)
+                                    (optional) the dialect for one statement typed at the
+                                    prompt (``symbol`` as for codeop); without it, CPython's
 
 An API without a runtime yet is refused with one line and exit status 2 (``ApiUnavailable``).
 """

@@ -20,7 +20,12 @@ stderr, also while the script only waits (docs/design.md, "Board process faults"
 that cannot be told (imports of two APIs) or has no runtime yet ends the run with status 2 and
 one line on stderr, before anything runs.
 
-PORT defaults to env BLEBRIDGE_PORT, else ``sim:blebridge`` (a simulated board).
+PORT defaults to env BLEBRIDGE_PORT, else ``sim:blebridge`` (a simulated board). A port named
+(--port or BLEBRIDGE_PORT) is checked before the script runs: opened, handshaken and closed, so a
+port that cannot be opened, or a board that does not answer, ends the run with status 2, one line
+and a hint (as ``blebridge info`` gives them) even when the script never touches the radio; the
+same errors raised when the script opens the board are told the same way. A script that does not
+compile gets Python's SyntaxError message with no frames, and status 1.
 """
 from __future__ import annotations
 
@@ -193,6 +198,11 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
         print(f"blebridge: error: {exc}", file=sys.stderr)
         from ..cli import EXIT_ERROR
         return EXIT_ERROR
+    explicit = port or os.environ.get("BLEBRIDGE_PORT")
+    if explicit:
+        status = check_port(explicit)
+        if status:
+            return status
     _runtime = runtime
     _prepare_process(port, path0, runtime.SHIMS_DIR)
     runtime.install(_end_on_board_lost)
@@ -207,6 +217,13 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
     outcome: Optional[BaseException] = None
     try:
         code, helpers = runtime.compile_script(source, filename)
+    except SyntaxError as exc:
+        # As python reports a script that does not compile: the error alone, no frames (the
+        # frames would be the runtime's compiler, not the script).
+        traceback.print_exception(type(exc), exc, None, file=sys.stderr)
+        _finish(runtime)
+        return 1
+    try:
         main.__dict__.update(helpers)
         exec(code, main.__dict__)
     except BaseException as exc:
@@ -230,16 +247,37 @@ def _report(exc: Optional[BaseException], filename: str, port: Optional[str]) ->
         return _exit_status(exc.code)
     if isinstance(exc, KeyboardInterrupt):
         return 130
-    if isinstance(exc, (PortOpenError, VersionMismatch)):
+    if isinstance(exc, (PortOpenError, VersionMismatch)) or _opening(exc):
         # The board could not be opened (no such port, busy, permission, old firmware): a
         # fact about the set-up, not the script, so the CLI's one-line error and hint.
-        _print_error(exc, port or getattr(exc, "port", None))
+        _print_error(exc, port or os.environ.get("BLEBRIDGE_PORT") or getattr(exc, "port", None))
         return EXIT_ERROR
     if isinstance(exc, (BoardLost, CallTimeout)):
         print(_board_failure(exc, filename), file=sys.stderr)
         return EXIT_ERROR
     _print_script_exception(exc, filename)
     return 1
+
+
+def _opening(exc: BaseException) -> bool:
+    """True for an error of opening a board (nothing answers the handshake): like a port that
+    cannot be opened, a fact about the set-up, told with the CLI's line and hint."""
+    return isinstance(exc, CallTimeout) and exc.method == "handshake"
+
+
+def check_port(port: str) -> int:
+    """Open the board at ``port`` (handshake included) and close it again, before the script
+    runs: a port that cannot be opened ends the run with the CLI's one-line error and hint
+    (status 2) even when the script never touches the radio. 0 when the board answers."""
+    from .. import open_board
+    from ..cli import EXIT_ERROR, _print_error
+    from ..errors import BlebridgeError
+    try:
+        open_board(port).close()
+    except BlebridgeError as exc:
+        _print_error(exc, port)
+        return EXIT_ERROR
+    return 0
 
 
 def _exit_status(code: Any) -> int:

@@ -147,6 +147,8 @@ class Board:
         self.config = BoardConfig(gap_name=name)
         self.device: Optional[BoardDevice] = None
         self.controller: Optional[AirController] = None
+        #: Gets every HCI packet of the board's Bumble host (a capture, air.py), or None.
+        self.snooper: Optional[Any] = None
         self.gap = Gap(self)
         self.gatts = GattServer(self)
         self.gattc = GattClient(self)
@@ -302,6 +304,7 @@ class Board:
     # -- radio ------------------------------------------------------------------------------
     async def power_up(self) -> None:
         controller, host = new_controller_and_host(self.link, f"board:{self.name}")
+        host.snooper = self.snooper     # before power-on: the capture starts with the reset
         device = BoardDevice(name=self.config.gap_name or self.name, address=self.address,
                              host=host)
         device.board = self
@@ -313,6 +316,12 @@ class Board:
         self.controller, self.device = controller, device
         await device.power_on()
         self.gatts.configure(device)
+
+    def set_snooper(self, snooper: Optional[Any]) -> None:
+        """Give every HCI packet of this board to ``snooper`` from now on (None: stop)."""
+        self.snooper = snooper
+        if self.device is not None:
+            self.device.host.snooper = snooper
 
     async def power_down(self) -> None:
         device, controller = self.device, self.controller

@@ -127,6 +127,43 @@ def ensure_air(socket: Optional[str] = None, idle_exit: float = AIR_IDLE_EXIT_S)
     return path
 
 
+#: Seconds the air may take to answer a capture request.
+CAPTURE_REQUEST_TIMEOUT_S = 10.0
+
+
+def request_capture(name: str, path: str, air: Optional[str] = None) -> str:
+    """Ask the air (started if needed) to write the HCI traffic of the next board NAME that joins
+    it to ``path`` in btsnoop format, until that board leaves the air (blebridge.sim.air,
+    "Captures"). Returns the file's absolute path; SimLaunchError when the
+    air cannot write it."""
+    from .port_link import MSG_REQ, MSG_RSP, FrameDecoder, decode_message, encode_message
+
+    air_path = ensure_air(air)
+    target = os.path.abspath(path)
+    decoder = FrameDecoder()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CAPTURE_REQUEST_TIMEOUT_S)
+        try:
+            sock.connect(air_path)
+            sock.sendall(encode_message([MSG_REQ, 1, "capture", name, target]))
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise SimLaunchError(f"the air at {air_path} closed the connection without "
+                                         f"answering the capture request; see {_air_log(air_path)}")
+                for payload in decoder.feed(chunk):
+                    msg = decode_message(payload)
+                    if msg[0] == MSG_RSP and len(msg) >= 4:
+                        if msg[2] != 0:
+                            why = msg[3] if isinstance(msg[3], str) else (
+                                "the air running there is older and takes no capture requests; "
+                                "stop its boards (it exits when idle) and retry")
+                            raise SimLaunchError(f"cannot capture board {name}: {why}")
+                        return target
+        except OSError as exc:
+            raise SimLaunchError(f"cannot ask the air at {air_path} for a capture: {exc}") from exc
+
+
 def firmware_path() -> str:
     """The bb_sim binary to run. Raises FileNotFoundError naming `make firmware`."""
     env = os.environ.get("BLEBRIDGE_SIM_FIRMWARE")
@@ -287,8 +324,10 @@ def _read_pty_line(proc: subprocess.Popen[bytes], name: str, log: Path) -> str:
     return line[4:]
 
 
-def start_board(name: str, air: Optional[str] = None, detached: bool = False) -> SimBoard:
-    """Start bb_sim for NAME on the air (started if needed) and return it once its pty exists."""
+def start_board(name: str, air: Optional[str] = None, detached: bool = False,
+                capture: Optional[str] = None) -> SimBoard:
+    """Start bb_sim for NAME on the air (started if needed) and return it once its pty exists;
+    ``capture``: a file the air writes the board's HCI traffic to (:func:`request_capture`)."""
     if not name or "/" in name:
         raise ValueError(f"invalid simulated board name {name!r}")
     firmware = firmware_path()
@@ -297,6 +336,8 @@ def start_board(name: str, air: Optional[str] = None, detached: bool = False) ->
         if running.name == name:
             raise SimLaunchError(f"sim board {name} is already running (pid {running.pid}, pty "
                                  f"{running.pty}): open it with --port sim:{name}, or stop it first")
+    if capture is not None:
+        request_capture(name, capture, air_path)
     registry = _registry_dir(air_path)
     registry.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = registry / f"{name}.log"
