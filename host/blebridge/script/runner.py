@@ -266,14 +266,18 @@ def _opening(exc: BaseException) -> bool:
 
 
 def check_port(port: str) -> int:
-    """Open the board at ``port`` (handshake included) and close it again, before the script
-    runs: a port that cannot be opened ends the run with the CLI's one-line error and hint
-    (status 2) even when the script never touches the radio. 0 when the board answers."""
-    from .. import open_board
+    """Open the board at ``port`` (handshake and reset included) before the script runs: a
+    port that cannot be opened ends the run with the CLI's one-line error and hint (status 2)
+    even when the script never touches the radio. 0 when the board answers.
+
+    The board stays open, registered as the session of ``port``: the script's API layer finds
+    it there, so the port is opened once (a server that takes one connection, or a board that
+    resets when its port opens, sees one open). ``_finish`` closes it."""
+    from ..ble import session as ble_session
     from ..cli import EXIT_ERROR, _print_error
     from ..errors import BlebridgeError
     try:
-        open_board(port).close()
+        ble_session.open_session(port)
     except BlebridgeError as exc:
         _print_error(exc, port)
         return EXIT_ERROR
@@ -292,6 +296,12 @@ def _exit_status(code: Any) -> int:
 def _finish(runtime: Any) -> None:
     try:
         runtime.close_all()
+        # The boards opened here and not closed by the API (check_port's, when the script
+        # never used the radio).
+        from ..ble import session as ble_session
+        for session in ble_session.sessions():
+            if session.owned:
+                session.close()
     except Exception as exc:   # closing must not hide the script's own status
         print(f"blebridge run: closing the board failed: {exc}", file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):
