@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import core
-from .central import ScanResult, scan as _scan_class
+from .central import ScanResult, scan
 from .client import ClientCharacteristic, ClientDescriptor, ClientService
 from .core import (DeviceDisconnectedError, GattError, L2CAPConnectionError, L2CAPDisconnectedError,
                    log_error, log_info, log_warn)
@@ -37,12 +37,6 @@ def config(*args: Any, **kwargs: Any) -> Any:
 def stop() -> None:
     """Turn the radio off: scans, advertising, connections and channels end."""
     default().stop()
-
-
-def scan(duration_ms: int, interval_us: Optional[int] = None, window_us: Optional[int] = None,
-         active: bool = False) -> _scan_class:
-    """``async with aioble.scan(5000, active=True) as scanner: async for result in scanner:``"""
-    return _scan_class(duration_ms, interval_us, window_us, active)
 
 
 async def advertise(interval_us: int, adv_data: Any = None, resp_data: Any = None,

@@ -182,7 +182,7 @@ class Radio:
 
     def config(self, *args: Any, **kwargs: Any) -> Any:
         """MicroPython's BLE.config on this board (radio turned on first)."""
-        from .config import config
+        from .configuration import config
         return config(self, *args, **kwargs)
 
     def scan(self, duration_ms: int, interval_us: Optional[int] = None,
