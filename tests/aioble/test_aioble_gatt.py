@@ -295,3 +295,86 @@ def test_descriptor_is_read_and_written_by_the_client(pair):
         await dsc.written(timeout_ms=WAIT_MS)
         return first, dsc.read()
     assert run(main()) == (b"label", b"renamed")
+
+
+def test_notified_returns_the_latest_of_notifications_nobody_waited_for(pair):
+    # micropython-lib multitest ble_notify: three quick notifications, the client sees the last.
+    p, c = pair
+    svc, (ch, marker) = service(lambda s: aioble.Characteristic(s, CHR, notify=True),
+                                lambda s: aioble.Characteristic(s, CHR2, indicate=True))
+    p.register_services(svc)
+
+    async def main():
+        pconn, cconn = await connect(p, c)
+        cc = await client_characteristic(cconn, CHR)
+        cm = await client_characteristic(cconn, CHR2)
+        await cc.subscribe(notify=True)
+        await cm.subscribe(notify=False, indicate=True)
+        for j in range(3):
+            ch.notify(pconn, f"direct-{j}")
+        # The indication comes after the notifications on the same link: once it is in, so are they.
+        await marker.indicate(pconn, b"sent", timeout_ms=WAIT_MS)
+        await cm.indicated(timeout_ms=WAIT_MS)
+        return await cc.notified(timeout_ms=WAIT_MS)
+    assert run(main()) == b"direct-2"
+
+
+def test_send_update_reaches_only_a_subscribed_client(pair):
+    # micropython-lib multitest ble_notify: before subscribing and after unsubscribing, nothing.
+    p, c = pair
+    svc, (ch, marker) = service(lambda s: aioble.Characteristic(s, CHR, read=True, notify=True),
+                                lambda s: aioble.Characteristic(s, CHR2, indicate=True))
+    p.register_services(svc)
+
+    async def main():
+        pconn, cconn = await connect(p, c)
+        cc = await client_characteristic(cconn, CHR)
+        cm = await client_characteristic(cconn, CHR2)
+        await cm.subscribe(notify=False, indicate=True)
+
+        async def settle():
+            await marker.indicate(pconn, b"x", timeout_ms=WAIT_MS)
+            await cm.indicated(timeout_ms=WAIT_MS)
+
+        ch.write(b"before-subscribe", send_update=True)
+        await settle()
+        await cc.subscribe(notify=True)
+        ch.write(b"after-subscribe", send_update=True)
+        got = await cc.notified(timeout_ms=WAIT_MS)
+        await cc.subscribe(notify=False)
+        ch.write(b"after-unsubscribe", send_update=True)
+        await settle()
+        return got, list(cc._notify_queue)
+    assert run(main()) == (b"after-subscribe", [])
+
+
+def test_peripheral_and_central_notify_each_other_in_turn(pair):
+    # micropython-lib multitest perf_gatt_notify: both serve, each is the other's client.
+    p, c = pair
+    count = 20
+
+    def register(radio):
+        svc = aioble.Service(SVC)
+        ch = aioble.Characteristic(svc, CHR, read=True, write=True, notify=True, indicate=True)
+        radio.register_services(svc)
+        return ch
+
+    async def main():
+        p_server, c_server = register(p), register(c)
+        pconn, cconn = await connect(p, c)
+        p_client = await client_characteristic(pconn)
+        c_client = await client_characteristic(cconn)
+        got = []
+
+        async def central_side():
+            for i in range(count):
+                got.append(await c_client.notified(timeout_ms=WAIT_MS))
+                c_server.notify(cconn, b"central" + str(i).encode())
+
+        echo = asyncio.create_task(central_side())
+        for i in range(count):
+            p_server.notify(pconn, b"peripheral" + str(i).encode())
+            assert await p_client.notified(timeout_ms=WAIT_MS) == b"central" + str(i).encode()
+        await echo
+        return got
+    assert run(main()) == [b"peripheral" + str(i).encode() for i in range(count)]
