@@ -68,6 +68,7 @@ demo: firmware
 bench: firmware
 	$(BB) bench --port sim:bench-board
 	$(VPY) -m blebridge.micropython.bench
+	$(VPY) -m blebridge.aioble.bench
 
 # Not part of `make test`: it runs for SOAK_MINUTES after a 30 s warm-up (README.md, Soak).
 SOAK_MINUTES ?= 10
