@@ -32,7 +32,8 @@ ADV_INTERVAL_US = 250_000
 NOTIFY_INTERVAL_MS = 200
 
 service = aioble.Service(ENV_SENSE_UUID)
-temperature = aioble.Characteristic(service, TEMP_UUID, read=True, notify=True)
+temperature = aioble.Characteristic(service, TEMP_UUID, read=True, notify=True,
+                                     initial=struct.pack("<h", 2450))
 aioble.register_services(service)
 
 

@@ -147,13 +147,15 @@ def test_capture_orders_writes_across_characteristics(pair):
                 await ch.written()
                 seen.append(f"{label} {ch.read().decode()}")
 
-        tasks = [asyncio.create_task(take(second, "second")), asyncio.create_task(take(first, "first"))]
         _, cconn = await connect(p, c)
         c1 = await client_characteristic(cconn, CHR)
         c2 = await client_characteristic(cconn, CHR2)
         for i in range(4):
             await c1.write(f"c{i}", response=True, timeout_ms=WAIT_MS)
             await c2.write(f"c{i}", response=True, timeout_ms=WAIT_MS)
+        # Every write is queued before anyone takes one: the takers must follow the queue.
+        await p.wait(lambda: len(p.capture_queue) == 8, WAIT_MS / 1000)
+        tasks = [asyncio.create_task(take(second, "second")), asyncio.create_task(take(first, "first"))]
         await p.wait(lambda: len(seen) == 8, WAIT_MS / 1000)
         for t in tasks:
             t.cancel()

@@ -140,6 +140,8 @@ class BaseCharacteristic:
                 await radio.wait(lambda: queue and queue[0][2] is self, timeout_s)
                 with radio.lock:
                     conn, data, _ = queue.popleft()
+                # The next write in the queue may be another characteristic's: wake its waiter.
+                radio.signal.notify()
                 self._captured = data
                 return (conn, data)
             await radio.wait(lambda: self._write_pending, timeout_s)
