@@ -239,10 +239,7 @@ class Radio:
     def secret_store(self) -> SecretStore:
         with self.lock:
             if self._secrets is None:
-                info = getattr(self.board, "info", None)
-                addr = getattr(info, "addr", b"") if info is not None else b""
-                ident = _address.ident(addr) if addr else str(getattr(self.board, "spec", "board"))
-                self._secrets = SecretStore.for_board(ident)
+                self._secrets = SecretStore.of_board(self.board)
             return self._secrets
 
     # -- events ----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ order the peer made them across characteristics (aioble's shared capture queue).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import calls

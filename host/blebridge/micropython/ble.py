@@ -1095,10 +1095,7 @@ class BLE:
         Raises SecretStoreError when its file cannot be used; the next call tries again."""
         with self._lock:
             if self._secrets is None:
-                info = getattr(self.board, "info", None)
-                addr = getattr(info, "addr", b"") if info is not None else b""
-                ident = _address.ident(addr) if addr else str(getattr(self.board, "spec", "board"))
-                self._secrets = SecretStore.for_board(ident)
+                self._secrets = SecretStore.of_board(self.board)
             return self._secrets
 
     def _store_failed(self, exc: SecretStoreError, answer: str) -> None:
