@@ -4,7 +4,8 @@ import asyncio
 from blebridge import aioble
 from blebridge.micropython import UUID
 
-from conftest import run  # noqa: F401 - re-exported for the tests
+#: A test's whole coroutine must finish within this (s): generous, the machine may be loaded.
+TEST_TIMEOUT_S = 90.0
 
 SVC = UUID("7e1a0006-5c4b-4d55-9a1e-000000000001")
 CHR = UUID("7e1a0006-5c4b-4d55-9a1e-000000000002")
@@ -14,6 +15,13 @@ DSC = UUID("7e1a0006-5c4b-4d55-9a1e-000000000004")
 WAIT_MS = 10_000
 #: Advertising interval of the tests, µs (the simulator needs an explicit one: SIMULATOR-NOTES).
 ADV_US = 20_000
+
+
+def run(coro, timeout: float = TEST_TIMEOUT_S):
+    """Run ``coro`` in a new event loop (each test its own); fail, not hang, after ``timeout`` s."""
+    async def bounded():
+        return await asyncio.wait_for(coro, timeout)
+    return asyncio.run(bounded())
 
 
 async def connect(peripheral, central, **adv):

@@ -1,6 +1,5 @@
 """Fixtures of the aioble tests: aioble Radios on the boards hil.plugin gives (simulated in
-`make test`), each test in its own event loop (``run``)."""
-import asyncio
+`make test`)."""
 import os
 import sys
 from pathlib import Path
@@ -13,20 +12,11 @@ if str(HOST) not in sys.path:
     sys.path.insert(0, str(HOST))
 sys.path.insert(0, str(Path(__file__).parent))
 
-#: A test's whole coroutine must finish within this (s): generous, the machine may be loaded.
-TEST_TIMEOUT_S = 90.0
 
 
 def pytest_configure(config):
     if not config.pluginmanager.has_plugin("hil.plugin"):
         config.pluginmanager.import_plugin("hil.plugin")
-
-
-def run(coro, timeout: float = TEST_TIMEOUT_S):
-    """Run ``coro`` in a new event loop; fail (not hang) after ``timeout`` seconds."""
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
 
 
 @pytest.fixture(autouse=True)

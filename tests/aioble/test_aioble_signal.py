@@ -6,7 +6,7 @@ import pytest
 
 from blebridge.aioble.core import Signal
 
-from conftest import run
+from aioble_helpers import run
 
 
 def test_signal_wakes_a_coroutine_when_another_thread_changes_state():
