@@ -277,6 +277,8 @@ def test_buffered_characteristic_with_append_accumulates_writes(pair):
         cc = await client_characteristic(cconn)
         for part in (b"ab", b"cd", b"ef"):
             await cc.write(part, response=True, timeout_ms=WAIT_MS)
+            # The peer's answer can come before the board has the value: its write event is later.
+            await ch.written(timeout_ms=WAIT_MS)
         return ch.read()
     assert run(main()) == b"abcdef"
 
