@@ -234,3 +234,17 @@ def test_radio_serves_again_after_stop(pair):
             c.stop()
         return reads
     assert run(main()) == [b"periph0", b"periph1", b"periph2"]
+
+
+def test_timeout_context_that_ended_in_time_cancels_nothing_later(pair):
+    p, c = pair
+
+    async def main():
+        pconn, cconn = await connect(p, c)
+        with cconn.timeout(WAIT_MS):
+            pass
+        await pconn.disconnect(timeout_ms=WAIT_MS)
+        await cconn.disconnected(timeout_ms=WAIT_MS)
+        await asyncio.sleep(0.05)   # a late cancellation would land here
+        return "not cancelled"
+    assert run(main()) == "not cancelled"

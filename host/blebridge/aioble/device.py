@@ -55,12 +55,15 @@ class DeviceTimeout:
         self._handle: Optional[asyncio.TimerHandle] = None
         #: Why this context cancelled its task: None, "timeout" or "disconnected".
         self._fired: Optional[str] = None
+        #: Inside the body: a timer or disconnection seen after the body ended cancels nothing.
+        self._active = False
 
     def __enter__(self) -> "DeviceTimeout":
         self._task = asyncio.current_task()
         if self._task is None:
             raise RuntimeError("connection.timeout() is used inside a coroutine")
         self._loop = asyncio.get_running_loop()
+        self._active = True
         if self._timeout_s:
             self._handle = self._loop.call_later(self._timeout_s, self._fire, "timeout")
         conn = self._connection
@@ -72,7 +75,7 @@ class DeviceTimeout:
         return self
 
     def _fire(self, why: str) -> None:
-        if self._fired is None and self._task is not None and not self._task.done():
+        if self._active and self._fired is None and self._task is not None and not self._task.done():
             self._fired = why
             self._task.cancel()
 
@@ -86,6 +89,7 @@ class DeviceTimeout:
                 pass
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self._active = False
         if self._handle is not None:
             self._handle.cancel()
         conn = self._connection
