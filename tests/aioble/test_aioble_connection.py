@@ -248,3 +248,24 @@ def test_timeout_context_that_ended_in_time_cancels_nothing_later(pair):
         await asyncio.sleep(0.05)   # a late cancellation would land here
         return "not cancelled"
     assert run(main()) == "not cancelled"
+
+
+def test_other_asyncio_tasks_run_while_aioble_waits(pair):
+    p, _ = pair
+
+    async def main():
+        ticks = []
+
+        async def ticker():
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(ticker())
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await p.advertise(ADV_US, name="busy", timeout_ms=200)
+        finally:
+            task.cancel()
+        return len(ticks) > 1
+    assert run(main())
