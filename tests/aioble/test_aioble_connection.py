@@ -269,3 +269,15 @@ def test_other_asyncio_tasks_run_while_aioble_waits(pair):
             task.cancel()
         return len(ticks) > 1
     assert run(main())
+
+
+def test_stop_ends_a_waiting_advertise_with_device_disconnected(pair):
+    p, _ = pair
+
+    async def main():
+        advertising = asyncio.create_task(p.advertise(ADV_US, name="stopped"))
+        await p.wait(lambda: p.advertising, WAIT_MS / 1000)
+        p.stop()
+        with pytest.raises(aioble.DeviceDisconnectedError):
+            await advertising
+    run(main())

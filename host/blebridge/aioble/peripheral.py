@@ -10,7 +10,7 @@ from .. import protocol as P
 from ..ble import advertising as _ad
 from ..ble import status as _status
 from ..errors import BoardError
-from .core import as_uuid, check_timeout, data_bytes
+from .core import DeviceDisconnectedError, as_uuid, check_timeout, data_bytes
 
 if TYPE_CHECKING:
     from .device import DeviceConnection
@@ -97,14 +97,20 @@ async def advertise(radio: "Radio", interval_us: int, adv_data: Any = None, resp
             raise ValueError(f"advertise(): the board refused the parameters: {exc}") from None
         raise
     radio.advertising = True
+    stops = radio.stops
     try:
-        await radio.wait(lambda: radio.incoming, timeout_s)
+        # Not ended by ADVERTISE_DONE: a board may report it for the connection before the
+        # connection itself, and this advertising has no timeout on the board.
+        await radio.wait(lambda: radio.incoming or radio.stops != stops, timeout_s)
     except BaseException as exc:
         _stop_advertising(radio)
         if isinstance(exc, asyncio.TimeoutError):
             raise asyncio.TimeoutError(f"advertise(): no central connected within {timeout_ms} ms") from None
         raise
     with radio.lock:
+        if not radio.incoming:
+            # stop() or a board reset ended it.
+            raise DeviceDisconnectedError("advertise(): advertising ended before a central connected")
         conn = radio.incoming.popleft()
     radio.advertising = False
     return conn

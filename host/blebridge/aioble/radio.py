@@ -83,6 +83,8 @@ class Radio:
         self.connecting: dict[tuple[int, bytes], "DeviceConnection"] = {}
         self.connect_failed = 0
         self.advertising = False
+        #: Times the radio was turned off or the board reset (waits that need the radio end).
+        self.stops = 0
         self.scanner: Optional["scan"] = None
         #: value handle -> local Characteristic/Descriptor (register_services).
         self.attributes: dict[int, Any] = {}
@@ -112,6 +114,7 @@ class Radio:
         self.session.unsubscribe_lost(self._on_lost)
         self.gattc.close()
         self.l2cap.close()
+        self.signal.notify()   # waiting coroutines see the Radio closed
         global _default
         with _registry_lock:
             if _default is self:
@@ -158,6 +161,7 @@ class Radio:
 
     def _forget(self) -> None:
         with self.lock:
+            self.stops += 1
             conns = list(self.connections.values())
             self.connections.clear()
             self.incoming.clear()
