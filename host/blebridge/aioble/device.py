@@ -180,7 +180,7 @@ class Device:
             if key in radio.connecting:
                 raise ValueError(f"a connect to {self.addr_hex()} is already in progress")
             radio.connecting[key] = conn
-            failed = radio.connect_failed
+            failed, stops = radio.connect_failed, radio.stops
         try:
             # The board looks for the device for the whole timeout unless told otherwise.
             scan_ms = scan_duration_ms if scan_duration_ms is not None else int(timeout_ms)
@@ -188,14 +188,16 @@ class Device:
                               min_conn_interval_us=min_conn_interval_us,
                               max_conn_interval_us=max_conn_interval_us)
             try:
-                await radio.wait(lambda: conn._conn_handle is not None or radio.connect_failed != failed,
-                                 timeout_s)
+                await radio.wait(lambda: (conn._conn_handle is not None or radio.connect_failed != failed
+                                          or radio.stops != stops), timeout_s)
             except asyncio.TimeoutError:
                 try:
                     calls.gap_connect_cancel(radio.board)
                 except BoardError:
                     pass
                 raise asyncio.TimeoutError(f"connect to {self}: no connection within {timeout_ms} ms") from None
+            if radio.stops != stops:
+                raise DeviceDisconnectedError(f"connect to {self}: the radio was stopped")
             if conn._conn_handle is None:
                 raise asyncio.TimeoutError(f"connect to {self}: the board did not find it to connect")
         except BaseException:
