@@ -72,6 +72,7 @@ demo: firmware
 bench: firmware
 	$(BB) bench --port sim:bench-board
 	$(VPY) -m blebridge.micropython.bench
+	$(VPY) -m blebridge.aioble.bench
 
 # blebridge bench on one simulated board directly and behind ser2net, socat and pyserial's RFC
 # 2217 server (tests/remote/bench_remote.py; README "Remote boards").

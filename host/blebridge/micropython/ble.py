@@ -46,6 +46,7 @@ from ..ble import session as ble_session
 from .. import protocol as P
 from ..ble import address as _address
 from ..ble import advertising as _advertising
+from ..ble import l2cap as _l2cap
 from ..ble import status as _status
 from ..ble.address import from_wire as _addr_from_wire, to_wire as _addr_to_wire
 from ..ble.bonds import SecretStore
@@ -67,11 +68,10 @@ DEFAULT_SCAN_INTERVAL_US = 1_280_000
 DEFAULT_SCAN_WINDOW_US = 11_250
 #: L2CAP MTU bounds applied by modbluetooth.c before the stack sees it, bytes.
 L2CAP_MIN_MTU = 32
-#: A refused l2cap_connect is retried for this long (s): on a radio the request reaches the
-#: peer a connection interval or more after the connection, by when a script that calls
-#: l2cap_listen on _IRQ_CENTRAL_CONNECT listens; the simulated link has no such delay.
-L2CAP_CONNECT_RETRY_S = 0.3
-L2CAP_CONNECT_RETRY_GAP_S = 0.02
+#: A refused l2cap_connect is retried for this long (s), this far apart (s): the reason and
+#: the values are blebridge.ble.l2cap's (CONNECT_RETRY_S), shared with aioble.
+L2CAP_CONNECT_RETRY_S = _l2cap.CONNECT_RETRY_S
+L2CAP_CONNECT_RETRY_GAP_S = _l2cap.CONNECT_RETRY_GAP_S
 #: l2cap_send takes at most this many of our MTUs ((L2CAP_BUF_SIZE_MTUS_PER_CHANNEL - 1) in the
 #: NimBLE binding).
 L2CAP_SEND_MAX_OUR_MTUS = 2
@@ -1095,10 +1095,7 @@ class BLE:
         Raises SecretStoreError when its file cannot be used; the next call tries again."""
         with self._lock:
             if self._secrets is None:
-                info = getattr(self.board, "info", None)
-                addr = getattr(info, "addr", b"") if info is not None else b""
-                ident = _address.ident(addr) if addr else str(getattr(self.board, "spec", "board"))
-                self._secrets = SecretStore.for_board(ident)
+                self._secrets = SecretStore.of_board(self.board)
             return self._secrets
 
     def _store_failed(self, exc: SecretStoreError, answer: str) -> None:
