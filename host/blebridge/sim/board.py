@@ -41,7 +41,7 @@ from .gap import HCI_REMOTE_USER_TERMINATED, Gap
 from .gatt_client import GattClient
 from .gatt_server import MAX_ATT_MTU, GattServer
 from .l2cap import L2cap
-from .port_link import MSG_EVT, MSG_REQ, MSG_RSP, AirError, encode_frame, encode_message
+from .port_link import MSG_EVT, MSG_POST, MSG_REQ, MSG_RSP, AirError, encode_frame, encode_message
 from .security import HostKeyStore, Security
 
 logger = logging.getLogger(__name__)
@@ -269,35 +269,41 @@ class Board:
             is connection
 
     async def handle(self, msg: list[Any]) -> None:
-        """Perform one request of the port and send its response."""
+        """Perform one request of the port and send its response (a post: no response)."""
+        if len(msg) >= 2 and msg[0] == MSG_POST and isinstance(msg[1], str):
+            # Nobody waits for a post (gatts_notify, ack): a failure is only logged.
+            await self._perform(msg[1], msg[2:])
+            return
         if len(msg) < 3 or msg[0] != MSG_REQ or not isinstance(msg[2], str):
             logger.warning("%s: ignored malformed message %r", self.name, msg)
             return
-        msg_id, op, args = msg[1], msg[2], msg[3:]
+        err, result = await self._perform(msg[2], msg[3:])
+        self.respond(msg[1], err, result)
+
+    async def _perform(self, op: str, args: list[Any]) -> tuple[int, Any]:
+        """Run op ``op``: (0, result), or (-errno, None) when it failed (logged)."""
         handler = self._ops.get(op)
         if handler is None:
-            self.respond(msg_id, -errno.EOPNOTSUPP, None)
-            return
+            logger.warning("%s: unknown op %r", self.name, op)
+            return -errno.EOPNOTSUPP, None
         logger.debug("%s -> %s %r", self.name, op, args)
         try:
-            result = await handler(*args)
+            return 0, await handler(*args)
         except AirError as exc:
             logger.info("%s: %s", self.name, exc)
-            self.respond(msg_id, -exc.errno, None)
+            return -exc.errno, None
         except TypeError as exc:
             logger.warning("%s: %s: bad arguments: %s", self.name, op, exc)
-            self.respond(msg_id, -errno.EINVAL, None)
+            return -errno.EINVAL, None
         except (core.InvalidArgumentError, ValueError) as exc:
             logger.info("%s: %s: %s", self.name, op, exc)
-            self.respond(msg_id, -errno.EINVAL, None)
+            return -errno.EINVAL, None
         except hci.HCI_Error as exc:
             logger.info("%s: %s: %s", self.name, op, exc)
-            self.respond(msg_id, -errno.EIO, None)
+            return -errno.EIO, None
         except Exception:
             logger.exception("%s: %s failed", self.name, op)
-            self.respond(msg_id, -errno.EIO, None)
-        else:
-            self.respond(msg_id, 0, result)
+            return -errno.EIO, None
 
     # -- radio ------------------------------------------------------------------------------
     async def power_up(self) -> None:
