@@ -138,6 +138,12 @@
 #ifndef BB_SIM_AIR_EVQ_BYTES
 #define BB_SIM_AIR_EVQ_BYTES 32768  /* air events held while a port call waits or the core is full */
 #endif
+#ifndef BB_SIM_AIR_ACK_MIN_BYTES
+/* Events delivered before the port acknowledges them to the air (fewer acks, less air work).
+ * Must stay below the air's window (EVENT_WINDOW_BYTES, 8192, host/blebridge/sim/board.py)
+ * less one largest message, or the air could hold an event back with the port idle. */
+#define BB_SIM_AIR_ACK_MIN_BYTES 2048
+#endif
 #ifndef BB_SIM_AIR_CALL_TIMEOUT_MS
 #define BB_SIM_AIR_CALL_TIMEOUT_MS 3000 /* an op the air has not answered by then: -ETIMEDOUT */
 #endif

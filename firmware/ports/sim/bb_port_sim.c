@@ -39,6 +39,8 @@
 #define AIR_CBOR_DEPTH 8        /* list nesting of gatts_register: request 6, result 5 */
 #define AIR_CONNECT_TRIES 40    /* x 50 ms: the air may still be binding its socket */
 #define AIR_CONNECT_WAIT_MS 50
+_Static_assert(BB_SIM_AIR_ACK_MIN_BYTES + BB_SIM_AIR_MSG_BUF + 2 < 8192,
+               "acks must leave the air's window (8192 bytes, board.py) room for one message");
 #define AIR_ACK_CBOR_MAX 24     /* [3, "ack", bytes]: 1 + 1 + 4 + 5, room to spare */
 
 typedef bool (*result_fn_t)(zcbor_state_t *zs, void *ctx);
@@ -1052,12 +1054,13 @@ static int deliver(const uint8_t *payload, size_t len)
 }
 
 /* Tell the air how many bytes of events left the queue (its window, see README.md), as a post:
- * nothing waits for it. */
+ * nothing waits for it. Only once BB_SIM_AIR_ACK_MIN_BYTES have: an ack costs the air a
+ * message, and one per delivery pass was one per two or three notifications in a stream. */
 static void send_ack(void)
 {
     uint8_t cbor[AIR_ACK_CBOR_MAX];
     uint8_t wire[BB_FRAME_WIRE_MAX(AIR_ACK_CBOR_MAX)];
-    if (sim.consumed == 0 || sim.air_fd < 0) {
+    if (sim.consumed < BB_SIM_AIR_ACK_MIN_BYTES || sim.air_fd < 0) {
         return;
     }
     ZCBOR_STATE_E(zs, 1, cbor, sizeof cbor, 1);

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -51,8 +52,12 @@ logger = logging.getLogger(__name__)
 QUESTION_TIMEOUT_S = CONSTANTS["defaults"]["QUESTION_TIMEOUT_MS"] / 1000 + 2.0
 #: Bytes of events a board may have received and not acknowledged (ack op), counted as they
 #: sit in the port's queue: CBOR payload plus EVENT_RECORD_OVERHEAD each. Must stay well under
-#: the port's BB_SIM_AIR_EVQ_BYTES (32768), which also takes events sent before a reset.
+#: the port's BB_SIM_AIR_EVQ_BYTES (32768), which also takes events sent before a reset, and
+#: above the port's BB_SIM_AIR_ACK_MIN_BYTES (2048) plus one message (it acks only that often).
 EVENT_WINDOW_BYTES = 8192
+#: While a board's radio is backlogged (see Board._hold_while_radio_backlogged), how often the
+#: queue is looked at again without a "flow" event (s).
+BACKLOG_RECHECK_S = 0.05
 EVENT_RECORD_OVERHEAD = 2
 #: Longest wait (s) for each connection's termination when the radio goes off.
 POWER_DOWN_DISCONNECT_TIMEOUT_S = 2
@@ -273,12 +278,40 @@ class Board:
         if len(msg) >= 2 and msg[0] == MSG_POST and isinstance(msg[1], str):
             # Nobody waits for a post (gatts_notify, ack): a failure is only logged.
             await self._perform(msg[1], msg[2:])
+            await self._hold_while_radio_backlogged()
             return
         if len(msg) < 3 or msg[0] != MSG_REQ or not isinstance(msg[2], str):
             logger.warning("%s: ignored malformed message %r", self.name, msg)
             return
         err, result = await self._perform(msg[2], msg[3:])
         self.respond(msg[1], err, result)
+
+    async def _hold_while_radio_backlogged(self) -> None:
+        """Take no further message from the port while the radio has more packets queued than
+        its controller has buffers: the port's posts then wait on the socket, and the script's
+        gatts_notify calls on them, as on a board whose TX buffers are full. Without this, a
+        script's notification flood (posts are not answered) queued up here without bound,
+        and anything sent after it (a write's response) waited behind all of it."""
+        device = self.device
+        if device is None:
+            return
+        queue = device.host.le_acl_packet_queue or device.host.acl_packet_queue
+        if queue is None or queue.pending <= queue.max_in_flight:
+            return
+        flowed = asyncio.Event()
+
+        def on_flow() -> None:
+            flowed.set()
+
+        queue.on("flow", on_flow)
+        try:
+            while self.device is device and queue.pending > queue.max_in_flight:
+                flowed.clear()
+                # Bounded: a connection's queue flushed at disconnect emits no "flow".
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(flowed.wait(), BACKLOG_RECHECK_S)
+        finally:
+            queue.remove_listener("flow", on_flow)
 
     async def _perform(self, op: str, args: list[Any]) -> tuple[int, Any]:
         """Run op ``op``: (0, result), or (-errno, None) when it failed (logged)."""
