@@ -739,9 +739,18 @@ int bb_port_gattc_read(uint16_t conn, uint16_t value_handle)
     return call_u("gattc_read", 2, conn, value_handle, 0);
 }
 
+/* A write without response is a post, as gatts_notify is (the core has checked the radio and
+ * the connection; a Write Command has no outcome to wait for). */
 int bb_port_gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len,
                         bool with_response)
 {
+    if (!with_response) {
+        POST_BEGIN("gattc_write");
+        ok = ok && zcbor_uint32_put(zs, conn) && zcbor_uint32_put(zs, value_handle)
+             && zcbor_bstr_encode_ptr(zs, (const char *)(data ? data : (const uint8_t *)""), data ? len : 0)
+             && zcbor_bool_put(zs, false);
+        return post_end(zs, ok);
+    }
     REQ_BEGIN("gattc_write");
     ok = ok && zcbor_uint32_put(zs, conn) && zcbor_uint32_put(zs, value_handle)
          && zcbor_bstr_encode_ptr(zs, (const char *)(data ? data : (const uint8_t *)""), data ? len : 0)
