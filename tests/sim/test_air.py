@@ -1,8 +1,10 @@
 """The air on its own: ops and events as a board's port sees them (no firmware; AirClient)."""
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -266,3 +268,12 @@ def test_failed_post_is_dropped_and_the_link_goes_on(two_ports):
     assert central.wait("GATTC_NOTIFY")[2] == b"kept"
     assert peripheral.call("addr_get") == [peripheral.addr_type, peripheral.addr]
     assert peripheral.responses == {}
+
+
+def test_port_knows_the_airs_event_window() -> None:
+    # bb_port_sim.c checks at compile time that its acks leave the window room; it can only if
+    # its copy of the window is the air's.
+    config = (Path(__file__).resolve().parents[2] / "firmware" / "core" / "bb_config.h").read_text()
+    match = re.search(r"#define BB_SIM_AIR_WINDOW_BYTES (\d+)", config)
+    assert match is not None
+    assert int(match.group(1)) == EVENT_WINDOW_BYTES

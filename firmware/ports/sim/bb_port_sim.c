@@ -39,8 +39,8 @@
 #define AIR_CBOR_DEPTH 8        /* list nesting of gatts_register: request 6, result 5 */
 #define AIR_CONNECT_TRIES 40    /* x 50 ms: the air may still be binding its socket */
 #define AIR_CONNECT_WAIT_MS 50
-_Static_assert(BB_SIM_AIR_ACK_MIN_BYTES + BB_SIM_AIR_MSG_BUF + 2 < 8192,
-               "acks must leave the air's window (8192 bytes, board.py) room for one message");
+_Static_assert(BB_SIM_AIR_ACK_MIN_BYTES + BB_SIM_AIR_MSG_BUF + 2 <= BB_SIM_AIR_WINDOW_BYTES,
+               "unacknowledged bytes must leave the air's window room for one more message");
 #define AIR_ACK_CBOR_MAX 24     /* [3, "ack", bytes]: 1 + 1 + 4 + 5, room to spare */
 
 typedef bool (*result_fn_t)(zcbor_state_t *zs, void *ctx);

@@ -54,6 +54,7 @@ QUESTION_TIMEOUT_S = CONSTANTS["defaults"]["QUESTION_TIMEOUT_MS"] / 1000 + 2.0
 #: sit in the port's queue: CBOR payload plus EVENT_RECORD_OVERHEAD each. Must stay well under
 #: the port's BB_SIM_AIR_EVQ_BYTES (32768), which also takes events sent before a reset, and
 #: above the port's BB_SIM_AIR_ACK_MIN_BYTES (2048) plus one message (it acks only that often).
+#: The port's copy: BB_SIM_AIR_WINDOW_BYTES (firmware/core/bb_config.h).
 EVENT_WINDOW_BYTES = 8192
 #: While a board's radio is backlogged (see Board._hold_while_radio_backlogged), how often the
 #: queue is looked at again without a "flow" event (s).
