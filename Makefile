@@ -16,8 +16,8 @@ all: firmware
 help:
 	@echo "make demo          two simulated boards: a peripheral and a central talk (start here)"
 	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
-	@echo "make bench         RPC and event benchmarks, then board-to-board BLE throughput"
 	@echo "make bench-remote  blebridge bench through ser2net, socat, pyserial's RFC 2217 server"
+	@echo "make bench         RPC and event benchmarks, 1-8 boards at once, then board-to-board BLE throughput"
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
@@ -71,6 +71,7 @@ demo: firmware
 
 bench: firmware
 	$(BB) bench --port sim:bench-board
+	$(VPY) -m blebridge.bench_scale
 	$(VPY) -m blebridge.micropython.bench
 	$(VPY) -m blebridge.aioble.bench
 
