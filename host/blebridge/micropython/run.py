@@ -8,10 +8,28 @@ Scripts see MicroPython's top-level modules (``bluetooth``, ``micropython``, ``m
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable
 
-#: Put first on sys.path by ``blebridge run --api micropython``.
+#: On sys.path under ``blebridge run --api micropython``, after the user's directories.
 SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
+
+#: Shims of MicroPython's non-extensible built-in modules: a board imports them before looking
+#: at its filesystem (py/builtinimport.c), so a user's ``micropython.py`` (a stub for desktop
+#: CPython, say) never replaces them. The other built-ins (bluetooth, machine, time, ...) are
+#: extensible there: a file of the same name wins, as a user's module wins over SHIMS_DIR here.
+NON_EXTENSIBLE = ("micropython",)
+
+
+class _BuiltinShimFinder:
+    """Finds the NON_EXTENSIBLE modules in SHIMS_DIR before sys.path is searched."""
+
+    @staticmethod
+    def find_spec(fullname: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or fullname not in NON_EXTENSIBLE:
+            return None
+        from importlib.machinery import PathFinder
+        return PathFinder.find_spec(fullname, [SHIMS_DIR], target)
 
 
 def compile_script(source: str, filename: str) -> tuple[Any, dict[str, Any]]:
@@ -29,6 +47,11 @@ def install(on_board_lost: Callable[[BaseException], None]) -> None:
     # after a BLE call (runtime.CallGate) run at once, and the loop resumes after the handlers
     # due have run.
     asyncio_ext.install(on_idle=script_waits, on_wake=ACTIVITY.settle)
+    # MicroPython's language rules for the user's modules too (aioble's bytes + str).
+    from .dialect import install_import_hook
+    install_import_hook()
+    if _BuiltinShimFinder not in sys.meta_path:
+        sys.meta_path.insert(0, _BuiltinShimFinder)
 
 
 def close_all() -> None:
