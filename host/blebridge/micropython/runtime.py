@@ -3,7 +3,8 @@
 - ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_cpu/ticks_diff/ticks_add`` (added to the
   real ``time`` module by :func:`install_time_extensions`);
 - ``micropython.schedule`` and ``micropython.const`` (see blebridge/micropython/shims/micropython.py);
-- ``machine.idle``.
+- ``machine.idle``;
+- ``os.ilistdir`` (added to the real ``os`` module by :func:`install_os_extensions`).
 
 Concurrency model. On a board, BLE IRQ handlers and scheduled functions run one at a time,
 between the bytecodes of the main script. Here they run on other threads (each board's event
@@ -18,6 +19,7 @@ bytecode, so a script that polls a flag set by the first one never runs before t
 """
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -232,6 +234,30 @@ def install_time_extensions() -> None:
                      ("ticks_diff", ticks_diff)):
         if not hasattr(time, name):
             setattr(time, name, fn)
+
+
+#: os.ilistdir's entry types (MP_S_IFDIR, MP_S_IFREG in extmod/vfs.h).
+S_IFDIR = 0x4000
+S_IFREG = 0x8000
+
+
+def ilistdir(path: Any = ".") -> Any:
+    """``os.ilistdir``: an iterator of ``(name, type, inode, size)`` per entry, as a board's
+    littlefs and FAT filesystems give them (inode 0; size 0 for a directory). Names are bytes
+    when ``path`` is. A missing directory is OSError at the call, as on a board."""
+    entries = []
+    with os.scandir(path) as it:
+        for entry in it:
+            is_dir = entry.is_dir()
+            entries.append((entry.name, S_IFDIR if is_dir else S_IFREG, 0,
+                            0 if is_dir else entry.stat().st_size))
+    return iter(entries)
+
+
+def install_os_extensions() -> None:
+    """Add MicroPython's os functions to the real ``os`` module (idempotent)."""
+    if not hasattr(os, "ilistdir"):
+        os.ilistdir = ilistdir  # type: ignore[attr-defined]
 
 
 def report_exception(header: str) -> None:
