@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from blebridge.micropython.asyncio_ext import ThreadSafeFlag, sleep_ms, wait_for_ms
+from blebridge.micropython.asyncio_ext import EventLoop, ThreadSafeFlag, handoff, sleep_ms, wait_for_ms
 
 HOST = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "host"))
 #: Seconds a wait that must end may take on a loaded machine.
@@ -147,3 +147,38 @@ def test_create_task_before_a_loop_cancelled_never_runs():
 def test_create_task_before_a_loop_needs_a_coroutine():
     r = run_script("import asyncio\nasyncio.create_task(print)\n")
     assert r.returncode == 1 and "TypeError" in r.stderr
+
+
+def test_handoff_lets_the_woken_task_run_before_the_handlers_next_set():
+    # Two IRQs, each setting the flag a task waits on: on a board the task runs between them.
+    # Without the hand-off both sets land before the task runs, one is lost, and the task
+    # waits for a second wake until WAIT_S.
+    flag = ThreadSafeFlag()
+    seen = []
+
+    async def main():
+        started = asyncio.Event()
+
+        async def count():
+            started.set()
+            while len(seen) < 2:
+                await flag.wait()
+                seen.append("woken")
+
+        task = asyncio.ensure_future(count())
+        await started.wait()
+
+        def irqs():
+            for _ in range(2):
+                with handoff(WAIT_S):
+                    flag.set()
+
+        threading.Thread(target=irqs).start()
+        await asyncio.wait_for(task, WAIT_S)
+
+    loop = EventLoop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert seen == ["woken", "woken"]

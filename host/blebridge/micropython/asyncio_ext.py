@@ -15,7 +15,14 @@ module with :func:`install`, so a board script's ``import asyncio`` (or ``uasync
   call returns a :class:`PendingTask` standing for it;
 - with :func:`install`'s ``on_idle``/``on_wake``: a hook around every wait of the loop for I/O
   or a timer (the loop has nothing to run), which ``blebridge run`` uses to count the loop's
-  idle as the script waiting (runtime.script_waits / ACTIVITY.settle, as ``time.sleep_ms``).
+  idle as the script waiting (runtime.script_waits, as ``time.sleep_ms``);
+- :func:`handoff`: an IRQ handler (another thread) that wakes a task with ``set()`` lets that
+  task run up to its next wait before the handler's thread goes on to the next IRQ. On a board
+  the handlers and the main code share one CPU: an IRQ that arrives after another (a radio's
+  connection event later) finds the task the first one woke already run, so two writes to one
+  characteristic are two ``written()``. The simulated link is faster than a radio, and a loaded
+  PC may run the handlers' thread first: without the hand-off both IRQs could set the flag
+  before the task ran, and one would be lost.
 
 MicroPython allows one task to wait on a ThreadSafeFlag; here several may, and one ``set()``
 lets one of them through (the first to run clears the flag; the others wait again).
@@ -23,10 +30,12 @@ lets one of them through (the first to run clears the flag; the others wait agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import selectors
 import threading
+import time
 import warnings
-from typing import Any, Awaitable, Callable, Coroutine, Optional
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, Optional
 
 _IdleHook = Optional[Callable[[], Any]]
 
@@ -49,12 +58,18 @@ class ThreadSafeFlag:
             self._state = True
             waiters = self._waiters
             self._waiters = []
+        handoffs = getattr(_tls, "handoffs", None)
         for fut in waiters:
             loop = fut.get_loop()
+            # The loop's idle count before the wake is queued: the task has run once the loop
+            # has been idle again after it (see handoff()).
+            idle_count = loop.idle_count if isinstance(loop, EventLoop) else None
             try:
                 loop.call_soon_threadsafe(_wake, fut)
             except RuntimeError:     # that loop is closed: its task is gone with it
-                pass
+                continue
+            if handoffs is not None and idle_count is not None and not _runs_here(loop):
+                handoffs.append((loop, idle_count))
 
     def clear(self) -> None:
         with self._lock:
@@ -84,6 +99,46 @@ class ThreadSafeFlag:
 def _wake(fut: "asyncio.Future[None]") -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+_tls = threading.local()
+
+
+@contextlib.contextmanager
+def handoff(limit_s: float) -> Iterator[None]:
+    """Run an IRQ handler (or a scheduled function) inside this: on leaving, wait until every
+    EventLoop whose task the handler woke with ThreadSafeFlag.set() has run it and is idle
+    again, at most ``limit_s`` seconds in all (a loop that never idles does not stop the
+    handlers). Nested uses wait once, at the outermost."""
+    if getattr(_tls, "handoffs", None) is not None:
+        yield
+        return
+    _tls.handoffs = []
+    try:
+        yield
+    finally:
+        pending, _tls.handoffs = _tls.handoffs, None
+        deadline = time.monotonic() + limit_s
+        for loop, idle_count in pending:
+            loop.wait_idle_after(idle_count, deadline)
+
+
+def note_idle() -> None:
+    """The calling thread waits outside its loop's selector (``time.sleep_ms`` inside a
+    coroutine): for handoff(), its running EventLoop is idle."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if isinstance(loop, EventLoop):
+        loop.note_idle()
 
 
 def sleep_ms(ms: float) -> Awaitable[None]:
@@ -199,9 +254,14 @@ _on_wake: _IdleHook = None
 class _IdleSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
     """The loop's selector: a select() that may block is the loop being idle."""
 
+    def __init__(self, on_blocking: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_blocking = on_blocking
+
     def select(self, timeout: Optional[float] = None) -> Any:
         if timeout is not None and timeout <= 0:
             return super().select(timeout)        # only polling: callbacks are ready to run
+        self._on_blocking()
         on_idle, on_wake = _on_idle, _on_wake
         if on_idle is not None:
             on_idle()
@@ -217,11 +277,33 @@ class EventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
     reports its idle waits (see the module doc)."""
 
     def __init__(self) -> None:
-        super().__init__(_IdleSelector())
+        self._idle_cond = threading.Condition()
+        #: Times the loop has been idle (waited with nothing to run), ended or closed.
+        self.idle_count = 0
+        super().__init__(_IdleSelector(self.note_idle))
+
+    def note_idle(self) -> None:
+        with self._idle_cond:
+            self.idle_count += 1
+            self._idle_cond.notify_all()
+
+    def wait_idle_after(self, idle_count: int, deadline: float) -> bool:
+        """Wait until the loop has been idle after ``idle_count`` (or until ``deadline``, a
+        time.monotonic() value); True if it has."""
+        with self._idle_cond:
+            return self._idle_cond.wait_for(lambda: self.idle_count > idle_count,
+                                            max(0.0, deadline - time.monotonic()))
 
     def run_forever(self) -> None:
         start_pending(self)
-        super().run_forever()
+        try:
+            super().run_forever()
+        finally:
+            self.note_idle()          # a stopped loop runs no task: nobody waits for it
+
+    def close(self) -> None:
+        super().close()
+        self.note_idle()
 
 
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]

@@ -40,14 +40,14 @@ def compile_script(source: str, filename: str) -> tuple[Any, dict[str, Any]]:
 def install(on_board_lost: Callable[[BaseException], None]) -> None:
     from . import asyncio_ext
     from .ble import set_lost_handler
-    from .runtime import ACTIVITY, install_os_extensions, install_time_extensions, script_waits
+    from .runtime import install_os_extensions, install_time_extensions, script_waits
     set_lost_handler(on_board_lost)
     install_time_extensions()
     install_os_extensions()
     # The event loop idle is the script waiting, as time.sleep_ms is: IRQ handlers held back
-    # after a BLE call (runtime.CallGate) run at once, and the loop resumes after the handlers
-    # due have run.
-    asyncio_ext.install(on_idle=script_waits, on_wake=ACTIVITY.settle)
+    # after a BLE call (runtime.CallGate) run at once. (It does not settle ACTIVITY as
+    # sleep_ms does: a handler that woke a task waits for the loop to run it, asyncio_ext.handoff.)
+    asyncio_ext.install(on_idle=script_waits)
     # MicroPython's language rules for the user's modules too (aioble's bytes + str).
     from .dialect import install_import_hook
     install_import_hook()

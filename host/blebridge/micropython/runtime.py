@@ -28,6 +28,8 @@ import traceback
 import weakref
 from typing import Any, Callable
 
+from . import asyncio_ext
+
 #: MicroPython's ticks wrap at 2**30 (MICROPY_PY_TIME_TICKS_PERIOD): values stay small ints.
 TICKS_PERIOD = 1 << 30
 _TICKS_MAX = TICKS_PERIOD - 1
@@ -47,8 +49,13 @@ SCHED_LOCK = threading.RLock()
 _T0 = time.monotonic_ns()
 
 #: After a BLE call returns, IRQ handlers wait at most this long (s) for the calling thread to
-#: reach a wait (sleep_ms, sleep_us, machine.idle) before they run anyway.
+#: reach a wait (sleep_ms, sleep_us, machine.idle, an idle asyncio loop) before they run anyway.
 CALL_GRACE_S = 0.05
+
+#: An IRQ handler or scheduled function that woke an asyncio task (ThreadSafeFlag.set) waits at
+#: most this long (s) for the task's loop to run it before the next handler runs
+#: (asyncio_ext.handoff): a loop that never idles does not stop the handlers.
+HANDOFF_LIMIT_S = 0.25
 
 
 _HANDLER_TLS = threading.local()
@@ -181,9 +188,21 @@ ACTIVITY = Activity()
 
 
 def script_waits() -> None:
-    """The calling thread waits (sleep_ms, idle): open every gate it holds."""
+    """The calling thread waits (sleep_ms, idle, its asyncio loop idles): open every gate it
+    holds."""
     for gate in list(_GATES):
         gate.script_waits()
+
+
+def handler_turn() -> Any:
+    """Context for running one IRQ handler or scheduled function: a task it wakes runs to its
+    next wait before the next one runs (asyncio_ext.handoff, at most HANDOFF_LIMIT_S)."""
+    return asyncio_ext.handoff(HANDOFF_LIMIT_S)
+
+
+def _thread_waits() -> None:
+    script_waits()
+    asyncio_ext.note_idle()      # time.sleep_ms inside a coroutine: its loop runs nothing
 
 
 def ticks_ms() -> int:
@@ -208,21 +227,21 @@ def ticks_diff(ticks1: int, ticks2: int) -> int:
 
 
 def sleep_ms(ms: float) -> None:
-    script_waits()
+    _thread_waits()
     if ms > 0:
         time.sleep(ms / 1000)
     ACTIVITY.settle()
 
 
 def sleep_us(us: float) -> None:
-    script_waits()
+    _thread_waits()
     if us > 0:
         time.sleep(us / 1_000_000)
     ACTIVITY.settle()
 
 
 def idle() -> None:
-    script_waits()
+    _thread_waits()
     time.sleep(IDLE_S)
     ACTIVITY.settle()
 
@@ -295,7 +314,7 @@ class _Scheduler:
             fn, arg = self._q.get()
             with self._lock:
                 self._pending -= 1
-            with SCHED_LOCK:
+            with handler_turn(), SCHED_LOCK:
                 try:
                     set_in_handler(True)
                     fn(arg)
@@ -303,7 +322,7 @@ class _Scheduler:
                     report_exception("Unhandled exception in scheduled function")
                 finally:
                     set_in_handler(False)
-                    ACTIVITY.add(self, -1)
+            ACTIVITY.add(self, -1)
 
 
 _scheduler = _Scheduler()
