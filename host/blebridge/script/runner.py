@@ -13,8 +13,8 @@ is the board at PORT), ``from micropython import const``, ``micropython.schedule
 ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the
 ``u*`` module aliases. sys.path is the script's directory ('' for -c and stdin, as python
 does), the PYTHONPATH entries, the API's shims directory, then Python's own: the user's modules
-win over the shims (``PYTHONPATH=DIR`` runs DIR's ``aioble``). Output is unbuffered. When the script ends
-(or calls sys.exit) every board it opened is closed and the process exits with the script's
+win over the shims (``PYTHONPATH=DIR`` runs DIR's ``aioble``). Output is unbuffered. When the
+script ends (or calls sys.exit) every board it opened is closed and the process exits with the script's
 status: 0, 1 after an uncaught exception (traceback on stderr), or the SystemExit code. A board that fails under the script
 (link lost, reset mid-call, no answer in time) ends the run with status 2 and one line on
 stderr, also while the script only waits (docs/design.md, "Board process faults"). An API
@@ -144,9 +144,9 @@ def script_path(path: Sequence[str], path0: str, shims_dir: str, pythonpath: str
     imports the ``aioble`` of DIR, not blebridge's.
     """
     runner_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
-    user = []
+    user: list[str] = []
     for entry in pythonpath.split(os.pathsep):
-        if entry and os.path.abspath(entry) not in (os.path.abspath(p) for p in user):
+        if entry and os.path.abspath(entry) not in user:
             user.append(os.path.abspath(entry))
     rest = [p for p in path if p not in ("", shims_dir) and p != runner_dir and p != os.getcwd()
             and os.path.abspath(p) not in user]
