@@ -1067,7 +1067,7 @@ class BLE:
             return None
         if not runtime.in_handler():
             self._gate.wait_for_turn()
-        with runtime.SCHED_LOCK:
+        with runtime.handler_turn(), runtime.SCHED_LOCK:
             nested = runtime.in_handler()
             runtime.set_in_handler(True)
             try:

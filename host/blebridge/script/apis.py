@@ -3,7 +3,9 @@
 Each API names the modules that give it away in a script's imports and, once it exists on the
 host, the module of its runtime (``blebridge.<api>.run``), which provides:
 
-    SHIMS_DIR                       directory put first on sys.path (the board's top-level modules)
+    SHIMS_DIR                       directory put on sys.path after the user's (the script's
+                                    directory, PYTHONPATH), before Python's (the board's
+                                    top-level modules)
     compile_script(source, filename) -> (code, globals)
                                     the API's dialect: the code object to exec and the names it
                                     needs in the script's globals

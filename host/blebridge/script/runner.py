@@ -11,9 +11,10 @@ without --api it is told from the script's imports (apis.detect_api), micropytho
 tells. Under micropython the script sees what it sees on a board: ``import bluetooth`` (BLE()
 is the board at PORT), ``from micropython import const``, ``micropython.schedule``,
 ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the
-``u*`` module aliases. The API's shims directory goes first on sys.path, then the script's
-directory ('' for -c and stdin, as python does). Output is unbuffered. When the script ends
-(or calls sys.exit) every board it opened is closed and the process exits with the script's
+``u*`` module aliases. sys.path is the script's directory ('' for -c and stdin, as python
+does), the PYTHONPATH entries, the API's shims directory, then Python's own: the user's modules
+win over the shims (``PYTHONPATH=DIR`` runs DIR's ``aioble``). Output is unbuffered. When the
+script ends (or calls sys.exit) every board it opened is closed and the process exits with the script's
 status: 0, 1 after an uncaught exception (traceback on stderr), or the SystemExit code. A board that fails under the script
 (link lost, reset mid-call, no answer in time) ends the run with status 2 and one line on
 stderr, also while the script only waits (docs/design.md, "Board process faults"). An API
@@ -136,9 +137,25 @@ def _prepare_process(port: Optional[str], path0: str, shims_dir: str) -> None:
         sys.stdout = _LineWriter(sys.stdout, lock)
     if not isinstance(sys.stderr, _LineWriter):
         sys.stderr = _LineWriter(sys.stderr, lock)
+    sys.path[:] = script_path(sys.path, path0, shims_dir, os.environ.get("PYTHONPATH", ""))
+
+
+def script_path(path: Sequence[str], path0: str, shims_dir: str, pythonpath: str) -> list[str]:
+    """The script's sys.path: its directory (``path0``), then the PYTHONPATH entries, then the
+    API's shims, then Python's own directories (``path`` without the runner's entries).
+
+    The user's modules (the script's directory, PYTHONPATH) win over the shims, as a board's
+    filesystem wins over its extensible built-in modules: ``PYTHONPATH=DIR blebridge run``
+    imports the ``aioble`` of DIR, not blebridge's.
+    """
     runner_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
-    rest = [p for p in sys.path if p not in ("", shims_dir) and p != runner_dir and p != os.getcwd()]
-    sys.path[:] = [shims_dir, path0] + rest
+    user: list[str] = []
+    for entry in pythonpath.split(os.pathsep):
+        if entry and os.path.abspath(entry) not in user:
+            user.append(os.path.abspath(entry))
+    rest = [p for p in path if p not in ("", shims_dir) and p != runner_dir and p != os.getcwd()
+            and os.path.abspath(p) not in user]
+    return [path0] + [p for p in user if p != path0] + [shims_dir] + rest
 
 
 #: Taken by whichever ends the run first: the script's thread when the script ends, or the
