@@ -92,9 +92,6 @@ def test_l2cap_connect_to_a_psm_nobody_listens_on_raises_connection_error(pair):
     assert run(main()) != 0
 
 
-@pytest.mark.xfail(reason="Bumble 0.0.236 keeps a closed LE CoC in le_coc_channels (SIMULATOR-NOTES.md): "
-                          "refused with SOURCE_CID_ALREADY_ALLOCATED until the air works around it",
-                   strict=False)
 def test_l2cap_second_channel_on_one_connection_opens_after_the_first_closed(pair):
     # micropython-lib multitest ble_shutdown opens three channels one after the other.
     p, c = pair
