@@ -26,7 +26,6 @@ from ..ble.bonds import SecretStore
 from ..ble.gatt import GattDatabase
 from ..ble.gattc import GattClient
 from ..ble.l2cap import L2cap
-from ..errors import SecretStoreError
 from .core import Signal
 
 if TYPE_CHECKING:
@@ -92,7 +91,6 @@ class Radio:
         self.capture_queue: deque[tuple[Any, bytes, Any]] = deque()
         self.db = GattDatabase()
         self._read_requests = False
-        self._secrets: Optional[SecretStore] = None
         # Subscribed first: the connection objects are up to date (MTU, disconnection) before
         # the GATT client and L2CAP complete anything on the same event.
         self._sub = session.subscribe(self._on_event)
@@ -241,10 +239,8 @@ class Radio:
     # -- bonds -----------------------------------------------------------------------------------
 
     def secret_store(self) -> SecretStore:
-        with self.lock:
-            if self._secrets is None:
-                self._secrets = SecretStore.of_board(self.board)
-            return self._secrets
+        """The board's bond store (the session's: one per board, shared with `bluetooth`)."""
+        return self.session.secret_store()
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -343,22 +339,12 @@ class Radio:
             conn._security_updates += 1
 
     def _ev_get_secret(self, f: Any) -> None:
-        try:
-            value = self.secret_store().get(int(f.sec_type), int(f.index),
-                                            None if f.key is None else bytes(f.key))
-        except SecretStoreError as exc:
-            print(f"aioble: {exc}; answered the board: no such secret", file=sys.stderr)
-            value = None
-        self.session.answer(int(f.token), value)
+        self.session.answer(int(f.token), self.session.stored_secret(
+            int(f.sec_type), int(f.index), None if f.key is None else bytes(f.key)))
 
     def _ev_set_secret(self, f: Any) -> None:
-        try:
-            stored = self.secret_store().set(int(f.sec_type), bytes(f.key),
-                                             None if f.value is None else bytes(f.value))
-        except SecretStoreError as exc:
-            print(f"aioble: {exc}; answered the board: not stored", file=sys.stderr)
-            stored = False
-        self.session.answer(int(f.token), stored)
+        self.session.answer(int(f.token), self.session.store_secret(
+            int(f.sec_type), bytes(f.key), None if f.value is None else bytes(f.value)))
 
 
 _HANDLERS = {

@@ -32,8 +32,7 @@ def load_secrets(path: Optional[str] = None, *, radio: Any = None) -> None:
     the board's default file. Call before the radio is turned on, as with aioble."""
     from .radio import default
     r = radio or default()
-    with r.lock:
-        r._secrets = SecretStore(Path(path)) if path else None
+    r.session.use_secret_store(SecretStore(Path(path)) if path else None)
     r.secret_store()
 
 

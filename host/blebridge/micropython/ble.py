@@ -50,7 +50,7 @@ from ..ble import l2cap as _l2cap
 from ..ble import status as _status
 from ..ble.address import from_wire as _addr_from_wire, to_wire as _addr_to_wire
 from ..ble.bonds import SecretStore
-from ..errors import BlebridgeError, BoardError, BoardReset, SecretStoreError
+from ..errors import BlebridgeError, BoardError, BoardReset
 from . import runtime
 from .uuid import UUID, buffer_bytes
 
@@ -365,7 +365,6 @@ class BLE:
         self._db = gatt.GattDatabase()
         self._discoveries: dict[int, _Discovery] = {}
         self._channels: dict[tuple[int, int], _Channel] = {}
-        self._secrets: Optional[SecretStore] = None
         # (conn, psm) -> (retry deadline, mtu) of our l2cap_connect calls not yet answered.
         self._l2cap_connecting: dict[tuple[int, int], tuple[float, int]] = {}
         # l2cap_listen succeeded: the binding's one channel is the server's until active(False).
@@ -1091,17 +1090,10 @@ class BLE:
         self.session.answer(token, value)
 
     def _secret_store(self) -> SecretStore:
-        """The host's store of this board's bonding secrets, loaded on first use (active(True)).
-        Raises SecretStoreError when its file cannot be used; the next call tries again."""
-        with self._lock:
-            if self._secrets is None:
-                self._secrets = SecretStore.of_board(self.board)
-            return self._secrets
-
-    def _store_failed(self, exc: SecretStoreError, answer: str) -> None:
-        """A board question the store could not answer: say why on stderr, as a board prints an
-        IRQ handler's exception; the board gets the safe answer instead (``answer``)."""
-        print(f"blebridge: {exc}; answered the board: {answer}", file=sys.stderr)
+        """The host's store of this board's bonding secrets (the session's: one per board),
+        loaded on first use (active(True)). Raises SecretStoreError when its file cannot be
+        used; the next call tries again."""
+        return self.session.secret_store()
 
     def _on_event(self, ev: Any) -> None:
         """Board event -> MicroPython IRQ (runs on the board's dispatcher thread, in order).
@@ -1275,11 +1267,7 @@ class BLE:
         result = self._invoke(_IRQ_GET_SECRET, (sec_type, index, mv), (mv,) if mv is not None else ())
         value: Optional[bytes]
         if result is None:
-            try:
-                value = self._secret_store().get(sec_type, index, None if key is None else bytes(key))
-            except SecretStoreError as exc:
-                self._store_failed(exc, "no such secret")
-                value = None
+            value = self.session.stored_secret(sec_type, index, None if key is None else bytes(key))
         else:
             value = buffer_bytes(result)
         self._reply(token, value)
@@ -1291,11 +1279,7 @@ class BLE:
         views = (mv_key,) if mv_value is None else (mv_key, mv_value)
         result = self._invoke(_IRQ_SET_SECRET, (sec_type, mv_key, mv_value), views)
         if result is None:
-            try:
-                stored = self._secret_store().set(sec_type, key, None if value is None else bytes(value))
-            except SecretStoreError as exc:
-                self._store_failed(exc, "not stored")
-                stored = False
+            stored = self.session.store_secret(sec_type, key, None if value is None else bytes(value))
         else:
             stored = bool(result)
         self._reply(token, stored)
