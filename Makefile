@@ -9,22 +9,27 @@ STAMP  := $(VENV)/.installed
 BB     := $(VENV)/bin/blebridge
 
 .PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
-        conformance firmware-check hil fuzz soak clean help
+        conformance firmware-check firmware-link-nrf hil fuzz soak clean help
 
 all: firmware
 
 help:
 	@echo "make demo          two simulated boards: a peripheral and a central talk (start here)"
 	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
-	@echo "make bench         RPC and event benchmarks, board-to-board BLE throughput, radio timing"
+	@echo "make bench-remote  blebridge bench through ser2net, socat, pyserial's RFC 2217 server"
+	@echo "make bench         RPC and event benchmarks, 1-8 boards at once, board-to-board BLE throughput, radio timing"
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
+	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>]"
+	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
+	@echo "                   multitests (upstream aioble and ours) and its example pairs"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
+	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
+	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e '.[test,sim]'
@@ -43,6 +48,7 @@ test-c: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) test
 
 pio-check: $(STAMP)
+	@$(VPY) -c 'import platformio' 2>/dev/null || echo "== installing PlatformIO into $(VENV) from PyPI (first time: about a minute)"
 	$(VPY) -m pip install --quiet platformio
 	$(VENV)/bin/pio project config --project-dir . > /dev/null
 	@echo "pio project config: ok"
@@ -65,15 +71,25 @@ fuzz: $(STAMP)
 demo: firmware
 	$(VPY) examples/demo.py
 
-# The bridge-vs-bare-Bumble bench measures the bridge's own overhead: on an air of its own with
+# The bridge-vs-bare-Bumble and aioble benches measure the bridge's own overhead: on an air of its own with
 # fast timing (zero-latency delivery), where the radio does not set the pace. bench_radio runs
 # real link-layer timing (docs/simulator.md) against the spec's figures.
 BENCH_FAST_AIR ?= /tmp/blebridge-bench-$(shell id -u)/fast-air.sock
 bench: firmware
 	$(BB) bench --port sim:bench-board
+	$(VPY) -m blebridge.bench_scale
 	BLEBRIDGE_SIM_TIMING=fast $(VPY) -m blebridge.micropython.bench \
 	  --ports 'sim:bench-peripheral?air=$(BENCH_FAST_AIR)' 'sim:bench-central?air=$(BENCH_FAST_AIR)'
+	BLEBRIDGE_SIM_TIMING=fast $(VPY) -m blebridge.aioble.bench \
+	  --ports 'sim:bench-aioble-p?air=$(BENCH_FAST_AIR)' 'sim:bench-aioble-c?air=$(BENCH_FAST_AIR)' \
+	          'sim:bench-mp-p?air=$(BENCH_FAST_AIR)' 'sim:bench-mp-c?air=$(BENCH_FAST_AIR)'
 	$(VPY) -m blebridge.micropython.bench_radio
+
+# blebridge bench on one simulated board directly and behind ser2net, socat and pyserial's RFC
+# 2217 server (tests/remote/bench_remote.py; README "Remote boards").
+.PHONY: bench-remote
+bench-remote: firmware
+	$(VPY) tests/remote/bench_remote.py
 
 # Not part of `make test`: it runs for SOAK_MINUTES after a 30 s warm-up (README.md, Soak).
 SOAK_MINUTES ?= 10
@@ -82,11 +98,15 @@ soak: firmware
 	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
 conformance: firmware
-	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout>"; exit 2; }
-	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON)
+	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>]"; exit 2; }
+	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB))
 
 firmware-check: $(STAMP)
-	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"
+
+# Full link of the nrf_sd firmware for both nRF52840 boards (firmware/ports/nrf_sd/link.mk).
+firmware-link-nrf: $(STAMP)
+	$(MAKE) -C firmware -f ports/nrf_sd/link.mk PYTHON=$(abspath $(VPY)) firmware-link-nrf NRF_CORE=$(NRF_CORE) CMSIS=$(CMSIS)
 
 hil: firmware
 	$(VPY) -m pytest -q -rs -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) tests
