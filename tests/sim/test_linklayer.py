@@ -361,3 +361,74 @@ def test_a_board_that_turns_its_radio_off_while_advertising_is_heard_no_more(air
         assert air.call(lambda: len(heard)) == before
     finally:
         board.close()
+
+
+def _connect_naming_no_interval(air_thread) -> float:
+    """Two boards on ``air_thread``; the central connects with no interval named. Returns the
+    link's interval, ms."""
+    peripheral = AirClient(air_thread.socket_path, "dflt-p")
+    central = AirClient(air_thread.socket_path, "dflt-c")
+    try:
+        for port in (peripheral, central):
+            assert port.call("activate", True) is True
+        peripheral.call("adv_start", 20_000, b"\x02\x01\x06", b"", True, True, False, 0)
+        central.call("connect", peripheral.addr_type, peripheral.addr, 2000)
+        central.wait("PERIPHERAL_CONNECT", timeout=STEP_TIMEOUT_S)
+        (connection,) = air_thread.air.link.connections_of(
+            next(c for c in air_thread.air.link.controllers if c.name == "board:dflt-c"))
+        return connection.interval_s * 1000
+    finally:
+        central.close()
+        peripheral.close()
+
+
+def test_a_connect_naming_no_interval_runs_at_nimbles_default_of_50_ms(air_dir, monkeypatch):
+    import os
+
+    from blebridge.sim.air import AirThread
+
+    monkeypatch.delenv(linklayer.CONN_INTERVAL_ENV, raising=False)
+    thread = AirThread.start(os.path.join(air_dir, "dflt.sock"))
+    try:
+        assert _connect_naming_no_interval(thread) == pytest.approx(50.0)
+    finally:
+        thread.stop()
+
+
+def test_an_air_given_a_connection_interval_uses_it_for_a_connect_naming_none(air_dir,
+                                                                              monkeypatch):
+    import os
+
+    from blebridge.sim.air import AirThread
+
+    monkeypatch.setenv(linklayer.CONN_INTERVAL_ENV, "7.5")
+    thread = AirThread.start(os.path.join(air_dir, "short.sock"))
+    try:
+        assert _connect_naming_no_interval(thread) == pytest.approx(7.5)
+    finally:
+        thread.stop()
+
+
+def test_the_controller_connects_at_the_maximum_of_the_range_asked_for(air):
+    async def scenario() -> float:
+        peripheral = await air.air.add_peer("rp")
+        central = await air.air.add_peer("rc")
+        await peripheral.start_advertising(advertising_interval_min=20,
+                                           advertising_interval_max=20)
+        prefs = ConnectionParametersPreferences(connection_interval_min=15,
+                                                connection_interval_max=30)
+        c_conn = await central.connect(peripheral.random_address,
+                                       connection_parameters_preferences={hci.HCI_LE_1M_PHY: prefs})
+        link = _link_connection(air.air)
+        assert c_conn.parameters.connection_interval == pytest.approx(30.0)
+        return link.interval_s * 1000
+
+    assert air.run(scenario(), timeout=STEP_TIMEOUT_S * 2) == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("value", ["fast", "5", "4001"])
+def test_a_connection_interval_outside_7_5_to_4000_ms_is_refused_with_value_error(monkeypatch,
+                                                                                  value):
+    monkeypatch.setenv(linklayer.CONN_INTERVAL_ENV, value)
+    with pytest.raises(ValueError, match=linklayer.CONN_INTERVAL_ENV):
+        linklayer.conn_interval_from_env()

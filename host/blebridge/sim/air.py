@@ -51,8 +51,8 @@ from bumble.snoop import BtSnooper
 
 from .board import EVENT_RECORD_OVERHEAD, EVENT_WINDOW_BYTES, Board, address_for_name
 from .controller import new_controller_and_host
-from .linklayer import (CODED_S2, CODED_S8, PHY_2M, PHY_CODED, TIMINGS, TimedLink,
-                        timing_from_env)
+from .linklayer import (CODED_S2, CODED_S8, CONN_INTERVAL_ENV, PHY_2M, PHY_CODED, TIMINGS,
+                        TimedLink, conn_interval_from_env, timing_from_env)
 from .port_link import MSG_REQ, MSG_RSP, FrameDecoder, addr_fields, decode_message, encode_message
 
 # Named, not __name__: run with -m this module is __main__.
@@ -94,11 +94,16 @@ class Air:
     """Serves boards on a Unix socket; holds the shared link and any in-process peers."""
 
     def __init__(self, idle_exit: Optional[float] = None, timing: Optional[str] = None,
-                 phy: Optional[str] = None) -> None:
+                 phy: Optional[str] = None, conn_interval_ms: Optional[float] = None) -> None:
         """``timing``: ``real`` or ``fast`` (None: env BLEBRIDGE_SIM_TIMING, else real);
-        ``phy``: what the boards' stacks ask for once connected (see :data:`PHYS`)."""
+        ``phy``: what the boards' stacks ask for once connected (see :data:`PHYS`);
+        ``conn_interval_ms``: the interval of a connect that names none (None: env
+        BLEBRIDGE_SIM_CONN_INTERVAL_MS, else 50 ms as a MicroPython NimBLE board)."""
         prefer, coding = PHYS[phy or "1M"]
-        self.link: TimedLink = TimedLink(timing or timing_from_env(), prefer, coding)
+        if conn_interval_ms is None:
+            conn_interval_ms = conn_interval_from_env()
+        self.link: TimedLink = TimedLink(timing or timing_from_env(), prefer, coding,
+                                         conn_interval_ms)
         self.boards: dict[str, Board] = {}
         self.peers: dict[str, Device] = {}
         self.idle_exit = idle_exit
@@ -281,12 +286,12 @@ class AirThread:
 
     @classmethod
     def start(cls, socket_path: str | os.PathLike[str], timing: Optional[str] = None,
-              phy: Optional[str] = None) -> AirThread:
+              phy: Optional[str] = None, conn_interval_ms: Optional[float] = None) -> AirThread:
         self = cls()
         self._thread.start()
 
         async def make() -> Air:
-            air = Air(idle_exit=None, timing=timing, phy=phy)
+            air = Air(idle_exit=None, timing=timing, phy=phy, conn_interval_ms=conn_interval_ms)
             await air.start(socket_path)
             return air
 
@@ -336,6 +341,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "zero-latency delivery (default: env BLEBRIDGE_SIM_TIMING, else real)")
     parser.add_argument("--phy", choices=sorted(PHYS), default="1M",
                         help="PHY the boards' stacks ask for once connected (default 1M: none)")
+    parser.add_argument("--conn-interval", type=float, default=None, metavar="MS",
+                        help="interval of a connect that names none, ms (default: env "
+                             f"{CONN_INTERVAL_ENV}, else 50 as a MicroPython NimBLE board)")
     parser.add_argument("--capture-dir", default=None,
                         help="write every board's HCI traffic to DIR/NAME.btsnoop (Wireshark reads it)")
     args = parser.parse_args(argv)
@@ -347,7 +355,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("bumble").setLevel(logging.WARNING)
 
     async def run() -> None:
-        air = Air(idle_exit=args.idle_exit, timing=args.timing, phy=args.phy)
+        air = Air(idle_exit=args.idle_exit, timing=args.timing, phy=args.phy,
+                  conn_interval_ms=args.conn_interval)
         if args.capture_dir:
             air.capture_dir = Path(args.capture_dir)
             air.capture_dir.mkdir(parents=True, exist_ok=True)

@@ -386,13 +386,21 @@ class AirController(Controller):
 
     def create_le_connection(self, peer_address: hci.Address) -> None:
         pending = self.pending_le_connection
+        if pending is not None:
+            # Connect at the maximum of the range the host asked for, as NimBLE's controller
+            # does (ble_ll_conn_hci.c); the stock controller takes the minimum.
+            if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
+                pending.connection_interval_mins = list(pending.connection_interval_maxs)
+            else:
+                pending.connection_interval_min = pending.connection_interval_max
         super().create_le_connection(peer_address)
         if pending is None or self.pending_le_connection is not None:
             return  # refused: a connection to that peer exists already
         connection = self.le_connections.get(pending.peer_address)
         if connection is None:
             return
-        # The interval the stock controller puts in its CONNECT_IND and Connection Complete.
+        # The interval the stock controller puts in its CONNECT_IND and Connection Complete
+        # (the maximum, set above).
         if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
             interval = pending.connection_interval_mins[0]
             latency, timeout = pending.max_latencies[0], pending.supervision_timeouts[0]

@@ -25,7 +25,7 @@ from bumble.device import (
 from ..protocol import CONSTANTS, LIMITS
 from .controller import (EVT_CONNECTABLE, EVT_DIRECTED, EVT_LEGACY, EVT_SCAN_RESPONSE,
                          EVT_SCANNABLE, PHY_OPTION_S2, PHY_OPTION_S8)
-from .linklayer import CODED_S2
+from .linklayer import CODED_S2, DEFAULT_CONN_INTERVAL_MS
 from .port_link import CONN_NONE, AirError, addr_fields
 
 if TYPE_CHECKING:
@@ -237,9 +237,12 @@ class Gap:
         await self._scan_stop(report=True)
         peer = hci.Address(bytes(peer_addr), peer_type & 1)
         default = ConnectionParametersPreferences.default
+        # No interval named: the range a MicroPython NimBLE board asks for (the air's
+        # controller takes its maximum; linklayer.DEFAULT_CONN_INTERVAL_MS).
+        min_ms, max_ms = getattr(board.link, "default_conn_interval_ms", DEFAULT_CONN_INTERVAL_MS)
         prefs = ConnectionParametersPreferences(
-            connection_interval_min=(min_interval_us / 1000) or default.connection_interval_min,
-            connection_interval_max=(max_interval_us / 1000) or default.connection_interval_max,
+            connection_interval_min=(min_interval_us / 1000) or min_ms,
+            connection_interval_max=(max_interval_us / 1000) or max_ms,
             max_latency=latency,
             supervision_timeout=supervision_timeout_ms or default.supervision_timeout,
         )

@@ -54,6 +54,19 @@ TIMING_FAST = "fast"
 TIMINGS = (TIMING_REAL, TIMING_FAST)
 TIMING_ENV = "BLEBRIDGE_SIM_TIMING"
 
+#: Connection interval range a board's central asks for when its script names none, ms.
+#: MicroPython's NimBLE binding (extmod/nimble/modbluetooth_nimble.c,
+#: mp_bluetooth_gap_peripheral_connect) passes NimBLE's BLE_GAP_INITIAL_CONN_ITVL_MIN/MAX,
+#: 30 and 50 ms (nimble/host/include/host/ble_gap.h), and NimBLE's controller connects at the
+#: maximum (nimble/controller/src/ble_ll_conn_hci.c), as the air's controller does: 50 ms, so a
+#: write with response takes one to two intervals (50..100 ms) as on such a board.
+DEFAULT_CONN_INTERVAL_MS = (30.0, 50.0)
+#: Env var an air reads when started without ``--conn-interval``: the interval (ms, 7.5..4000)
+#: of a connect that names none, for test runs that do not care about the radio's pace.
+CONN_INTERVAL_ENV = "BLEBRIDGE_SIM_CONN_INTERVAL_MS"
+#: Connection interval bounds, ms (Vol 4 Part E 7.8.12: 7.5 ms .. 4 s).
+CONN_INTERVAL_MIN_MS, CONN_INTERVAL_MAX_MS = 7.5, 4000.0
+
 #: Inter-frame space between two packets of a connection event, us (Core Vol 6 Part B 4.1.1).
 T_IFS_US = 150.0
 #: The last packet of an event ends at least this long before the next anchor, us: the event
@@ -117,6 +130,27 @@ def timing_from_env(default: str = TIMING_REAL) -> str:
     if value not in TIMINGS:
         raise ValueError(f"{TIMING_ENV}={value!r}: the timings are {', '.join(TIMINGS)}")
     return value
+
+
+def conn_interval_from_env() -> Optional[float]:
+    """The default connection interval env :data:`CONN_INTERVAL_ENV` names, ms (None: unset)."""
+    text = os.environ.get(CONN_INTERVAL_ENV, "").strip()
+    if not text:
+        return None
+    return check_conn_interval_ms(text, CONN_INTERVAL_ENV)
+
+
+def check_conn_interval_ms(value: object, what: str) -> float:
+    """``value`` as a connection interval in ms; ValueError when it is not 7.5..4000."""
+    try:
+        ms = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}={value!r}: a connection interval in ms "
+                         f"({CONN_INTERVAL_MIN_MS:g}..{CONN_INTERVAL_MAX_MS:g})") from None
+    if not CONN_INTERVAL_MIN_MS <= ms <= CONN_INTERVAL_MAX_MS:
+        raise ValueError(f"{what}={value!r}: a connection interval is "
+                         f"{CONN_INTERVAL_MIN_MS:g}..{CONN_INTERVAL_MAX_MS:g} ms")
+    return ms
 
 
 @dataclasses.dataclass
@@ -349,14 +383,20 @@ class TimedLink(LocalLink):
     ``timing`` is :data:`TIMING_REAL` or :data:`TIMING_FAST`; ``prefer_phy`` (None, PHY_2M or
     PHY_CODED, with ``coding``) is what the boards' stacks ask for after connecting, as a
     stack with automatic PHY update does (Zephyr's, for one); None: they keep LE 1M.
+    ``conn_interval_ms``: the interval of a board's connect that names none (None:
+    :data:`DEFAULT_CONN_INTERVAL_MS`, 50 ms as on a MicroPython NimBLE board).
     """
 
     def __init__(self, timing: str = TIMING_REAL, prefer_phy: Optional[int] = None,
-                 coding: int = CODED_S8) -> None:
+                 coding: int = CODED_S8, conn_interval_ms: Optional[float] = None) -> None:
         super().__init__()
         if timing not in TIMINGS:
             raise ValueError(f"timing {timing!r}: one of {', '.join(TIMINGS)}")
         self.timing = timing
+        #: (min, max) ms a board's central asks for when its script names no interval.
+        self.default_conn_interval_ms: tuple[float, float] = (
+            DEFAULT_CONN_INTERVAL_MS if conn_interval_ms is None
+            else (check_conn_interval_ms(conn_interval_ms, "conn_interval_ms"),) * 2)
         self.prefer_phy = prefer_phy
         self.coding = coding
         #: Live connections by (sender address, receiver address), both directions.
