@@ -22,11 +22,13 @@ Suites (each reported on its own as "n of N"; default: every suite the checkouts
 ``examples-upstream`` the same pairs on upstream aioble (PYTHONPATH); only when asked for.
 
 The multitests run under ``tests/run-multitests.py`` of the MicroPython checkout, with two
-``exec:`` instances that are ``blebridge run`` against two simulated boards on one private air.
+``exec:`` instances that are ``blebridge run`` against two simulated boards on a private air
+per suite (its connection interval for a connect that names none: SUITE_CONN_INTERVAL_MS).
 run-multitests.py starts an ``exec:`` instance as ``[PROGRAM, "-c", script]`` with no other
 arguments, so each instance is a small wrapper script written into a temporary directory that
 runs ``python -m blebridge.script --port sim:NAME "$@"`` (with the suite's PYTHONPATH).
-Prints pass/fail per test, then one line per suite, and exits 1 if any test failed.
+Prints pass/fail and seconds per test, then one line per suite with its time, and exits 1 if
+any test failed.
 
 Upstream's L2CAP file pair does not work as it stands, on a board either (its client is marked
 work in progress): ``l2cap_file_client.py`` looks for a service of UUID 0x1234 while the server
@@ -57,6 +59,9 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 HOST = ROOT / "host"
 
+#: linklayer.CONN_INTERVAL_ENV: the default connection interval of an air, read when it starts.
+CONN_INTERVAL_ENV = "BLEBRIDGE_SIM_CONN_INTERVAL_MS"
+
 #: The instances' simulated boards (stable names: stable addresses).
 BOARD_NAMES = ("mpy-inst0", "mpy-inst1")
 #: Tests that need a real board's deep sleep or filesystem.
@@ -67,6 +72,15 @@ AIOBLE_DIR = Path("micropython") / "bluetooth" / "aioble"
 SUITES = ("micropython", "aioble-upstream", "aioble-ours", "examples", "examples-upstream")
 #: Run when no --suite is given (and a micropython-lib checkout is, for the aioble ones).
 DEFAULT_SUITES = SUITES[:4]
+
+#: Default connection interval (ms) of each suite's air, for a connect that names none (the
+#: air's BLEBRIDGE_SIM_CONN_INTERVAL_MS; missing: the air's own default, 50 ms as a MicroPython
+#: NimBLE board, docs/simulator.md). MicroPython's multitests passed on a zero-latency air, so
+#: none depends on the radio's pace: they run at the shortest interval, which keeps the suite's
+#: time near that of a zero-latency air. aioble's ble_write_capture needs a radio's write
+#: round trip (> 50 ms), so the aioble suites and the examples keep the board default.
+#: ``--conn-interval MS`` sets every suite's.
+SUITE_CONN_INTERVAL_MS = {"micropython": 7.5}
 
 #: The temperature pair passes once the client has printed this many readings.
 TEMP_READINGS = 3
@@ -87,6 +101,7 @@ class SuiteResult:
     total: int
     results: dict[str, str] = field(default_factory=dict)   # test -> pass | fail | skip
     note: str = ""
+    seconds: float = 0.0    # wall time the suite took
 
     @property
     def passed(self) -> int:
@@ -134,6 +149,7 @@ def run_multitests(suite: SuiteResult, runner: Path, tests: list[Path], work: Pa
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
     assert proc.stdout is not None
     pending = ""
+    test_t0 = time.monotonic()
     for line in proc.stdout:
         # run-multitests prints "FILE on A|B: " then the result after the test has run.
         text = pending + line
@@ -141,7 +157,9 @@ def run_multitests(suite: SuiteResult, runner: Path, tests: list[Path], work: Pa
         if m:
             name = Path(m.group("test")).name
             suite.results[name] = m.group("result").lower()
-            print(f"{name:36} {m.group('result').upper()}", flush=True)
+            now = time.monotonic()
+            print(f"{name:36} {m.group('result').upper():4} {now - test_t0:5.1f} s", flush=True)
+            test_t0 = now
             pending = ""
             continue
         if text.rstrip().endswith(":") and " on " in text and not text.endswith("\n\n"):
@@ -291,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true",
                         help="pass --trace-output to run-multitests; show example pairs' output")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the instances")
+    parser.add_argument("--conn-interval", type=float, default=None, metavar="MS",
+                        help="connection interval (ms) of a connect that names none, every "
+                             "suite (default: 7.5 for micropython, else the air's 50)")
     ns = parser.parse_args(argv)
 
     mp_tests = ns.micropython.resolve() / "tests"
@@ -312,11 +333,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="blebridge-conformance-"))
-    air = str(work / "air.sock")
+    saved_interval = os.environ.get(CONN_INTERVAL_ENV)
     results: list[SuiteResult] = []
     t0 = time.monotonic()
     try:
         for name in suites:
+            suite_t0 = time.monotonic()
+            # An air of the suite's own: the launcher starts it with this process's environment.
+            air = str(work / f"{name}.sock")
+            interval = ns.conn_interval or SUITE_CONN_INTERVAL_MS.get(name)
+            if interval is not None:
+                os.environ[CONN_INTERVAL_ENV] = f"{interval:g}"
+            elif saved_interval is None:
+                os.environ.pop(CONN_INTERVAL_ENV, None)
+            else:
+                os.environ[CONN_INTERVAL_ENV] = saved_interval
             if name == "micropython":
                 tests = select_tests(mp_tests / "multi_bluetooth", ns.k)
                 suite = SuiteResult(name, "MicroPython tests/multi_bluetooth", len(tests))
@@ -340,19 +371,24 @@ def main(argv: list[str] | None = None) -> int:
                 suite = SuiteResult(name, title, 0)
                 run_examples(suite, aioble_parent / "examples", work / name, air, ns.python,
                              [aioble_parent] if upstream else [], ns.k, ns.trace)
+            suite.seconds = time.monotonic() - suite_t0
             results.append(suite)
         elapsed = time.monotonic() - t0
         print()
         for suite in results:
             unit = "pairs" if suite.name.startswith("examples") else "tests"
             print(f"conformance: {suite.title}: {suite.passed}/{suite.total} {unit} passed"
-                  + (f" ({suite.note})" if suite.note else ""))
+                  f" in {suite.seconds:.0f} s" + (f" ({suite.note})" if suite.note else ""))
             for test, result in suite.results.items():
                 if result != "pass":
                     print(f"  {result.upper():4} {test}")
         print(f"conformance: {elapsed:.0f} s")
         return 0 if results and all(s.ok for s in results) else 1
     finally:
+        if saved_interval is None:
+            os.environ.pop(CONN_INTERVAL_ENV, None)
+        else:
+            os.environ[CONN_INTERVAL_ENV] = saved_interval
         shutil.rmtree(work, ignore_errors=True)
 
 
