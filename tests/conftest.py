@@ -11,6 +11,11 @@ import tempfile
 
 _AIR_DIR = tempfile.mkdtemp(prefix="blebridge-test-air-")
 os.environ["BLEBRIDGE_AIR"] = os.path.join(_AIR_DIR, "air.sock")
+# A connect that names no interval runs at 7.5 ms on the suite's airs instead of a NimBLE
+# board's 50 ms (docs/simulator.md): the tests that depend on the radio's pace name their
+# intervals or start airs of their own (tests/sim/test_linklayer.py), and the rest then take
+# about the time they took on a zero-latency air.
+os.environ.setdefault("BLEBRIDGE_SIM_CONN_INTERVAL_MS", "7.5")
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 (pytest hook signature)
