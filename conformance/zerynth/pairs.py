@@ -76,6 +76,8 @@ def _checks(kind: str, prefix: str, path: str) -> list[Check]:
     ]
     if kind == "nrf52":
         return checks
+    if kind == "esp32":
+        checks = checks[1:]     # Zerynth's esp32ble has no Battery Service example
     checks += [
         Check(f"{prefix}Hello_BLE", p("Hello_BLE"), ends=True),
         Check(f"{prefix}Eddystone_Beacon", p("Eddystone_Beacon"), ["observer.py", "120", "EDDY-UID,EDDY-URL,EDDY-TLM"],
