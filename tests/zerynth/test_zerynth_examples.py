@@ -16,6 +16,7 @@ EXAMPLES = ROOT / "examples" / "zerynth"
 CHECKS = {c.name: c for c in pairs.our_checks()}
 
 
+@pytest.mark.timeout(pairs.READY_TIMEOUT_S + pairs.CHECK_TIMEOUT_S + 4 * pairs.STOP_TIMEOUT_S + 60)
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_example_is_checked_by_its_peer(name, tmp_path):
     check = CHECKS[name]
