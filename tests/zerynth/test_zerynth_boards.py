@@ -168,3 +168,17 @@ def test_confirm_passkey_without_a_pairing_does_nothing(boards):
 
 def test_instance_reads_the_module_constants(boards):
     assert (boards[0].EVT_SCAN_REPORT, boards[0].ADV_UNCN_UND) == (ble.EVT_SCAN_REPORT, ble.ADV_UNCN_UND)
+
+
+def test_adding_a_service_after_start_keeps_the_values_set_before(boards):
+    a, _ = boards
+    first = ble.Service(0x1809)
+    c = ble.Characteristic(0x2A1C, ble.READ, 4, "Temperature", ble.NUMBER)
+    first.add_characteristic(c)
+    a.add_service(first)
+    a.start()
+    c.set_value(123456)
+    later = ble.Service(0x180A)
+    later.add_characteristic(ble.Characteristic(0x2A29, ble.READ, 8, "Maker", ble.STRING))
+    a.add_service(later)
+    assert c.get_value() == 123456

@@ -375,8 +375,6 @@ class ZerynthBle:
         self._sub = session.subscribe(self._on_event)
         session.subscribe_lost(self._on_lost)
         self._call(calls.ble_active, "init", on=True)
-        # Zerynth's peripheral answers reads itself (no read requests to the host).
-        self._call(calls.config_set, "init", key=_CFG["READ_REQUEST"], value=False)
 
     def __repr__(self) -> str:
         return f"<wireless.ble ({self.driver}) on {getattr(self.board, 'spec', self.board)!r}>"
@@ -522,8 +520,8 @@ class ZerynthBle:
         for s in services:
             chars = []
             for ch in s.chs.values():
-                value = ch.get_value() if ch._attr is not None else None
-                initial = ch._encode(value) if value is not None else ch._value
+                # Registered before (on this board): the board's value survives registering again.
+                initial = self._get_value(ch) if ch._attr is not None and ch._ble is self else ch._value
                 dscs = []
                 if ch.descriptor:
                     text = ch.descriptor.encode("utf-8")[:VALUE_MAX]
@@ -690,8 +688,10 @@ class ZerynthBle:
             with self._lock:
                 shown = self._passkey or passkey
             try:
-                calls.gap_passkey_nowait(self.board, conn=conn, action=action, passkey=shown)
-            except BoardError:
+                calls.gap_passkey(self.board, conn=conn, action=action, passkey=shown)
+            except BoardError as exc:
+                # The pairing is gone (peer left, question timed out): nothing to show.
+                print(f"wireless.ble: passkey not shown, the board refused it: {exc}", file=sys.stderr)
                 return
             self._emit(EVT_SHOW_PASSKEY, self._passkey_value(shown))
         elif action == _PASSKEY["NUMERIC_COMPARISON"]:
