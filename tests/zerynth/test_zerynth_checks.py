@@ -118,3 +118,12 @@ def test_module_functions_need_a_driver_first():
     ble.close_all()
     with pytest.raises(RuntimeError, match="bledrv.init"):
         ble.default()
+
+
+def test_module_constants_are_zerynths_values():
+    assert (ble.READ, ble.WRITE, ble.NOTIFY, ble.EVT_ADV_STOPPED, ble.ADV_UNCN_UND, ble.CAP_KB_DISPLAY,
+            ble.AUTH_SC, ble.KEY_LNK) == (2, 8, 16, 9, 3, 4, 4, 8)
+
+
+def test_constant_names_are_only_the_apis_ints():
+    assert "P" not in ble.CONSTANT_NAMES and "UUID" not in ble.CONSTANT_NAMES and len(ble.CONSTANT_NAMES) == 47

@@ -90,8 +90,8 @@ KEY_CSR = 4
 KEY_LNK = 8
 
 #: Names ``from wireless.ble import *`` and the shim export: constants, classes, functions.
-CONSTANT_NAMES = tuple(k for k in list(globals()) if k.isupper() and not k.startswith("_")
-                       and k not in ("CONSTANT_NAMES",))
+CONSTANT_NAMES = tuple(k for k, v in list(globals().items()) if k.isupper() and not k.startswith("_")
+                       and type(v) is int)
 
 # -- limits ------------------------------------------------------------------------------------
 
