@@ -1,8 +1,10 @@
 """Zerynth's ``wireless.ble``, served by blebridge (blebridge.zerynth.ble): the functions go
 to the board a driver's ``init()`` bound (``bledrv.init()``)."""
 from blebridge.zerynth import ble as _z
-from blebridge.zerynth.ble import *  # noqa: F401,F403 - the constants
 from blebridge.zerynth.ble import CONSTANT_NAMES as _CONSTANTS, Characteristic, Service, btos
+
+# The module's constants (READ, EVT_CONNECTED, ...), and nothing else of blebridge's.
+globals().update({_name: getattr(_z, _name) for _name in _CONSTANTS})
 
 __all__ = [*_CONSTANTS, "Service", "Characteristic", "btos", "gap", "security", "bonded",
            "remove_bonded", "confirm_passkey", "add_service", "add_callback", "advertising",
