@@ -21,7 +21,7 @@ help:
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>]"
+	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>] [ZERYNTH=<dir of zerynth lib checkouts>]"
 	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
 	@echo "                   multitests (upstream aioble and ours) and its example pairs"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
@@ -98,8 +98,8 @@ soak: firmware
 	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
 conformance: firmware
-	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>]"; exit 2; }
-	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB))
+	@test -n "$(MICROPYTHON)$(ZERYNTH)" || { echo "usage: make conformance [MICROPYTHON=<path to a micropython checkout>] [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ZERYNTH=<dir holding lib-nordic-nrf52_ble and lib-espressif-esp32ble>]"; exit 2; }
+	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ZERYNTH),--zerynth $(ZERYNTH))
 
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"

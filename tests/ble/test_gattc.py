@@ -127,3 +127,11 @@ def test_disconnection_fails_every_procedure_of_that_connection(board, client):
         with pytest.raises(ConnectionClosed):
             fut.result(0)
     assert not other.done()
+
+
+def test_cccd_value_sets_the_notify_and_indicate_bits_little_endian():
+    from blebridge.ble.gattc import cccd_value
+    assert cccd_value(True, False) == b"\x01\x00"
+    assert cccd_value(False, True) == b"\x02\x00"
+    assert cccd_value(True, True) == b"\x03\x00"
+    assert cccd_value(False, False) == b"\x00\x00"

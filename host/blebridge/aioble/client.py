@@ -8,28 +8,19 @@ characteristic is found by its value handle once it has been discovered on the c
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any, Optional
 
-from .. import protocol as P
-from ..ble.gattc import RemoteCharacteristic, RemoteDescriptor, RemoteService
+from ..ble.gatt import (FLAG_INDICATE as _FLAG_INDICATE, FLAG_NOTIFY as _FLAG_NOTIFY,
+                        FLAG_READ as _FLAG_READ, FLAG_WRITE as _FLAG_WRITE,
+                        FLAG_WRITE_NO_RESPONSE as _FLAG_WRITE_NO_RESPONSE)
+from ..ble.gattc import CCCD_UUID, RemoteCharacteristic, RemoteDescriptor, RemoteService, cccd_value
 from .core import as_uuid, check_timeout, data_bytes
 from .device import DeviceConnection, result_of
 
 if TYPE_CHECKING:
     pass
 
-_FLAG = P.CONSTANTS["flag"]
-_FLAG_READ = _FLAG["READ"]
-_FLAG_WRITE_NO_RESPONSE = _FLAG["WRITE_NO_RESPONSE"]
-_FLAG_WRITE = _FLAG["WRITE"]
-_FLAG_NOTIFY = _FLAG["NOTIFY"]
-_FLAG_INDICATE = _FLAG["INDICATE"]
-#: Client Characteristic Configuration descriptor and its bits (Core spec Vol 3 Part G 3.3.3.3).
-CCCD_UUID = 0x2902
-CCCD_NOTIFY = 1
-CCCD_INDICATE = 2
 #: Notifications (indications) kept per characteristic until notified() takes them.
 NOTIFY_QUEUE_LEN = 1
 
@@ -212,8 +203,7 @@ class ClientCharacteristic(BaseClientCharacteristic):
         cccd = await self.descriptor(as_uuid(CCCD_UUID))
         if cccd is None:
             raise ValueError(f"subscribe(): {self!r} has no CCCD (CCCD not found)")
-        await cccd.write(struct.pack("<H", CCCD_NOTIFY * bool(notify) + CCCD_INDICATE * bool(indicate)),
-                         response=True)
+        await cccd.write(cccd_value(notify, indicate), response=True)
 
 
 class ClientDescriptor(BaseClientCharacteristic):

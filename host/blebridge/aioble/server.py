@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any, Optional
 from .. import calls
 from .. import protocol as P
 from ..ble import gatt
+from ..ble.gatt import (FLAG_INDICATE as _FLAG_INDICATE, FLAG_NOTIFY as _FLAG_NOTIFY,
+                        FLAG_READ as _FLAG_READ, FLAG_WRITE as _FLAG_WRITE,
+                        FLAG_WRITE_NO_RESPONSE as _FLAG_WRITE_NO_RESPONSE)
 from ..errors import BoardError
 from .core import GattError, as_uuid, check_timeout, data_bytes, log_warn
 
@@ -27,12 +30,6 @@ if TYPE_CHECKING:
     from .device import DeviceConnection
     from .radio import Radio
 
-_FLAG = P.CONSTANTS["flag"]
-_FLAG_READ = _FLAG["READ"]
-_FLAG_WRITE_NO_RESPONSE = _FLAG["WRITE_NO_RESPONSE"]
-_FLAG_WRITE = _FLAG["WRITE"]
-_FLAG_NOTIFY = _FLAG["NOTIFY"]
-_FLAG_INDICATE = _FLAG["INDICATE"]
 #: aioble's capture bit in ``flags`` (local only: never sent to the board, where this bit
 #: means something else).
 _FLAG_WRITE_CAPTURE = 0x10000

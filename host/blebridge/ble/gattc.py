@@ -33,6 +33,17 @@ from .. import protocol as P
 from ..errors import BlebridgeError
 from .session import Session
 
+#: Client Characteristic Configuration descriptor (16-bit UUID) and its bits (Core spec Vol 3
+#: Part G 3.3.3.3): what a client writes to turn notifications/indications on.
+CCCD_UUID = 0x2902
+CCCD_NOTIFY = 0x0001
+CCCD_INDICATE = 0x0002
+
+
+def cccd_value(notify: bool, indicate: bool) -> bytes:
+    """The 2-byte little-endian CCCD value that turns notifications/indications on (or off)."""
+    return ((CCCD_NOTIFY if notify else 0) | (CCCD_INDICATE if indicate else 0)).to_bytes(2, "little")
+
 _DISCONNECT = (P.EV_CENTRAL_DISCONNECT, P.EV_PERIPHERAL_DISCONNECT)
 _EVENTS = frozenset((
     P.EV_GATTC_SERVICE_RESULT, P.EV_GATTC_SERVICE_DONE,
