@@ -86,7 +86,8 @@ DEFAULT_SUITES = SUITES[:4]
 #: NimBLE board, docs/simulator.md). MicroPython's multitests passed on a zero-latency air, so
 #: none depends on the radio's pace: they run at the shortest interval, which keeps the suite's
 #: time near that of a zero-latency air. aioble's ble_write_capture needs a radio's write
-#: round trip (> 50 ms), so the aioble suites and the examples keep the board default.
+#: round trip (> 50 ms), so the aioble suites and the examples keep the board default (so does
+#: the zerynth suite, not measured at 7.5 ms).
 #: ``--conn-interval MS`` sets every suite's.
 SUITE_CONN_INTERVAL_MS = {"micropython": 7.5}
 
