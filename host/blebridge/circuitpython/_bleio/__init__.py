@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .adapter import Adapter
+from .adapters import Adapter
 from .address import Address
 from .attribute import Attribute
 from .characteristic import Characteristic
@@ -26,7 +26,7 @@ from .uuid import UUID
 
 def set_adapter(adapter: Optional[Adapter]) -> None:
     """Make ``adapter`` (an Adapter, or None for the default board's) ``_bleio.adapter``."""
-    from . import adapter as _adapter
+    from . import adapters as _adapter
     if adapter is not None and not isinstance(adapter, Adapter):
         raise TypeError(f"adapter must be of type Adapter, not {type(adapter).__name__}")
     _adapter.set_default(adapter)
@@ -34,7 +34,7 @@ def set_adapter(adapter: Optional[Adapter]) -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "adapter":
-        from .adapter import default
+        from .adapters import default
         return default()
     raise AttributeError(f"module '_bleio' has no attribute '{name}'")
 

@@ -12,7 +12,7 @@ from .errors import check_type
 from .uuid import UUID
 
 if TYPE_CHECKING:
-    from .adapter import Adapter
+    from .adapters import Adapter
     from .characteristic import Characteristic
     from .connection import Connection
 
@@ -22,7 +22,7 @@ class Service:
 
     def __init__(self, uuid: UUID, *, secondary: bool = False) -> None:
         check_type(uuid, UUID, "uuid")
-        from .adapter import current_adapter
+        from .adapters import current_adapter
         self._uuid: Optional[UUID] = uuid
         self._secondary = bool(secondary)
         self._remote = False

@@ -1,4 +1,4 @@
-"""``_bleio.Adapter``: one per board, over the board's event session (blebridge.ble.session).
+"""``_bleio.Adapter`` (module named adapters: ``_bleio.adapter`` is the default Adapter): one per board, over the board's event session (blebridge.ble.session).
 
 The adapter keeps CircuitPython's object shapes and checks; BLE itself is the API-neutral
 layer's: the local GATT database (blebridge.ble.gatt, services registered lazily, all at
