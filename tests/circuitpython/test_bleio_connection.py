@@ -420,3 +420,27 @@ def test_directed_advertising_lets_the_peer_connect(pair):
     p.start_advertising(b"", directed_to=c.address, interval=FAST)
     cconn = c.connect(p.address, timeout=TIMEOUT)
     assert cconn.connected
+
+
+def test_anonymous_advertisement_comes_from_a_resolvable_private_address(pair):
+    p, c = pair
+    p.start_advertising(FLAGS + bytes([2, 0xFF, 0x42]), anonymous=True, interval=FAST)
+    results = c.start_scan(prefixes=bytes([2, 0xFF, 0x42]), interval=FAST, window=FAST, timeout=TIMEOUT)
+    try:
+        entry = next(iter(results))
+    finally:
+        c.stop_scan()
+    assert entry.address.type == _bleio.Address.RANDOM_PRIVATE_RESOLVABLE and entry.address != p.address
+
+
+def test_advertising_timeout_ends_advertising(pair):
+    p, _ = pair
+    p.start_advertising(FLAGS, interval=FAST, timeout=1)
+    assert wait_for(lambda: not p.advertising)
+
+
+def test_peripheral_disconnect_is_seen_by_the_central(pair):
+    p, c = pair
+    pconn, cconn = connect(p, c)
+    pconn.disconnect()
+    assert wait_for(lambda: not cconn.connected)
