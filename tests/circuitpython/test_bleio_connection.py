@@ -444,3 +444,41 @@ def test_peripheral_disconnect_is_seen_by_the_central(pair):
     pconn, cconn = connect(p, c)
     pconn.disconnect()
     assert wait_for(lambda: not cconn.connected)
+
+
+def test_connection_attribute_is_circuitpython_5s_max_packet_length(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    assert cconn.attribute == cconn.max_packet_length
+
+
+def test_characteristic_buffer_readinto_fills_the_buffer(pair):
+    p, c = pair
+    per = Peripheral(p)
+    buf = _bleio.CharacteristicBuffer(per.rx, timeout=TIMEOUT)
+    _, cconn = connect(p, c)
+    remote(cconn, RX).value = b"abcd"
+    out = bytearray(4)
+    assert buf.readinto(out) == 4 and out == b"abcd"
+
+
+def test_characteristic_buffer_read_without_count_reads_until_quiet(pair):
+    p, c = pair
+    per = Peripheral(p)
+    buf = _bleio.CharacteristicBuffer(per.rx, timeout=1)
+    _, cconn = connect(p, c)
+    rx = remote(cconn, RX)
+    rx.value = b"ab"
+    rx.value = b"cd"
+    wait_for(lambda: buf.in_waiting == 4)
+    assert buf.read() == b"abcd"
+
+
+def test_remote_descriptor_value_can_be_written(pair):
+    p, c = pair
+    per = Peripheral(p)
+    local = _bleio.Descriptor.add_to_characteristic(per.rx, _bleio.UUID(0x2904), initial_value=b"\x00")
+    _, cconn = connect(p, c)
+    (dsc,) = remote(cconn, RX).descriptors
+    dsc.value = b"\x07"
+    assert wait_for(lambda: local.value == b"\x07")
