@@ -68,3 +68,17 @@ def test_ble_connection_pairs(uart_link):
 def test_radio_connections_wrap_ours(adafruit_ble, uart_link):
     _, conn = uart_link
     assert conn.connected and conn._bleio_connection in conn._bleio_connection._adapter.connections
+
+
+def test_hid_and_device_info_services_are_discovered(adafruit_ble, pair):
+    from adafruit_ble.advertising.standard import ProvideServicesAdvertisement
+    from adafruit_ble.services.standard.device_info import DeviceInfoService
+    from adafruit_ble.services.standard.hid import HIDService
+    p, c = pair
+    with using(p):
+        hid = HIDService()
+        DeviceInfoService(software_revision="1.0", manufacturer="blebridge")
+    adafruit_ble.BLERadio(p).start_advertising(ProvideServicesAdvertisement(hid), interval=FAST)
+    conn = adafruit_ble.BLERadio(c).connect(p.address, timeout=TIMEOUT)
+    conn.pair()
+    assert len(conn[HIDService].devices) == len(hid.devices) and conn[DeviceInfoService].manufacturer == "blebridge"

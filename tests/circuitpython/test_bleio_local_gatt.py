@@ -67,7 +67,7 @@ def test_fixed_length_value_of_other_length_raises_value_error(service):
 def test_value_of_non_buffer_raises_type_error(service):
     c = C.add_to_service(service, TX)
     with pytest.raises(TypeError):
-        c.value = "text"
+        c.value = 42
 
 
 def test_values_survive_adding_another_service(adapter, service):
@@ -127,6 +127,12 @@ def test_characteristic_of_non_uuid_raises_type_error(service):
 def test_user_description_of_non_str_raises_type_error(service):
     with pytest.raises(TypeError, match="user_description"):
         C.add_to_service(service, TX, user_description=b"bytes")
+
+
+def test_str_value_is_its_utf8_bytes(service):
+    c = C.add_to_service(service, TX)
+    c.value = "héllo"
+    assert c.value == "héllo".encode()
 
 
 def test_user_description_does_not_show_as_a_descriptor(service):
@@ -247,3 +253,9 @@ def test_notify_packet_length_without_connection_raises_value_error(service):
 def test_packet_buffer_write_without_connection_returns_0(service):
     pb = _bleio.PacketBuffer(C.add_to_service(service, TX, properties=C.NOTIFY), buffer_size=2)
     assert pb.write(b"x") == 0
+
+
+def test_fixed_length_zero_characteristic_is_empty(service):
+    c = C.add_to_service(service, TX, properties=C.READ, max_length=0, fixed_length=True)
+    c.value = b""
+    assert c.value == b""
