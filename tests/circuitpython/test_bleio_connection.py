@@ -482,3 +482,17 @@ def test_remote_descriptor_value_can_be_written(pair):
     (dsc,) = remote(cconn, RX).descriptors
     dsc.value = b"\x07"
     assert wait_for(lambda: local.value == b"\x07")
+
+
+def test_scan_right_after_a_stopped_scan_keeps_scanning(pair):
+    p, c = pair
+    p.start_advertising(FLAGS, interval=FAST)
+    c.start_scan(interval=FAST, window=FAST)
+    c.stop_scan()
+    assert _scan_for(c, p.address) is not None
+
+
+def test_scan_with_default_intervals_finds_the_advertisement(pair):
+    p, c = pair
+    p.start_advertising(FLAGS)
+    assert _scan_for(c, p.address, interval=0.1, window=0.1) is not None
