@@ -496,3 +496,12 @@ def test_scan_with_default_intervals_finds_the_advertisement(pair):
     p, c = pair
     p.start_advertising(FLAGS)
     assert _scan_for(c, p.address, interval=0.1, window=0.1) is not None
+
+
+def test_connect_after_a_failed_connect_succeeds(pair):
+    p, c = pair
+    nobody = _bleio.Address(bytes([1, 2, 3, 4, 5, 0xC6]), _bleio.Address.RANDOM_STATIC)
+    with pytest.raises(_bleio.BluetoothError):
+        c.connect(nobody, timeout=0.5)
+    _, cconn = connect(p, c)
+    assert cconn.connected

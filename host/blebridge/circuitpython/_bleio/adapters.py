@@ -130,6 +130,9 @@ class Adapter:
         self._connecting: Optional[tuple[int, bytes]] = None
         self._connected_to: Optional[Connection] = None
         self._connect_failed = 0
+        #: Connect attempts cancelled here whose end (PERIPHERAL_DISCONNECT, conn none) is still
+        #: to come: it fails no later attempt.
+        self._stale_connect_ends = 0
         self._advertising = False
         self._anonymous = False
         self._scan: Optional[ScanResults] = None
@@ -459,10 +462,17 @@ class Adapter:
                 self._connecting = None
                 self._connected_to = None
         if conn is None:
-            try:
-                calls.gap_connect_cancel(self.board)
-            except BoardError:
-                pass
+            with self.cond:
+                ended = self._connect_failed != failed
+            if not ended:
+                try:
+                    calls.gap_connect_cancel(self.board)
+                except BoardError:
+                    pass
+                else:
+                    with self.cond:
+                        # The cancel's PERIPHERAL_DISCONNECT (conn none) is still to come.
+                        self._stale_connect_ends += 1
             raise BluetoothError("Failed to connect: timeout")
         # As CircuitPython does after connecting: ask for the largest ATT MTU.
         try:
@@ -644,7 +654,10 @@ class Adapter:
     def _ev_disconnect(self, f: Any) -> None:
         handle = int(f.conn)
         if handle == CONN_HANDLE_NONE:
-            self._connect_failed += 1
+            if self._stale_connect_ends:
+                self._stale_connect_ends -= 1
+            else:
+                self._connect_failed += 1
             return
         conn = self._connections.pop(handle, None)
         if conn is not None:
