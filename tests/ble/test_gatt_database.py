@@ -185,3 +185,11 @@ def test_replace_keeps_the_values_the_board_holds():
     board.values[first.characteristics[0].handle] = b"\x2a"
     db.replace([first, device_info()], board.register, board.read)
     assert board.values[first.characteristics[0].handle] == b"\x2a"
+
+
+def test_wire_form_of_a_secondary_service_says_so():
+    assert gatt.wire_form([gatt.Service(b"\x11\x18", secondary=True)]) == [[b"\x11\x18", [], True]]
+
+
+def test_wire_form_of_a_primary_service_has_two_elements():
+    assert gatt.wire_form([gatt.Service(b"\x11\x18")]) == [[b"\x11\x18", []]]

@@ -2,7 +2,7 @@
 notifications into buffers, pairing, permissions the board enforces."""
 import pytest
 
-from blebridge.circuitpython import _bleio
+from blebridge.circuitpython import _bleio, using
 from bleio_helpers import FAST, FLAGS, RX, SECURE, SVC, TIMEOUT, TX, Peripheral, connect, remote, wait_for
 
 pytestmark = pytest.mark.boards(2)
@@ -505,3 +505,14 @@ def test_connect_after_a_failed_connect_succeeds(pair):
         c.connect(nobody, timeout=0.5)
     _, cconn = connect(p, c)
     assert cconn.connected
+
+
+def test_secondary_service_is_not_found_by_discovery(pair):
+    p, c = pair
+    Peripheral(p)
+    with using(p):
+        hidden = _bleio.Service(_bleio.UUID(0x1811), secondary=True)
+    _bleio.Characteristic.add_to_service(hidden, _bleio.UUID(0x2A47), properties=_bleio.Characteristic.READ)
+    _, cconn = connect(p, c)
+    uuids = [s.uuid for s in cconn.discover_remote_services()]
+    assert SVC in uuids and _bleio.UUID(0x1811) not in uuids

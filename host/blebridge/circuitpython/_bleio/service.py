@@ -29,7 +29,7 @@ class Service:
         self._characteristics: list["Characteristic"] = []
         self._connection: Optional["Connection"] = None
         self._adapter: "Adapter" = current_adapter()
-        self._gatt: Optional[ble_gatt.Service] = ble_gatt.Service(bytes(uuid))
+        self._gatt: Optional[ble_gatt.Service] = ble_gatt.Service(bytes(uuid), secondary=self._secondary)
         self._start_handle = self._end_handle = 0
         self._adapter._add_service(self)
 
