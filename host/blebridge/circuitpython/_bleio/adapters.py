@@ -438,6 +438,7 @@ class Adapter:
         t = check_float_non_negative(timeout, "timeout")
         if self._scan is not None:
             self.stop_scan()   # the board scans for the peer itself
+        self._sync_gatt()      # the peer may discover our services once connected
         key = (address.wire_type, address.address_bytes)
         with self.cond:
             if self._connecting is not None:

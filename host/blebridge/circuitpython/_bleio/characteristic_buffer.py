@@ -31,6 +31,7 @@ class CharacteristicBuffer:
             self._connection._add_listener(characteristic._handle, self._on_value)
         else:
             characteristic._add_listener(self._on_value)
+            service._adapter._sync_gatt()   # registered now: peers may write from here on
 
     def _on_value(self, data: bytes, conn: int) -> None:
         with self._cond:
