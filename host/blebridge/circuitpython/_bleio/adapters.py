@@ -265,9 +265,13 @@ class Adapter:
 
     @name.setter
     def name(self, value: str) -> None:
-        if not isinstance(value, str):
+        # MicroPython's mp_obj_str_get_str: a str, or bytes taken as they are.
+        if isinstance(value, (bytes, bytearray)):
+            raw = bytes(value)[:MAX_NAME]
+        elif isinstance(value, str):
+            raw = value.encode("utf-8")[:MAX_NAME]
+        else:
             raise TypeError(f"can't convert '{type(value).__name__}' object to str implicitly")
-        raw = value.encode("utf-8")[:MAX_NAME]
         self._call(calls.config_set, "name", key=_CFG["GAP_NAME"], value=raw.decode("utf-8", "ignore"))
 
     @property
