@@ -516,3 +516,20 @@ def test_secondary_service_is_not_found_by_discovery(pair):
     _, cconn = connect(p, c)
     uuids = [s.uuid for s in cconn.discover_remote_services()]
     assert SVC in uuids and _bleio.UUID(0x1811) not in uuids
+
+
+def test_peripheral_can_start_the_pairing(pair):
+    p, c = pair
+    pconn, cconn = connect(p, c)
+    pconn.pair()
+    assert pconn.paired and wait_for(lambda: cconn.paired)
+
+
+def test_bonded_peers_pair_again_after_reconnecting(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    cconn.pair()
+    cconn.disconnect()
+    _, again = connect(p, c)
+    again.pair()
+    assert again.paired
