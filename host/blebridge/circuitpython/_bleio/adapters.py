@@ -70,6 +70,9 @@ MTU_TIMEOUT_S = 10.0
 DISCONNECT_TIMEOUT_S = 10.0
 #: Extra wait beyond a connect's timeout for the board's own answer, s.
 CONNECT_MARGIN_S = 5.0
+#: The board's security configuration, set when the radio is turned on and before pairing.
+SECURITY = (("BOND", True), ("MITM", False), ("LE_SECURE", True),
+            ("IO", P.CONSTANTS["io"]["NO_INPUT_OUTPUT"]))
 #: Largest ATT MTU the adapter asks for, bytes (an attribute's 512 bytes + 3 of header).
 MTU_MAX = P.LIMITS["MAX_ATTR_LEN"] + 3
 
@@ -164,6 +167,10 @@ class Adapter:
         caps = getattr(getattr(self.board, "info", None), "caps", None) or {}
         mtu = min(int(caps.get("max_mtu") or MTU_MAX), MTU_MAX)
         calls.config_set(self.board, key=_CFG["MTU"], value=mtu)
+        # CircuitPython's security, whichever side starts a pairing: bond, Just Works, LE
+        # Secure Connections (the nRF port's pairing parameters; _bleio has no IO settings).
+        for key, value in SECURITY:
+            calls.config_set(self.board, key=_CFG[key], value=value)
 
     def _set_default_name(self) -> None:
         addr = self.address.address_bytes
@@ -507,8 +514,7 @@ class Adapter:
         c = self.session.connection(conn._handle)
         if c is not None and c.encrypted:
             return
-        for key, value in (("BOND", True), ("MITM", False), ("LE_SECURE", True),
-                           ("IO", P.CONSTANTS["io"]["NO_INPUT_OUTPUT"])):
+        for key, value in SECURITY:
             self._call(calls.config_set, "pair", key=_CFG[key], value=value)
         with self.cond:
             updates = conn._security_updates
