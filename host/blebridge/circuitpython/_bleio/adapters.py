@@ -201,6 +201,10 @@ class Adapter:
             return
         with self.cond:
             self._lost = exc
+            # The board is gone, and its connections with it.
+            for conn in self._connections.values():
+                conn._connected = False
+            self._connections.clear()
             self.cond.notify_all()
         self.gattc.fail_all(exc)
         scan = self._scan
