@@ -26,7 +26,7 @@ from ...ble import session as ble_session
 from ...ble import status as _status
 from ...ble.gatt import GattDatabase
 from ...ble.gattc import ConnectionClosed, GattClient, GattStatusError
-from ...errors import BoardError, BoardLost, BoardReset
+from ...errors import BoardError, BoardReset
 from .address import Address
 from .connection import INTERVAL_UNIT_MS, Connection
 from .errors import (BluetoothError, ConnectionError, SecurityError, buffer, check_float,
@@ -129,7 +129,8 @@ class Adapter:
         self._lost: Optional[BaseException] = None
         #: conn handle -> Connection, while open.
         self._connections: dict[int, Connection] = {}
-        #: (addr_type, wire addr) of the connect in progress -> its Connection once made.
+        #: (addr_type, wire addr) of the connect in progress (one at a time), and the
+        #: Connection its PERIPHERAL_CONNECT made.
         self._connecting: Optional[tuple[int, bytes]] = None
         self._connected_to: Optional[Connection] = None
         self._connect_failed = 0
@@ -146,7 +147,6 @@ class Adapter:
         self._dirty = False
         #: id(ble.gatt attribute) -> the local Characteristic with listeners (peer writes).
         self._local_chars: dict[int, Any] = {}
-        self._intervals: dict[int, float] = {}
         self._sub = session.subscribe(self._on_event)
         self.gattc = GattClient(session)
         session.subscribe_lost(self._on_lost)
