@@ -292,7 +292,28 @@ def test_connection_interval_can_be_set(pair):
     p, c = pair
     _, cconn = connect(p, c)
     cconn.connection_interval = 30
-    assert wait_for(lambda: cconn.connection_interval == 30.0)
+    assert cconn.connection_interval == 30.0
+
+
+def test_connection_interval_is_cut_to_whole_units(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    cconn.connection_interval = 31
+    assert cconn.connection_interval == 30.0
+
+
+def test_connection_interval_out_of_range_raises_value_error(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    with pytest.raises(ValueError, match="Invalid BLE parameter"):
+        cconn.connection_interval = 5000
+
+
+def test_peripheral_sees_the_new_connection_interval(pair):
+    p, c = pair
+    pconn, cconn = connect(p, c)
+    cconn.connection_interval = 45
+    assert wait_for(lambda: pconn.connection_interval == 45.0)
 
 
 def test_connection_interval_of_non_number_raises_type_error(pair):
