@@ -146,6 +146,9 @@ class Adapter:
         self._scan: Optional[ScanResults] = None
         #: SCAN_DONE events still to come for scans stopped here: they end no later scan.
         self._stale_scan_dones = 0
+        #: Guards the local GATT model (services, database, dirty) and its registration, which
+        #: calls the board: not the event condition, so events are dispatched meanwhile.
+        self._gatt_lock = threading.RLock()
         self._services: list[Any] = []        # local Service objects, in creation order
         self._db = GattDatabase()
         self._dirty = False
@@ -223,11 +226,12 @@ class Adapter:
             self._advertising = False
             scan, self._scan = self._scan, None
             self._stale_scan_dones = 0
-            self._db.clear()
-            self._dirty = bool(self._services)
             for c in conns:
                 c._connected = False
             self.cond.notify_all()
+        with self._gatt_lock:
+            self._db.clear()
+            self._dirty = bool(self._services)
         self.session.forget_connections()
         if scan is not None:
             scan._finish()
@@ -575,26 +579,26 @@ class Adapter:
     # -- the local GATT database ------------------------------------------------------------------
 
     def _add_service(self, service: Any) -> None:
-        with self.cond:
+        with self._gatt_lock:
             self._services.append(service)
             self._dirty = True
 
     def _add_characteristic(self, service: Any, char: Any) -> None:
-        with self.cond:
+        with self._gatt_lock:
             service._gatt.characteristics.append(char._gatt)
             service._characteristics.append(char)
             self._local_chars[id(char._gatt)] = char
             self._dirty = True
 
     def _add_descriptor(self, char: Any, dsc: Any) -> None:
-        with self.cond:
+        with self._gatt_lock:
             char._gatt.descriptors.append(dsc._gatt)
             char._descriptors.append(dsc)
             self._dirty = True
 
     def _sync_gatt(self) -> None:
         """Register the services added since the last registration (all at once)."""
-        with self.cond:
+        with self._gatt_lock:
             if not self._dirty:
                 return
             services = [s._gatt for s in self._services]
