@@ -352,7 +352,7 @@ def test_remote_read_after_disconnect_raises_connection_error(pair):
     _, cconn = connect(p, c)
     tx = remote(cconn, TX)
     cconn.disconnect()
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match="Not connected"):
         tx.value
 
 

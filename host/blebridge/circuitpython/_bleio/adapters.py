@@ -630,12 +630,18 @@ class Adapter:
         except BaseException as exc:
             raise _gatt_error(exc, operation) from None
 
+    @staticmethod
+    def _check_connected(conn: Connection) -> None:
+        """CircuitPython's bleio_check_connected, before a GATT client operation."""
+        if not conn._connected:
+            raise ConnectionError("Not connected")
+
     def _remote_read(self, conn: Connection, handle: int) -> bytes:
-        conn._ensure_connected()
+        self._check_connected(conn)
         return self._wait(self.gattc.read(conn._handle, handle), "read")
 
     def _remote_write_start(self, conn: Connection, handle: int, data: bytes, response: bool) -> Future:
-        conn._ensure_connected()
+        self._check_connected(conn)
         return self.gattc.write(conn._handle, handle, data, response)
 
     def _wait_write(self, fut: Future, timeout_s: float) -> None:
