@@ -592,3 +592,19 @@ def test_board_lost_ends_its_connections(pair, boards):
     _, cconn = connect(p, c)
     _kill(boards[1])
     assert wait_for(lambda: not cconn.connected)
+
+
+def test_discover_whitelisted_service_the_peer_lacks_gives_nothing(pair):
+    p, c = pair
+    Peripheral(p)
+    _, cconn = connect(p, c)
+    assert cconn.discover_remote_services([_bleio.UUID(0x1234)]) == ()
+
+
+def test_discover_a_service_without_characteristics(pair):
+    p, c = pair
+    with using(p):
+        _bleio.Service(_bleio.UUID(0x1815))
+    _, cconn = connect(p, c)
+    (service,) = cconn.discover_remote_services([_bleio.UUID(0x1815)])
+    assert service.characteristics == ()
