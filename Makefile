@@ -29,10 +29,10 @@ help:
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
-	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
+	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim,circuitpython] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e '.[test,sim]'
+	$(VPY) -m pip install --quiet -e '.[test,sim,circuitpython]'
 	touch $@
 
 venv: $(STAMP)

@@ -84,7 +84,12 @@ def test_micropython_runtime_provides_its_shims_folder():
     assert runtime.SHIMS_DIR.replace("\\", "/").endswith("blebridge/micropython/shims")
 
 
-@pytest.mark.parametrize("name, title", [("circuitpython", "CircuitPython _bleio"), ("zerynth", "Zerynth ble")])
+def test_circuitpython_runtime_provides_its_shims_folder():
+    runtime = load_runtime(api_named("circuitpython"))
+    assert runtime.SHIMS_DIR.replace("\\", "/").endswith("blebridge/circuitpython/shims")
+
+
+@pytest.mark.parametrize("name, title", [("zerynth", "Zerynth ble")])
 def test_api_without_runtime_is_unavailable(name, title):
     with pytest.raises(ApiUnavailable) as info:
         load_runtime(api_named(name))

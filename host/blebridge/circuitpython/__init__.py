@@ -1,0 +1,1 @@
+"""CircuitPython's ``_bleio`` on a blebridge board (docs/circuitpython.md)."""
