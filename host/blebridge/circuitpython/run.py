@@ -24,7 +24,7 @@ import importlib.util
 import os
 import sys
 import types
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 #: On sys.path under ``blebridge run --api circuitpython``, after the user's directories.
 SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
@@ -43,7 +43,7 @@ HARDWARE_MODULES = frozenset({
     "ps2io", "pulseio", "pwmio", "rgbmatrix", "rotaryio", "rp2pio", "rtc", "sdcardio",
     "sdioio", "sharpdisplay", "socketpool", "touchio", "usb_cdc", "usb_hid",
     "usb_host", "usb_midi", "usb_video", "watchdog", "wifi", "adafruit_dotstar",
-    "adafruit_lis3dh", "adafruit_circuitplayground",
+    "adafruit_lis3dh", "adafruit_circuitplayground", "microcontroller.pin",
 })
 
 #: ``sys.implementation.version`` under ``blebridge run --api circuitpython``: the CircuitPython
@@ -83,9 +83,10 @@ class HardwareFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
                   target: Any = None) -> Any:
-        if path is not None or fullname not in HARDWARE_MODULES:
+        if fullname not in HARDWARE_MODULES:
             return None
-        if importlib.machinery.PathFinder.find_spec(fullname, _user_dirs()) is not None:
+        if "." not in fullname and \
+                importlib.machinery.PathFinder.find_spec(fullname, _user_dirs()) is not None:
             return None
         return importlib.util.spec_from_loader(fullname, _RefusingLoader())
 
@@ -100,6 +101,13 @@ def compile_interactive(source: str, filename: str, symbol: str) -> Any:
     return compile_dialect(source, filename, symbol)
 
 
+class _Version(NamedTuple):
+    major: int
+    minor: int
+    micro: int
+    releaselevel: str
+
+
 def _set_implementation() -> None:
     """``sys.implementation.name`` is "circuitpython", as scripts test it to tell the board
     from Blinka. The other attributes stay CPython's (``cache_tag`` names the .pyc files)."""
@@ -108,9 +116,8 @@ def _set_implementation() -> None:
         return
     attrs = dict(vars(impl))
     attrs["name"] = "circuitpython"
-    attrs["version"] = types.SimpleNamespace(
-        major=CIRCUITPYTHON_VERSION[0], minor=CIRCUITPYTHON_VERSION[1],
-        micro=CIRCUITPYTHON_VERSION[2], releaselevel="final", serial=0)
+    # A tuple as CircuitPython's (major, minor, micro, prerelease), its fields named as CPython's.
+    attrs["version"] = _Version(*CIRCUITPYTHON_VERSION, "")
     attrs["_machine"] = "blebridge board"
     attrs["_cpython"] = impl
     sys.implementation = types.SimpleNamespace(**attrs)  # type: ignore[assignment]

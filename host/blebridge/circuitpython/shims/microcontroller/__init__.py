@@ -7,7 +7,7 @@ cannot tell), ``reset_reason`` POWER_ON (``blebridge run`` resets the board befo
 ``reset()`` ends the script as the reboot ends it on a board; ``on_next_reset`` is accepted and
 changes nothing (no next boot here); ``delay_us`` waits; ``nvm`` and ``watchdog`` are None,
 as on a board without them. The pins (``Pin``, ``microcontroller.pin``) drive hardware this PC
-does not have, so the module has none.
+does not have: `import microcontroller.pin` fails as `import board` does.
 """
 import sys
 import time
