@@ -21,9 +21,10 @@ help:
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>]"
+	@echo "make conformance [MICROPYTHON=<micropython checkout>] [MICROPYTHON_LIB=<micropython-lib checkout>]"
 	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
-	@echo "                   multitests (upstream aioble and ours) and its example pairs"
+	@echo "                   multitests (upstream aioble and ours) and its example pairs;"
+	@echo "                   [ADAFRUIT_BLE=<Adafruit_CircuitPython_BLE checkout>] its examples as pairs"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
@@ -89,9 +90,12 @@ SOAK_BOARDS  ?= 4
 soak: firmware
 	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
+# ADAFRUIT_BLE: the adafruit_ble examples also need the libraries two of them import
+# (Bluefruit Connect packets, HID keyboard), installed into the venv from PyPI here.
 conformance: firmware
-	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>]"; exit 2; }
-	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB))
+	@test -n "$(MICROPYTHON)$(ADAFRUIT_BLE)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ADAFRUIT_BLE=<path to an Adafruit_CircuitPython_BLE checkout>]"; exit 2; }
+	$(if $(ADAFRUIT_BLE),$(VPY) -m pip install --quiet adafruit-circuitpython-bluefruitconnect adafruit-circuitpython-hid)
+	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ADAFRUIT_BLE),--adafruit-ble $(ADAFRUIT_BLE))
 
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"
