@@ -320,7 +320,8 @@ class CpPair:
     client: str
     done: object                # (server output, client output) -> bool
     pythonpath: tuple = ()      # extra directories (harness ones by name: "hardware", "alias")
-    server_stdin: Optional[str] = None
+    #: (text the client prints when ready, text then written to the server's stdin)
+    server_stdin: Optional[tuple[str, str]] = None
     also: Optional[str] = None  # another examples/ file run alone on the second board (status 0)
 
 
@@ -341,7 +342,8 @@ ADAFRUIT_PAIRS = (
     CpPair("ble_demo_periph+ble_demo_central", "ble_demo_periph.py", "ble_demo_central.py",
            lambda s, c: _lines(s).count(CP_DEMO_COLOR) >= CP_ECHOES, pythonpath=("hardware",)),
     CpPair("ble_hid_periph+hid_central (harness)", "ble_hid_periph.py", "harness:hid_central.py",
-           lambda s, c: f"typed: {CP_TYPED}" in _lines(c), server_stdin=CP_TYPED + "\n",
+           lambda s, c: f"typed: {CP_TYPED}" in _lines(c),
+           server_stdin=("subscribed", CP_TYPED + "\n"),
            also="ble_hid_central.py"),
     CpPair("ble_advertising_simpletest+ble_simpletest", "ble_advertising_simpletest.py",
            "ble_simpletest.py", lambda s, c: any("short_name=HELLO" in line for line in _lines(c))),
@@ -354,17 +356,13 @@ ADAFRUIT_PAIRS = (
 
 
 def _cp_start(script: Path, board: str, air: str, python: str, pythonpath: list[Path],
-              stdin: Optional[str]) -> subprocess.Popen:
+              stdin: bool = False) -> subprocess.Popen:
     env = dict(os.environ, BLEBRIDGE_AIR=air,
                PYTHONPATH=os.pathsep.join(str(p) for p in [HOST] + pythonpath))
     proc = subprocess.Popen([python, "-m", "blebridge.script", "--port", f"sim:{board}", str(script)],
                             cwd=script.parent, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True,
-                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
-    if stdin is not None:
-        assert proc.stdin is not None
-        proc.stdin.write(stdin.encode())
-        proc.stdin.flush()       # left open: the example reads a character at a time, forever
+                            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
     return proc
 
 
@@ -393,15 +391,29 @@ def run_cp_pair(pair: CpPair, examples: Path, paths: dict, air: str, python: str
         return CP_HARNESS / name[len("harness:"):] if name.startswith("harness:") else examples / name
 
     extra = [paths[p] for p in pair.pythonpath]
-    srv = _cp_start(script(pair.server), BOARD_NAMES[0], air, python, extra, pair.server_stdin)
+    srv = _cp_start(script(pair.server), BOARD_NAMES[0], air, python, extra,
+                    stdin=pair.server_stdin is not None)
     procs = [srv]
     outs = [b"", b""]
     ok = False
+    fed = False
+
+    def done(server_out: str, client_out: str) -> bool:
+        nonlocal fed
+        if pair.server_stdin is not None and not fed and pair.server_stdin[0] in client_out:
+            # The example types what it reads on stdin; it is written once the client is
+            # ready to see it (and the pipe is left open: the example reads on, forever).
+            assert srv.stdin is not None
+            srv.stdin.write(pair.server_stdin[1].encode())
+            srv.stdin.flush()
+            fed = True
+        return pair.done(server_out, client_out)
+
     try:
         _read_both([srv], outs, lambda s, *rest: False, time.monotonic() + SERVER_START_S)
-        cli = _cp_start(script(pair.client), BOARD_NAMES[1], air, python, extra, None)
+        cli = _cp_start(script(pair.client), BOARD_NAMES[1], air, python, extra)
         procs.append(cli)
-        ok = _read_both(procs, outs, pair.done, time.monotonic() + CP_PAIR_TIMEOUT_S)
+        ok = _read_both(procs, outs, done, time.monotonic() + CP_PAIR_TIMEOUT_S)
         return ok
     finally:
         for i, proc in enumerate(procs):
@@ -431,7 +443,7 @@ def run_adafruit_examples(suite: SuiteResult, checkout: Path, work: Path, air: s
         ok = run_cp_pair(pair, examples, paths, air, python, trace)
         if ok and pair.also:
             # Upstream's counterpart that does nothing (all comments): it must run and end, 0.
-            proc = _cp_start(examples / pair.also, BOARD_NAMES[1], air, python, [], None)
+            proc = _cp_start(examples / pair.also, BOARD_NAMES[1], air, python, [])
             try:
                 ok = proc.wait(CP_PAIR_TIMEOUT_S) == 0
             except subprocess.TimeoutExpired:

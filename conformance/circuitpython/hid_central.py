@@ -1,21 +1,24 @@
-"""Central for ble_hid_periph.py: find the HID keyboard, pair, take its key reports and print
-what was typed, a line at a time, as "typed: TEXT".
+"""Central for hid_peripheral.py (and Adafruit's ble_hid_periph.py): find the HID keyboard,
+pair, subscribe to its key reports, turn Num Lock on (the peripheral's cue), print each typed
+line as "typed: TEXT"; leaves after LINES lines.
 
-Reads the first HID input report characteristic (Report, 0x2A4D, with notify): in adafruit_ble's
-default report map that is the keyboard's (report ID 1, 8 bytes: modifiers, reserved, six key
-codes). Decodes the US layout's letters, digits, space and Enter (USB HID usage table 0x07).
+The first HID Report characteristic (0x2A4D) with notify is the keyboard's input report and the
+first with write its LED output report, in adafruit_ble's default report map (report ID 1).
+Decodes the US layout's letters, digits, space and Enter (USB HID usage page 0x07).
 """
-import time
+import sys
 
 import _bleio
 from adafruit_ble import BLERadio
 from adafruit_ble.advertising.standard import ProvideServicesAdvertisement
 from adafruit_ble.services.standard.hid import HIDService
 
+LINES = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 #: Key report bytes (modifier byte, reserved, six key codes).
 REPORT_LEN = 8
 SHIFT = 0x02 | 0x20
 REPORT_UUID = _bleio.UUID(0x2A4D)
+NUM_LOCK = b"\x01"
 
 
 def key_char(code, shifted):
@@ -29,7 +32,6 @@ def key_char(code, shifted):
 
 ble = BLERadio()
 connection = None
-print("scanning")
 for adv in ble.start_scan(ProvideServicesAdvertisement, timeout=30):
     if HIDService in adv.services:
         ble.stop_scan()
@@ -37,18 +39,20 @@ for adv in ble.start_scan(ProvideServicesAdvertisement, timeout=30):
         break
 if connection is None:
     raise SystemExit("no HID peripheral found")
-print("connected")
 connection.pair()
 print("paired", connection.paired)
-bleio_connection = connection._bleio_connection
-(service,) = bleio_connection.discover_remote_services((HIDService.uuid.bleio_uuid,))
-reports = [c for c in service.characteristics
-           if c.uuid == REPORT_UUID and c.properties & _bleio.Characteristic.NOTIFY]
-keys_in = _bleio.CharacteristicBuffer(reports[0], buffer_size=256, timeout=1)
+(service,) = connection._bleio_connection.discover_remote_services((HIDService.uuid.bleio_uuid,))
+reports = [c for c in service.characteristics if c.uuid == REPORT_UUID]
+keys_in = _bleio.CharacteristicBuffer(
+    [c for c in reports if c.properties & _bleio.Characteristic.NOTIFY][0], buffer_size=256,
+    timeout=1)
+leds_out = [c for c in reports if c.properties & _bleio.Characteristic.WRITE][0]
+leds_out.value = NUM_LOCK
 print("subscribed")
 line = ""
 held = set()
-while connection.connected:
+lines = 0
+while connection.connected and lines < LINES:
     report = keys_in.read(REPORT_LEN)
     if not report or len(report) < REPORT_LEN:
         continue
@@ -58,6 +62,10 @@ while connection.connected:
         if c == "\n":
             print("typed:", line)
             line = ""
+            lines += 1
         else:
             line += c
     held = pressed
+if connection.connected:
+    connection.disconnect()
+print("done")
