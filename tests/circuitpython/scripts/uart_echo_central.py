@@ -18,6 +18,9 @@ print("connected", connection is not None and connection.connected)
 uart = connection[UARTService]
 for _ in range(ROUNDS):
     uart.write(b"echo")
-    print(uart.read(4))
+    reply = b""
+    while len(reply) < 4 and connection.connected:
+        reply += uart.read(4 - len(reply)) or b""   # a loaded PC may take more than 1 s
+    print(reply)
 connection.disconnect()
 print("done")
