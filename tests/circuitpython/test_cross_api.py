@@ -32,5 +32,5 @@ def test_heart_rate_library_reads_a_micropython_heart_rate_sensor(board_urls, tm
     assert "Device: blebridge HR-1" in lines and "Location: Chest" in lines
     readings = [line for line in lines if line.startswith("HeartRateMeasurementValues(")]
     assert len(readings) == 3
-    assert all("contact=True" in r and "rr_intervals=(1024,)" in r or "rr_intervals=[1024]" in r
+    assert all("contact=True" in r and ("rr_intervals=(1024,)" in r or "rr_intervals=[1024]" in r)
                for r in readings)
