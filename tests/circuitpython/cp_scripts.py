@@ -24,6 +24,9 @@ class Script:
             [sys.executable, "-m", "blebridge.script", "--port", port, str(path), *args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             text=True)
+        self._start_reader()
+
+    def _start_reader(self):
         self._lines = []
         self._ended = False
         self._cond = threading.Condition()
