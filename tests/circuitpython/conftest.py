@@ -1,4 +1,6 @@
-"""Fixtures of the CircuitPython tests: the boards of hil.plugin (simulated in `make test`)."""
+"""Fixtures of the _bleio tests: Adapters on the boards hil.plugin gives (simulated in
+`make test`)."""
+import os
 import sys
 from pathlib import Path
 
@@ -20,3 +22,36 @@ def pytest_configure(config):
 def private_bonds(tmp_path, monkeypatch):
     """Bonds go to this test's own store: board addresses are the same in every run."""
     monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(tmp_path / "secrets"))
+
+
+@pytest.fixture
+def simulator(hil_rig):
+    if not hil_rig.configured:
+        pytest.importorskip("bumble")
+        if not (os.environ.get("BLEBRIDGE_SIM_FIRMWARE") or (ROOT / "build" / "sim" / "bb_sim").exists()):
+            pytest.skip("simulated board firmware not built (make firmware)")
+
+
+@pytest.fixture
+def adapters(simulator, boards):
+    """One _bleio Adapter per board of the `boards` fixture (mark the test boards(n))."""
+    from blebridge.circuitpython import adapter_for
+    made = [adapter_for(b) for b in boards]
+    try:
+        yield made
+    finally:
+        for a in made:
+            a.close()
+
+
+@pytest.fixture
+def adapter(adapters):
+    """The Adapter of the first board."""
+    return adapters[0]
+
+
+@pytest.fixture
+def pair(adapters):
+    """(peripheral, central) Adapters on two boards."""
+    assert len(adapters) == 2, "mark the test @pytest.mark.boards(2)"
+    return tuple(adapters)

@@ -144,6 +144,12 @@ class SecretStore:
             self._data = data
             return True
 
+    def clear(self) -> None:
+        """Forget every secret (erase the bonds); SecretStoreError if the file cannot be written."""
+        with self._lock:
+            self._save({})
+            self._data = {}
+
     def _make_dir(self) -> None:
         directory = self.path.parent
         if directory.is_dir():
