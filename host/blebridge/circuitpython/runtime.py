@@ -16,10 +16,6 @@ import sys
 import threading
 from typing import Any, Callable, NamedTuple, Optional
 
-#: The board a script runs against when BLEBRIDGE_PORT is not set (as ``bluetooth.BLE()``).
-DEFAULT_PORT = "sim:blebridge"
-
-
 class uname_result(NamedTuple):  # noqa: N801 (CircuitPython's name)
     """``os.uname()``'s value, CircuitPython's fields."""
     sysname: str
@@ -35,7 +31,9 @@ _watched: set[int] = set()
 
 
 def default_port() -> str:
-    return os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
+    """The port of ``_bleio.adapter`` (its adapter module's default_port)."""
+    from ._bleio.adapter import default_port as adapter_port
+    return adapter_port()
 
 
 def board_session() -> Any:
@@ -89,8 +87,10 @@ def install() -> None:
 
 
 def close_all() -> None:
-    """Close every board the script opened (the sessions opened here, _bleio's adapters)."""
+    """Close every board the script opened (_bleio's adapters, the sessions opened here)."""
     from ..ble import session as ble_session
+    from ._bleio.adapter import close_all as close_adapters
+    close_adapters()
     for session in ble_session.sessions():
         if session.owned:
             session.close()
