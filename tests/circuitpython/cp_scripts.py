@@ -1,5 +1,6 @@
 """Running the scripts of tests/circuitpython/scripts (and examples) under `blebridge run` on
 the boards of hil.plugin, their output collected line by line."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +14,15 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 SCRIPT_READY_TIMEOUT_S = 60.0
 #: Seconds for a whole script run (scans of up to 30 s, pairing, the exchanges; a loaded PC).
 SCRIPT_RUN_TIMEOUT_S = 120.0
+
+
+def needs(module):
+    """Skip the test unless ``module`` is installed. Found, not imported: adafruit_ble and its
+    companions imported in the test process would import Blinka's _bleio there (its bleak thread
+    included); the scripts import them under `blebridge run`, on blebridge's."""
+    import pytest
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (pip install -e '.[test,circuitpython]')")
 
 
 class Script:

@@ -3,7 +3,7 @@ two-device examples, one script per board under `blebridge run` (the upstream ex
 themselves run in `make conformance ADAFRUIT_BLE=...`)."""
 import pytest
 
-from cp_scripts import SCRIPTS, run_pair
+from cp_scripts import needs, SCRIPTS, run_pair
 
 pytestmark = pytest.mark.hil
 
@@ -29,7 +29,7 @@ def test_packet_buffer_pair_echoes_each_packet_whole(board_urls, tmp_path):
 
 
 def test_color_packet_pair_delivers_every_color(board_urls, tmp_path):
-    pytest.importorskip("adafruit_bluefruit_connect")
+    needs("adafruit_bluefruit_connect")
     server, client = run_pair(SCRIPTS / "color_peripheral.py", SCRIPTS / "color_central.py",
                               board_urls(2), tmp_path)
     assert [line for line in server.splitlines() if line.startswith("color")] == \
@@ -37,7 +37,7 @@ def test_color_packet_pair_delivers_every_color(board_urls, tmp_path):
 
 
 def test_hid_keyboard_pair_types_text_to_the_paired_central(board_urls, tmp_path):
-    pytest.importorskip("adafruit_hid")
+    needs("adafruit_hid")
     server, client = run_pair(SCRIPTS / "hid_peripheral.py", SCRIPTS / "hid_central.py",
                               board_urls(2), tmp_path, server_args=("Hello 42\n",))
     assert "paired True" in client and "typed: Hello 42" in client.splitlines()

@@ -3,7 +3,7 @@ MicroPython (bluetooth), each way, and adafruit-circuitpython-ble-heart-rate rea
 sensor written with MicroPython's bluetooth module."""
 import pytest
 
-from cp_scripts import ROOT, SCRIPTS, run_pair
+from cp_scripts import needs, ROOT, SCRIPTS, run_pair
 
 pytestmark = pytest.mark.hil
 MP_EXAMPLES = ROOT / "examples" / "micropython"
@@ -25,7 +25,7 @@ def test_circuitpython_central_talks_to_micropython_peripheral(board_urls, tmp_p
 
 
 def test_heart_rate_library_reads_a_micropython_heart_rate_sensor(board_urls, tmp_path):
-    pytest.importorskip("adafruit_ble_heart_rate")
+    needs("adafruit_ble_heart_rate")
     server, client = run_pair(SCRIPTS / "heart_rate_sensor.py", SCRIPTS / "heart_rate_central.py",
                               board_urls(2), tmp_path, client_args=("3",))
     lines = client.splitlines()

@@ -14,10 +14,12 @@ A CircuitPython script sees:
   no stub that pretends, and Blinka's (installed with adafruit-circuitpython-ble, for
   Linux single-board computers) is never imported in their place;
 - the language rules of the MicroPython VM CircuitPython runs on (``bytes + str``, ...;
-  blebridge/micropython/dialect.py), for the script and the user's modules.
+  blebridge/micropython/dialect.py), for the script and the user's modules; and annotations
+  never evaluated in the installed CircuitPython libraries (:class:`LibraryLoader`).
 """
 from __future__ import annotations
 
+import __future__
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -91,6 +93,43 @@ class HardwareFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _RefusingLoader())
 
 
+#: Top-level names of CircuitPython libraries (Adafruit's and the community bundle's on PyPI).
+LIBRARY_PREFIXES = ("adafruit_", "circuitpython_")
+
+
+class LibraryLoader(importlib.machinery.SourceFileLoader):
+    """Loads a CircuitPython library with its annotations left unevaluated (PEP 563), as
+    CircuitPython's compiler drops them. Libraries name board modules only in annotations
+    (adafruit_hid: ``devices: Sequence[usb_hid.Device]``, its ``import usb_hid`` in a
+    try/except ImportError); evaluated, that is a NameError here. Never cached as .pyc: a plain
+    CPython import of the same file must not get this code."""
+
+    def get_code(self, fullname: str) -> Any:
+        source = self.get_source(fullname)
+        if source is None:
+            raise ImportError(f"no source for {fullname}", name=fullname)
+        return compile(source, self.get_filename(fullname), "exec",
+                       flags=__future__.annotations.compiler_flag, dont_inherit=True)
+
+
+class LibraryFinder(importlib.abc.MetaPathFinder):
+    """Finds modules as sys.path's PathFinder does and loads the installed CircuitPython
+    libraries (LIBRARY_PREFIXES, outside the user's directories) with :class:`LibraryLoader`."""
+
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+                  target: Any = None) -> Any:
+        if not fullname.startswith(LIBRARY_PREFIXES):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
+            return spec
+        origin = os.path.realpath(spec.origin or "")
+        if any(origin.startswith(os.path.realpath(d) + os.sep) for d in _user_dirs() if d):
+            return None          # the user's own module: the dialect finder loads it
+        spec.loader = LibraryLoader(spec.loader.name, spec.loader.path)
+        return spec
+
+
 def compile_script(source: str, filename: str) -> tuple[Any, dict[str, Any]]:
     from ..micropython.dialect import HELPERS, compile_script as compile_dialect
     return compile_dialect(source, filename), dict(HELPERS)
@@ -131,7 +170,9 @@ def install(on_board_lost: Callable[[BaseException], None]) -> None:
     if not any(isinstance(f, HardwareFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, HardwareFinder())
     from ..micropython.dialect import install_import_hook
-    install_import_hook()
+    dialect = install_import_hook()
+    if not any(isinstance(f, LibraryFinder) for f in sys.meta_path):
+        sys.meta_path.insert(sys.meta_path.index(dialect), LibraryFinder())
     runtime.set_lost_handler(on_board_lost)
 
 
