@@ -5,7 +5,8 @@ import pytest
 
 from cp_scripts import needs, SCRIPTS, run_pair
 
-pytestmark = pytest.mark.hil
+# Two scripts, each starting a board, scans of up to 30 s, on a loaded PC.
+pytestmark = [pytest.mark.hil, pytest.mark.timeout(300)]
 
 
 def test_uart_echo_pair_echoes_every_write(board_urls, tmp_path):

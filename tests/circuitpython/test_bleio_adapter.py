@@ -83,7 +83,7 @@ def test_advertising_timeout_over_180_s_raises_bluetooth_error(adapter):
 
 def test_advertising_data_of_non_buffer_raises_type_error(adapter):
     with pytest.raises(TypeError):
-        adapter.start_advertising("flags")
+        adapter.start_advertising(42)
 
 
 def test_advertising_data_over_extended_limit_raises_value_error(adapter):
@@ -149,7 +149,7 @@ def test_scan_buffer_size_zero_raises_value_error(adapter):
 
 def test_scan_prefixes_of_non_buffer_raises_type_error(adapter):
     with pytest.raises(TypeError):
-        adapter.start_scan(prefixes="abc")
+        adapter.start_scan(prefixes=42)
 
 
 def test_scan_while_scanning_raises_bluetooth_error(adapter):

@@ -5,7 +5,8 @@ import pytest
 
 from cp_scripts import needs, ROOT, SCRIPTS, run_pair
 
-pytestmark = pytest.mark.hil
+# Two scripts, each starting a board, scans of up to 30 s, on a loaded PC.
+pytestmark = [pytest.mark.hil, pytest.mark.timeout(300)]
 MP_EXAMPLES = ROOT / "examples" / "micropython"
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from cp_scripts import ROOT, SCRIPT_RUN_TIMEOUT_S, Script, script_env
 
-pytestmark = pytest.mark.hil
+# Two scripts, each starting a board, scans of up to 30 s, on a loaded PC.
+pytestmark = [pytest.mark.hil, pytest.mark.timeout(300)]
 EXAMPLES = ROOT / "examples" / "circuitpython"
 
 

@@ -43,9 +43,11 @@ connection.pair()
 print("paired", connection.paired)
 (service,) = connection._bleio_connection.discover_remote_services((HIDService.uuid.bleio_uuid,))
 reports = [c for c in service.characteristics if c.uuid == REPORT_UUID]
-keys_in = _bleio.CharacteristicBuffer(
-    [c for c in reports if c.properties & _bleio.Characteristic.NOTIFY][0], buffer_size=256,
-    timeout=1)
+keys = [c for c in reports if c.properties & _bleio.Characteristic.NOTIFY][0]
+# A CharacteristicBuffer takes the notifications; subscribing is the client's own step (as
+# adafruit_ble's StreamIn.bind does it).
+keys.set_cccd(notify=True)
+keys_in = _bleio.CharacteristicBuffer(keys, buffer_size=256, timeout=1)
 leds_out = [c for c in reports if c.properties & _bleio.Characteristic.WRITE][0]
 leds_out.value = NUM_LOCK
 print("subscribed")

@@ -131,7 +131,11 @@ class Characteristic:
             gatt_props &= ~_F["READ"]
         if write_perm == _attr.NO_ACCESS:
             gatt_props &= ~(_F["WRITE"] | _F["WRITE_NO_RESPONSE"])
-        flags = gatt_props | _attr.flags(read_perm, write_perm) | (_F["FIXED_LENGTH"] if fixed_length else 0)
+        # A fixed length of 0 (adafruit_ble's DeviceInfoService for a string it was not given)
+        # goes to the board as a variable length: the board reads max_len 0 as its default
+        # length, which a fixed 0-byte value would never match. Local writes keep the check.
+        fixed_on_board = fixed_length and max_length > 0
+        flags = gatt_props | _attr.flags(read_perm, write_perm) | (_F["FIXED_LENGTH"] if fixed_on_board else 0)
         self._gatt = ble_gatt.Characteristic(bytes(uuid), flags, max_length, value)
         if user_description is not None:
             text = user_description.encode("utf-8")
