@@ -436,6 +436,9 @@ def run_adafruit_examples(suite: SuiteResult, checkout: Path, work: Path, air: s
     alias.mkdir()
     (alias / "packet_buffer_service.py").write_text("from ble_packet_buffer_service import *  # noqa\n")
     paths = {"alias": alias, "hardware": CP_HARNESS / "hardware"}
+    # Bonds go to this run's own store: the boards' names, hence addresses, are the same in
+    # every run, and the HID pair pairs.
+    os.environ["BLEBRIDGE_SECRETS_DIR"] = str(work / "secrets")
     for pair in ADAFRUIT_PAIRS:
         if patterns and not any(k in pair.name for k in patterns):
             continue
