@@ -116,3 +116,13 @@ def test_adafruit_ble_uses_blebridges_bleio():
     r = run("import adafruit_ble, _bleio, sys\n"
             "print(adafruit_ble._bleio is _bleio, 'bleak' in sys.modules)")
     assert (r.returncode, r.stdout) == (0, "True False\n"), r.stderr
+
+
+def test_repl_prelude_gives_bleio_on_the_board(board_urls):
+    (port,) = board_urls(1)
+    r = subprocess.run([sys.executable, "-m", "blebridge", "repl", "--api", "circuitpython",
+                        "--port", port], input="print(type(_bleio.adapter.address).__name__)\n",
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=HOST),
+                       timeout=RUN_TIMEOUT_S)
+    assert r.returncode == 0, r.stderr
+    assert "Address" in r.stdout
