@@ -25,6 +25,7 @@ help:
 	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
 	@echo "                   multitests (upstream aioble and ours) and its example pairs;"
 	@echo "                   [ADAFRUIT_BLE=<Adafruit_CircuitPython_BLE checkout>] its examples as pairs"
+	@echo "                   [ADAFRUIT_BLE_HEART_RATE=<..._BLE_Heart_Rate checkout>] and that library's example"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
@@ -95,7 +96,7 @@ soak: firmware
 conformance: firmware
 	@test -n "$(MICROPYTHON)$(ADAFRUIT_BLE)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ADAFRUIT_BLE=<path to an Adafruit_CircuitPython_BLE checkout>]"; exit 2; }
 	$(if $(ADAFRUIT_BLE),$(VPY) -m pip install --quiet adafruit-circuitpython-bluefruitconnect adafruit-circuitpython-hid)
-	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ADAFRUIT_BLE),--adafruit-ble $(ADAFRUIT_BLE))
+	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ADAFRUIT_BLE),--adafruit-ble $(ADAFRUIT_BLE)) $(if $(ADAFRUIT_BLE_HEART_RATE),--adafruit-ble-heart-rate $(ADAFRUIT_BLE_HEART_RATE))
 
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"

@@ -3,10 +3,11 @@
 examples, against blebridge boards.
 
     python conformance/run_conformance.py --micropython ~/src/micropython \\
-        [--micropython-lib ~/src/micropython-lib] [--adafruit-ble ~/src/Adafruit_CircuitPython_BLE]
+        [--micropython-lib ~/src/micropython-lib] [--adafruit-ble ~/src/Adafruit_CircuitPython_BLE
+        [--adafruit-ble-heart-rate ~/src/Adafruit_CircuitPython_BLE_Heart_Rate]]
         [--suite NAME ...] [-k NAME] [--trace]
     make conformance MICROPYTHON=~/src/micropython [MICROPYTHON_LIB=~/src/micropython-lib]
-        [ADAFRUIT_BLE=~/src/Adafruit_CircuitPython_BLE]
+        [ADAFRUIT_BLE=~/src/Adafruit_CircuitPython_BLE [ADAFRUIT_BLE_HEART_RATE=...]]
 
 Either checkout may be left out (at least one of --micropython and --adafruit-ble is needed).
 
@@ -34,7 +35,9 @@ Suites (each reported on its own as "n of N"; default: every suite the checkouts
                      it checks has been printed, then both sides are ended (the examples loop
                      forever). ``ble_demo_*`` needs adafruit-circuitpython-bluefruitconnect and
                      ``ble_hid_periph`` adafruit-circuitpython-hid (``make conformance``
-                     installs them).
+                     installs them). With ``--adafruit-ble-heart-rate`` (an
+                     Adafruit_CircuitPython_BLE_Heart_Rate checkout) also that library's example
+                     against a heart-rate sensor written with MicroPython's ``bluetooth``.
 
 The multitests run under ``tests/run-multitests.py`` of the MicroPython checkout, with two
 ``exec:`` instances that are ``blebridge run`` against two simulated boards on one private air.
@@ -85,6 +88,8 @@ SUITES = ("micropython", "aioble-upstream", "aioble-ours", "examples", "examples
 DEFAULT_SUITES = SUITES[:4] + ("adafruit-ble",)
 #: What the adafruit-ble suite brings: peers and hardware stand-ins (its README.md).
 CP_HARNESS = ROOT / "conformance" / "circuitpython"
+#: The CircuitPython tests' scripts, some of which are peers of upstream examples.
+CP_TEST_SCRIPTS = ROOT / "tests" / "circuitpython" / "scripts"
 
 #: The temperature pair passes once the client has printed this many readings.
 TEMP_READINGS = 3
@@ -316,7 +321,9 @@ class CpPair:
     """An adafruit_ble example pair: ``server`` on the first board, ``client`` on the second."""
 
     name: str
-    server: str                 # examples/ file, or "harness:FILE" (conformance/circuitpython)
+    server: str                 # examples/ file; "harness:FILE" (conformance/circuitpython),
+                                # "tests:FILE" (tests/circuitpython/scripts), "hr:FILE" (the
+                                # heart-rate library checkout's examples/)
     client: str
     done: object                # (server output, client output) -> bool
     pythonpath: tuple = ()      # extra directories (harness ones by name: "hardware", "alias")
@@ -341,7 +348,7 @@ ADAFRUIT_PAIRS = (
            lambda s, c: _lines(c).count("bytearray(b'echo')") >= CP_ECHOES, pythonpath=("alias",)),
     CpPair("ble_demo_periph+ble_demo_central", "ble_demo_periph.py", "ble_demo_central.py",
            lambda s, c: _lines(s).count(CP_DEMO_COLOR) >= CP_ECHOES, pythonpath=("hardware",)),
-    CpPair("ble_hid_periph+hid_central (harness)", "ble_hid_periph.py", "harness:hid_central.py",
+    CpPair("ble_hid_periph+hid_central (tests)", "ble_hid_periph.py", "tests:hid_central.py",
            lambda s, c: f"typed: {CP_TYPED}" in _lines(c),
            server_stdin=("subscribed", CP_TYPED + "\n"),
            also="ble_hid_central.py"),
@@ -353,6 +360,16 @@ ADAFRUIT_PAIRS = (
            "harness:connect_and_leave.py",
            lambda s, c: "connected" in _lines(s) and "disconnected" in _lines(s)),
 )
+
+
+#: With --adafruit-ble-heart-rate: that library's example reading a heart-rate sensor written
+#: with MicroPython's bluetooth module (tests/circuitpython/scripts/heart_rate_sensor.py).
+HEART_RATE_PAIR = CpPair(
+    "heart_rate_sensor (tests, MicroPython)+ble_heart_rate_simpletest", "tests:heart_rate_sensor.py",
+    "hr:ble_heart_rate_simpletest.py",
+    lambda s, c: "Location: Chest" in _lines(c) and "Device: blebridge HR-1" in _lines(c)
+    and sum(line.startswith("HeartRateMeasurementValues(heart_rate=") for line in _lines(c))
+    >= CP_READINGS)
 
 
 def _cp_start(script: Path, board: str, air: str, python: str, pythonpath: list[Path],
@@ -385,10 +402,12 @@ def _read_both(procs: list[subprocess.Popen], outs: list[bytes], done, deadline:
     return done(*[o.decode(errors="replace") for o in outs])
 
 
-def run_cp_pair(pair: CpPair, examples: Path, paths: dict, air: str, python: str,
-                trace: bool) -> bool:
+def run_cp_pair(pair: CpPair, examples: Path, heart_rate_examples: Optional[Path], paths: dict,
+                air: str, python: str, trace: bool) -> bool:
     def script(name: str) -> Path:
-        return CP_HARNESS / name[len("harness:"):] if name.startswith("harness:") else examples / name
+        where, _, file = name.rpartition(":")
+        return {"": examples, "harness": CP_HARNESS, "tests": CP_TEST_SCRIPTS,
+                "hr": heart_rate_examples}[where] / file
 
     extra = [paths[p] for p in pair.pythonpath]
     srv = _cp_start(script(pair.server), BOARD_NAMES[0], air, python, extra,
@@ -425,8 +444,8 @@ def run_cp_pair(pair: CpPair, examples: Path, paths: dict, air: str, python: str
             _show(pair.name, "client", outs[1].decode(errors="replace"))
 
 
-def run_adafruit_examples(suite: SuiteResult, checkout: Path, work: Path, air: str, python: str,
-                          patterns: list[str], trace: bool) -> SuiteResult:
+def run_adafruit_examples(suite: SuiteResult, checkout: Path, heart_rate: Optional[Path], work: Path,
+                          air: str, python: str, patterns: list[str], trace: bool) -> SuiteResult:
     print(f"\n== {suite.title}", flush=True)
     examples = checkout / "examples"
     work.mkdir()
@@ -439,11 +458,13 @@ def run_adafruit_examples(suite: SuiteResult, checkout: Path, work: Path, air: s
     # Bonds go to this run's own store: the boards' names, hence addresses, are the same in
     # every run, and the HID pair pairs.
     os.environ["BLEBRIDGE_SECRETS_DIR"] = str(work / "secrets")
-    for pair in ADAFRUIT_PAIRS:
+    heart_rate_examples = heart_rate / "examples" if heart_rate is not None else None
+    pairs = ADAFRUIT_PAIRS + ((HEART_RATE_PAIR,) if heart_rate is not None else ())
+    for pair in pairs:
         if patterns and not any(k in pair.name for k in patterns):
             continue
         suite.total += 1
-        ok = run_cp_pair(pair, examples, paths, air, python, trace)
+        ok = run_cp_pair(pair, examples, heart_rate_examples, paths, air, python, trace)
         if ok and pair.also:
             # Upstream's counterpart that does nothing (all comments): it must run and end, 0.
             proc = _cp_start(examples / pair.also, BOARD_NAMES[1], air, python, [])
@@ -467,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="path to a micropython-lib checkout (its aioble is used)")
     parser.add_argument("--adafruit-ble", type=Path, default=None,
                         help="path to an Adafruit_CircuitPython_BLE checkout (its examples/ are run)")
+    parser.add_argument("--adafruit-ble-heart-rate", type=Path, default=None,
+                        help="with --adafruit-ble: path to an Adafruit_CircuitPython_BLE_Heart_Rate "
+                             "checkout (its example runs against a heart-rate sensor of ours)")
     parser.add_argument("--suite", action="append", choices=SUITES, default=[],
                         help="run only this suite (repeatable; default: all the checkouts allow)")
     parser.add_argument("-k", action="append", default=[], metavar="NAME",
@@ -503,6 +527,13 @@ def main(argv: list[str] | None = None) -> int:
                   "--adafruit-ble must be an Adafruit_CircuitPython_BLE checkout", file=sys.stderr)
             return 2
 
+    if ns.adafruit_ble_heart_rate is not None and not (
+            ns.adafruit_ble_heart_rate / "examples" / "ble_heart_rate_simpletest.py").is_file():
+        print(f"conformance: {ns.adafruit_ble_heart_rate / 'examples'} has no "
+              "ble_heart_rate_simpletest.py; --adafruit-ble-heart-rate must be an "
+              "Adafruit_CircuitPython_BLE_Heart_Rate checkout", file=sys.stderr)
+        return 2
+
     def available(suite: str) -> bool:
         if suite == "adafruit-ble":
             return adafruit is not None
@@ -529,7 +560,9 @@ def main(argv: list[str] | None = None) -> int:
                 assert adafruit is not None
                 suite = SuiteResult(name, "adafruit_ble examples (Adafruit_CircuitPython_BLE), "
                                     "blebridge's _bleio", 0)
-                run_adafruit_examples(suite, adafruit, work / name, air, ns.python, ns.k, ns.trace)
+                hr = ns.adafruit_ble_heart_rate.resolve() if ns.adafruit_ble_heart_rate else None
+                run_adafruit_examples(suite, adafruit, hr, work / name, air, ns.python, ns.k,
+                                      ns.trace)
             elif name == "micropython":
                 assert mp_tests is not None and runner is not None
                 tests = select_tests(mp_tests / "multi_bluetooth", ns.k)
