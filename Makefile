@@ -78,6 +78,7 @@ bench: firmware
 	$(VPY) -m blebridge.bench_scale
 	$(VPY) -m blebridge.micropython.bench
 	$(VPY) -m blebridge.aioble.bench
+	$(VPY) -m blebridge.circuitpython.bench
 
 # blebridge bench on one simulated board directly and behind ser2net, socat and pyserial's RFC
 # 2217 server (tests/remote/bench_remote.py; README "Remote boards").

@@ -83,7 +83,7 @@ def test_advertising_timeout_over_180_s_raises_bluetooth_error(adapter):
 
 def test_advertising_data_of_non_buffer_raises_type_error(adapter):
     with pytest.raises(TypeError):
-        adapter.start_advertising(42)
+        adapter.start_advertising(6)
 
 
 def test_advertising_data_over_extended_limit_raises_value_error(adapter):
@@ -149,7 +149,7 @@ def test_scan_buffer_size_zero_raises_value_error(adapter):
 
 def test_scan_prefixes_of_non_buffer_raises_type_error(adapter):
     with pytest.raises(TypeError):
-        adapter.start_scan(prefixes=42)
+        adapter.start_scan(prefixes=3)
 
 
 def test_scan_while_scanning_raises_bluetooth_error(adapter):
@@ -187,3 +187,14 @@ def test_connect_to_nobody_raises_bluetooth_error_at_timeout(adapter):
 def test_erase_bonding_without_bonds_succeeds(adapter):
     adapter.erase_bonding()
     assert adapter.enabled
+
+
+def test_address_can_be_set_to_a_static_random_address(adapter):
+    new = _bleio.Address(bytes([1, 2, 3, 4, 5, 0xC7]), _bleio.Address.RANDOM_STATIC)
+    adapter.address = new
+    assert adapter.address == new
+
+
+def test_address_of_non_address_raises_type_error(adapter):
+    with pytest.raises(TypeError, match="Address"):
+        adapter.address = bytes(6)

@@ -2,10 +2,12 @@
 notifications into buffers, pairing, permissions the board enforces."""
 import pytest
 
-from blebridge.circuitpython import _bleio
+from blebridge.circuitpython import _bleio, using
 from bleio_helpers import FAST, FLAGS, RX, SECURE, SVC, TIMEOUT, TX, Peripheral, connect, remote, wait_for
 
 pytestmark = pytest.mark.boards(2)
+#: The bond store's kind of secret for a peer's keys (protocol constants.secret_type).
+PEER_SEC = 2
 
 
 def _scan_for(central, address, **kwargs):
@@ -407,8 +409,10 @@ def test_erase_bonding_forgets_the_peer(pair):
     pconn, cconn = connect(p, c)
     cconn.pair()
     wait_for(lambda: pconn.paired)
+    store = c.session.secret_store()
+    wait_for(lambda: store.get(PEER_SEC, 0, None) is not None)   # the bond is stored
     c.erase_bonding()
-    assert c.session.secret_store().get(1, 0, None) is None and c.session.secret_store().get(2, 0, None) is None
+    assert store.get(PEER_SEC, 0, None) is None
 
 
 def test_directed_advertising_lets_the_peer_connect(pair):
@@ -416,3 +420,99 @@ def test_directed_advertising_lets_the_peer_connect(pair):
     p.start_advertising(b"", directed_to=c.address, interval=FAST)
     cconn = c.connect(p.address, timeout=TIMEOUT)
     assert cconn.connected
+
+
+def test_anonymous_advertisement_comes_from_a_resolvable_private_address(pair):
+    p, c = pair
+    p.start_advertising(FLAGS + bytes([2, 0xFF, 0x42]), anonymous=True, interval=FAST)
+    results = c.start_scan(prefixes=bytes([2, 0xFF, 0x42]), interval=FAST, window=FAST, timeout=TIMEOUT)
+    try:
+        entry = next(iter(results))
+    finally:
+        c.stop_scan()
+    assert entry.address.type == _bleio.Address.RANDOM_PRIVATE_RESOLVABLE and entry.address != p.address
+
+
+def test_advertising_timeout_ends_advertising(pair):
+    p, _ = pair
+    p.start_advertising(FLAGS, interval=FAST, timeout=1)
+    assert wait_for(lambda: not p.advertising)
+
+
+def test_peripheral_disconnect_is_seen_by_the_central(pair):
+    p, c = pair
+    pconn, cconn = connect(p, c)
+    pconn.disconnect()
+    assert wait_for(lambda: not cconn.connected)
+
+
+def test_connection_attribute_is_circuitpython_5s_max_packet_length(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    assert cconn.attribute == cconn.max_packet_length
+
+
+def test_characteristic_buffer_readinto_fills_the_buffer(pair):
+    p, c = pair
+    per = Peripheral(p)
+    buf = _bleio.CharacteristicBuffer(per.rx, timeout=TIMEOUT)
+    _, cconn = connect(p, c)
+    remote(cconn, RX).value = b"abcd"
+    out = bytearray(4)
+    assert buf.readinto(out) == 4 and out == b"abcd"
+
+
+def test_characteristic_buffer_read_without_count_reads_until_quiet(pair):
+    p, c = pair
+    per = Peripheral(p)
+    buf = _bleio.CharacteristicBuffer(per.rx, timeout=1)
+    _, cconn = connect(p, c)
+    rx = remote(cconn, RX)
+    rx.value = b"ab"
+    rx.value = b"cd"
+    wait_for(lambda: buf.in_waiting == 4)
+    assert buf.read() == b"abcd"
+
+
+def test_remote_descriptor_value_can_be_written(pair):
+    p, c = pair
+    per = Peripheral(p)
+    local = _bleio.Descriptor.add_to_characteristic(per.rx, _bleio.UUID(0x2904), initial_value=b"\x00")
+    _, cconn = connect(p, c)
+    (dsc,) = remote(cconn, RX).descriptors
+    dsc.value = b"\x07"
+    assert wait_for(lambda: local.value == b"\x07")
+
+
+def test_scan_right_after_a_stopped_scan_keeps_scanning(pair):
+    p, c = pair
+    p.start_advertising(FLAGS, interval=FAST)
+    c.start_scan(interval=FAST, window=FAST)
+    c.stop_scan()
+    assert _scan_for(c, p.address) is not None
+
+
+def test_scan_with_default_intervals_finds_the_advertisement(pair):
+    p, c = pair
+    p.start_advertising(FLAGS)
+    assert _scan_for(c, p.address, interval=0.1, window=0.1) is not None
+
+
+def test_connect_after_a_failed_connect_succeeds(pair):
+    p, c = pair
+    nobody = _bleio.Address(bytes([1, 2, 3, 4, 5, 0xC6]), _bleio.Address.RANDOM_STATIC)
+    with pytest.raises(_bleio.BluetoothError):
+        c.connect(nobody, timeout=0.5)
+    _, cconn = connect(p, c)
+    assert cconn.connected
+
+
+def test_secondary_service_is_not_found_by_discovery(pair):
+    p, c = pair
+    Peripheral(p)
+    with using(p):
+        hidden = _bleio.Service(_bleio.UUID(0x1811), secondary=True)
+    _bleio.Characteristic.add_to_service(hidden, _bleio.UUID(0x2A47), properties=_bleio.Characteristic.READ)
+    _, cconn = connect(p, c)
+    uuids = [s.uuid for s in cconn.discover_remote_services()]
+    assert SVC in uuids and _bleio.UUID(0x1811) not in uuids

@@ -129,6 +129,12 @@ def test_user_description_of_non_str_raises_type_error(service):
         C.add_to_service(service, TX, user_description=b"bytes")
 
 
+def test_str_value_is_its_utf8_bytes(service):
+    c = C.add_to_service(service, TX)
+    c.value = "héllo"
+    assert c.value == "héllo".encode()
+
+
 def test_user_description_does_not_show_as_a_descriptor(service):
     assert C.add_to_service(service, TX, user_description="temperature").descriptors == ()
 
@@ -247,3 +253,9 @@ def test_notify_packet_length_without_connection_raises_value_error(service):
 def test_packet_buffer_write_without_connection_returns_0(service):
     pb = _bleio.PacketBuffer(C.add_to_service(service, TX, properties=C.NOTIFY), buffer_size=2)
     assert pb.write(b"x") == 0
+
+
+def test_fixed_length_zero_characteristic_is_empty(service):
+    c = C.add_to_service(service, TX, properties=C.READ, max_length=0, fixed_length=True)
+    c.value = b""
+    assert c.value == b""

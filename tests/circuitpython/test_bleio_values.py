@@ -101,7 +101,7 @@ def test_address_type_out_of_range_raises_value_error():
 
 def test_address_of_non_buffer_raises_type_error():
     with pytest.raises(TypeError):
-        _bleio.Address("11:22:33:44:55:66")
+        _bleio.Address(0x112233445566)
 
 
 def test_address_equality_needs_bytes_and_type():

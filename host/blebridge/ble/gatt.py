@@ -86,14 +86,19 @@ class Characteristic:
 
 @dataclass(eq=False)
 class Service:
-    """A local primary service; ``handle`` is its declaration handle (0 until registered)."""
+    """A local service, primary unless ``secondary``; ``handle`` is its declaration handle
+    (0 until registered)."""
 
     uuid: bytes
     characteristics: list[Characteristic] = field(default_factory=list)
     handle: int = 0
+    secondary: bool = False
 
     def _wire(self) -> list:
-        return [bytes(self.uuid), [c._wire() for c in self.characteristics]]
+        wire = [bytes(self.uuid), [c._wire() for c in self.characteristics]]
+        if self.secondary:   # the optional third element (schema gatts_register_services)
+            wire.append(True)
+        return wire
 
 
 #: A local attribute with a value: what a handle names.

@@ -25,14 +25,14 @@ _binding.bind()
 def adapter_for(board: Any) -> Any:
     """The ``_bleio.Adapter`` of ``board``: a port (``"sim:alice"``, ``/dev/ttyACM0``), opened
     once and reset, or an open :class:`blebridge.Board`. One adapter per board."""
-    from ._bleio.adapter import adapter_for as _adapter_for
+    from ._bleio.adapters import adapter_for as _adapter_for
     return _adapter_for(board)
 
 
 def using(adapter: Any) -> Any:
     """A context manager: local ``_bleio.Service`` objects made inside it belong to ``adapter``
     (outside any, to ``_bleio.adapter``)."""
-    from ._bleio.adapter import using as _using
+    from ._bleio.adapters import using as _using
     return _using(adapter)
 
 

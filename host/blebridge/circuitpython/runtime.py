@@ -32,7 +32,7 @@ _watched: set[int] = set()
 
 def default_port() -> str:
     """The port of ``_bleio.adapter`` (its adapter module's default_port)."""
-    from ._bleio.adapter import default_port as adapter_port
+    from ._bleio.adapters import default_port as adapter_port
     return adapter_port()
 
 
@@ -89,7 +89,7 @@ def install() -> None:
 def close_all() -> None:
     """Close every board the script opened (_bleio's adapters, the sessions opened here)."""
     from ..ble import session as ble_session
-    from ._bleio.adapter import close_all as close_adapters
+    from ._bleio.adapters import close_all as close_adapters
     close_adapters()
     for session in ble_session.sessions():
         if session.owned:

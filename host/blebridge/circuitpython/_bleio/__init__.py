@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .adapter import Adapter
+from .adapters import Adapter
 from .address import Address
 from .attribute import Attribute
 from .characteristic import Characteristic
@@ -22,23 +22,20 @@ from .packet_buffer import PacketBuffer
 from .scan_entry import ScanEntry, ScanResults
 from .service import Service
 from .uuid import UUID
-from . import adapter as _adapters
-
-# Importing the submodule ``adapter`` bound the name ``adapter`` here to it; ``_bleio.adapter``
-# is the default board's Adapter (__getattr__ below), so the name must not be bound.
-del adapter  # noqa: F821 (bound by the submodule imports above)
 
 
 def set_adapter(adapter: Optional[Adapter]) -> None:
     """Make ``adapter`` (an Adapter, or None for the default board's) ``_bleio.adapter``."""
+    from . import adapters as _adapter
     if adapter is not None and not isinstance(adapter, Adapter):
         raise TypeError(f"adapter must be of type Adapter, not {type(adapter).__name__}")
-    _adapters.set_default(adapter)
+    _adapter.set_default(adapter)
 
 
 def __getattr__(name: str) -> Any:
     if name == "adapter":
-        return _adapters.default()
+        from .adapters import default
+        return default()
     raise AttributeError(f"module '_bleio' has no attribute '{name}'")
 
 

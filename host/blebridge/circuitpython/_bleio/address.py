@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...ble import address as _address
-from .errors import check_int
+from .errors import buffer, check_int
 
 PUBLIC = 0
 RANDOM_STATIC = 1
@@ -28,11 +28,7 @@ class Address:
     __slots__ = ("_bytes", "_type")
 
     def __init__(self, address: Any, address_type: int = PUBLIC) -> None:
-        try:
-            with memoryview(address) as mv:
-                raw = mv.tobytes()
-        except TypeError:
-            raise TypeError(f"object with buffer protocol required, not {type(address).__name__}") from None
+        raw = buffer(address, "address")
         if len(raw) != _address.ADDR_LEN:
             raise ValueError(f"address length must be {_address.ADDR_LEN}, not {len(raw)}")
         t = check_int(address_type, "address_type")

@@ -58,6 +58,13 @@ def check_max_length(max_length: int, fixed_length: bool) -> None:
         raise ValueError(f"max_length must be 0-{limit} when fixed_length is {bool(fixed_length)}")
 
 
+def fixed_flag(fixed_length: bool, max_length: int) -> int:
+    """The FIXED_LENGTH flag of a fixed-length attribute. Not for max_length 0: the board
+    reads max_len 0 as "its default buffer" (protocol gatts_register_services), which a fixed
+    length would make a 20-byte value; an empty variable one is what CircuitPython has."""
+    return _F["FIXED_LENGTH"] if fixed_length and max_length > 0 else 0
+
+
 def initial_bytes(initial_value: Any, max_length: int, fixed_length: bool, default: bytes) -> bytes:
     """CircuitPython's initial value rules: None is zeros (fixed) or ``default``; the length
     must be max_length (fixed) or at most it."""
@@ -131,11 +138,7 @@ class Characteristic:
             gatt_props &= ~_F["READ"]
         if write_perm == _attr.NO_ACCESS:
             gatt_props &= ~(_F["WRITE"] | _F["WRITE_NO_RESPONSE"])
-        # A fixed length of 0 (adafruit_ble's DeviceInfoService for a string it was not given)
-        # goes to the board as a variable length: the board reads max_len 0 as its default
-        # length, which a fixed 0-byte value would never match. Local writes keep the check.
-        fixed_on_board = fixed_length and max_length > 0
-        flags = gatt_props | _attr.flags(read_perm, write_perm) | (_F["FIXED_LENGTH"] if fixed_on_board else 0)
+        flags = gatt_props | _attr.flags(read_perm, write_perm) | fixed_flag(fixed_length, max_length)
         self._gatt = ble_gatt.Characteristic(bytes(uuid), flags, max_length, value)
         if user_description is not None:
             text = user_description.encode("utf-8")

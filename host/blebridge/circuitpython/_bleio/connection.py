@@ -8,7 +8,7 @@ from .errors import ConnectionError, check_float
 from .uuid import UUID
 
 if TYPE_CHECKING:
-    from .adapter import Adapter
+    from .adapters import Adapter
 
 #: ATT header bytes of a notification / write command (opcode + handle) taken from the MTU.
 ATT_HEADER = 3

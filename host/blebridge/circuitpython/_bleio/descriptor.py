@@ -6,7 +6,7 @@ from typing import Any, Optional
 from ... import protocol as P
 from ...ble import gatt as ble_gatt
 from . import attribute as _attr
-from .characteristic import Characteristic, check_max_length, initial_bytes
+from .characteristic import Characteristic, check_max_length, fixed_flag, initial_bytes
 from .errors import RoleError, buffer, check_int_min, check_type
 from .uuid import UUID
 
@@ -38,7 +38,7 @@ class Descriptor:
             raise RoleError("Can't add a Descriptor to a remote Characteristic")
         flags = ((_F["READ"] if read_perm != _attr.NO_ACCESS else 0)
                  | (_F["WRITE"] if write_perm != _attr.NO_ACCESS else 0)
-                 | _attr.flags(read_perm, write_perm) | (_F["FIXED_LENGTH"] if fixed_length else 0))
+                 | _attr.flags(read_perm, write_perm) | fixed_flag(fixed_length, max_length))
         self = object.__new__(cls)
         self._characteristic = characteristic
         self._uuid: Optional[UUID] = uuid

@@ -72,10 +72,7 @@ def check_float_non_negative(value: object, name: str) -> float:
 
 def buffer(value: object, name: str) -> bytes:
     """A readable buffer's bytes (CircuitPython's mp_get_buffer_raise): TypeError otherwise.
-
-    A str is one there (MicroPython's str has the buffer protocol: its UTF-8 bytes), and
-    adafruit_ble relies on it: DeviceInfoService's string characteristics are added with a str
-    ``initial_value``."""
+    A str is its UTF-8 bytes, as MicroPython's str offers them as a read-only buffer."""
     if isinstance(value, str):
         return value.encode("utf-8")
     try:

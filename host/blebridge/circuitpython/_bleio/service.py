@@ -12,7 +12,7 @@ from .errors import check_type
 from .uuid import UUID
 
 if TYPE_CHECKING:
-    from .adapter import Adapter
+    from .adapters import Adapter
     from .characteristic import Characteristic
     from .connection import Connection
 
@@ -22,14 +22,14 @@ class Service:
 
     def __init__(self, uuid: UUID, *, secondary: bool = False) -> None:
         check_type(uuid, UUID, "uuid")
-        from .adapter import current_adapter
+        from .adapters import current_adapter
         self._uuid: Optional[UUID] = uuid
         self._secondary = bool(secondary)
         self._remote = False
         self._characteristics: list["Characteristic"] = []
         self._connection: Optional["Connection"] = None
         self._adapter: "Adapter" = current_adapter()
-        self._gatt: Optional[ble_gatt.Service] = ble_gatt.Service(bytes(uuid))
+        self._gatt: Optional[ble_gatt.Service] = ble_gatt.Service(bytes(uuid), secondary=self._secondary)
         self._start_handle = self._end_handle = 0
         self._adapter._add_service(self)
 

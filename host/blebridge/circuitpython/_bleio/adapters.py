@@ -1,4 +1,4 @@
-"""``_bleio.Adapter``: one per board, over the board's event session (blebridge.ble.session).
+"""``_bleio.Adapter`` (module named adapters: ``_bleio.adapter`` is the default Adapter): one per board, over the board's event session (blebridge.ble.session).
 
 The adapter keeps CircuitPython's object shapes and checks; BLE itself is the API-neutral
 layer's: the local GATT database (blebridge.ble.gatt, services registered lazily, all at
@@ -130,9 +130,14 @@ class Adapter:
         self._connecting: Optional[tuple[int, bytes]] = None
         self._connected_to: Optional[Connection] = None
         self._connect_failed = 0
+        #: Connect attempts cancelled here whose end (PERIPHERAL_DISCONNECT, conn none) is still
+        #: to come: it fails no later attempt.
+        self._stale_connect_ends = 0
         self._advertising = False
         self._anonymous = False
         self._scan: Optional[ScanResults] = None
+        #: SCAN_DONE events still to come for scans stopped here: they end no later scan.
+        self._stale_scan_dones = 0
         self._services: list[Any] = []        # local Service objects, in creation order
         self._db = GattDatabase()
         self._dirty = False
@@ -202,6 +207,7 @@ class Adapter:
             self._connections.clear()
             self._advertising = False
             scan, self._scan = self._scan, None
+            self._stale_scan_dones = 0
             self._db.clear()
             self._dirty = bool(self._services)
             for c in conns:
@@ -406,6 +412,10 @@ class Adapter:
         """Stop the scan; its iterator returns what it buffered, then ends."""
         with self.cond:
             scan, self._scan = self._scan, None
+            if scan is not None and self._lost is None:
+                # Its SCAN_DONE has not been dispatched yet (that would have cleared _scan):
+                # it follows the stop, or the end the board found first, and ends no later scan.
+                self._stale_scan_dones += 1
         if scan is None:
             return
         scan._finish()
@@ -414,7 +424,10 @@ class Adapter:
         try:
             calls.gap_scan_stop(self.board)
         except BoardError as exc:
-            if exc.status not in _status.NOTHING_TO_STOP and exc.status != _S["NOT_ACTIVE"]:
+            if exc.status == _S["NOT_ACTIVE"]:
+                with self.cond:
+                    self._stale_scan_dones = 0   # radio off: no SCAN_DONE comes
+            elif exc.status not in _status.NOTHING_TO_STOP:
                 raise _board_error(exc, "stop_scan") from None
 
     # -- connecting ------------------------------------------------------------------------------
@@ -449,10 +462,17 @@ class Adapter:
                 self._connecting = None
                 self._connected_to = None
         if conn is None:
-            try:
-                calls.gap_connect_cancel(self.board)
-            except BoardError:
-                pass
+            with self.cond:
+                ended = self._connect_failed != failed
+            if not ended:
+                try:
+                    calls.gap_connect_cancel(self.board)
+                except BoardError:
+                    pass
+                else:
+                    with self.cond:
+                        # The cancel's PERIPHERAL_DISCONNECT (conn none) is still to come.
+                        self._stale_connect_ends += 1
             raise BluetoothError("Failed to connect: timeout")
         # As CircuitPython does after connecting: ask for the largest ATT MTU.
         try:
@@ -634,7 +654,10 @@ class Adapter:
     def _ev_disconnect(self, f: Any) -> None:
         handle = int(f.conn)
         if handle == CONN_HANDLE_NONE:
-            self._connect_failed += 1
+            if self._stale_connect_ends:
+                self._stale_connect_ends -= 1
+            else:
+                self._connect_failed += 1
             return
         conn = self._connections.pop(handle, None)
         if conn is not None:
@@ -651,12 +674,18 @@ class Adapter:
         scan._append(entry)
 
     def _ev_scan_done(self, f: Any) -> None:
+        if self._stale_scan_dones:
+            self._stale_scan_dones -= 1
+            return
         scan, self._scan = self._scan, None
         if scan is not None:
             scan._finish()
 
     def _ev_advertise_done(self, f: Any) -> None:
-        self._advertising = False
+        # Only a timeout (reason 0): the end by a connection is CENTRAL_CONNECT's to tell, and
+        # its ADVERTISE_DONE may come after the script advertised again.
+        if int(f.reason) == 0:
+            self._advertising = False
 
     def _ev_gatts_write(self, f: Any) -> None:
         attr = self._db.attribute(int(f.value_handle))
