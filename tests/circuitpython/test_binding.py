@@ -51,3 +51,9 @@ def test_bleio_submodule_names_of_blinka_are_not_importable_after_binding():
     out = python("import blebridge.circuitpython\n"
                  "try:\n    import _bleio.common\nexcept ImportError:\n    print('refused')")
     assert out == "refused\n"
+
+
+def test_microcontroller_is_blebridges_in_plain_python():
+    out = python("import blebridge.circuitpython, microcontroller\n"
+                 "print(microcontroller.__name__, microcontroller.cpu.frequency)")
+    assert out == "blebridge.circuitpython.microcontroller 64000000\n"

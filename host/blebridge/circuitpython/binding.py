@@ -6,7 +6,9 @@ Bluetooth adapter; central only) sits in site-packages under the same top-level 
 Blinka's one is not harmless: it makes an adapter and starts a bleak thread at import. So:
 
 - :func:`bind` puts a finder first on ``sys.meta_path`` that answers ``import _bleio`` with
-  blebridge's module (:data:`BLEIO_MODULE`), before any ``_bleio`` of sys.path is looked at.
+  blebridge's module (:data:`BLEIO_MODULE`), before any ``_bleio`` of sys.path is looked at,
+  and ``import microcontroller`` with blebridge's (Blinka's has no ``cpu`` on a PC; adafruit_ble's
+  DeviceInfoService reads ``microcontroller.cpu.uid``): :data:`ALIASES`.
   ``import blebridge.circuitpython`` and ``blebridge run --api circuitpython`` call it.
 - Should Blinka's ``_bleio`` have been imported already (``import adafruit_ble`` before
   ``import blebridge.circuitpython`` in a program), :func:`bind` replaces it in ``sys.modules``
@@ -28,6 +30,9 @@ from typing import Any, Optional, Sequence
 BLEIO_MODULE = "blebridge.circuitpython._bleio"
 #: The top-level name CircuitPython (and adafruit_ble) import it by.
 NAME = "_bleio"
+#: Top-level names answered with blebridge's modules, as CircuitPython's built-in modules are
+#: found before any file of the same name.
+ALIASES = {NAME: BLEIO_MODULE, "microcontroller": "blebridge.circuitpython.microcontroller"}
 #: Packages whose modules refer to ``_bleio`` by a module global (rebound by bind()).
 CLIENT_PACKAGES = ("adafruit_ble",)
 
@@ -35,10 +40,10 @@ _lock = threading.Lock()
 
 
 class _Loader(importlib.abc.Loader):
-    """Loads ``_bleio`` as blebridge's module: the module object itself, not a copy."""
+    """Loads an alias as blebridge's module: the module object itself, not a copy."""
 
     def create_module(self, spec: Any) -> types.ModuleType:
-        return importlib.import_module(BLEIO_MODULE)
+        return importlib.import_module(ALIASES[spec.name])
 
     def exec_module(self, module: types.ModuleType) -> None:
         # Already executed as BLEIO_MODULE; the import system now files it under _bleio too.
@@ -46,13 +51,15 @@ class _Loader(importlib.abc.Loader):
 
 
 class BleioFinder(importlib.abc.MetaPathFinder):
-    """Answers ``import _bleio`` (the top-level name only) with blebridge's module."""
+    """Answers ``import _bleio`` and ``import microcontroller`` (the top-level names: ALIASES)
+    with blebridge's modules."""
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
                   target: Any = None) -> Any:
-        if fullname != NAME:
+        if fullname not in ALIASES:
             return None
-        return importlib.util.spec_from_loader(NAME, _Loader(), origin=BLEIO_MODULE)
+        return importlib.util.spec_from_loader(fullname, _Loader(), origin=ALIASES[fullname],
+                                               is_package=True)
 
 
 def _is_ours(module: Any) -> bool:

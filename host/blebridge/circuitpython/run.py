@@ -6,7 +6,8 @@ A CircuitPython script sees:
   ``adafruit_ble`` (installed from PyPI with ``blebridge[circuitpython]``) runs on the board;
 - CircuitPython's ``time`` (``monotonic``, ``monotonic_ns``, ``sleep``, ...: CPython's own
   functions, without MicroPython's ``sleep_ms``/``ticks_*``, which CircuitPython lacks too),
-  ``microcontroller`` and ``micropython`` (shims/), ``os.uname()`` naming the board and
+  ``microcontroller`` (microcontroller/, bound as _bleio is) and ``micropython`` (shims/),
+  ``os.uname()`` naming the board and
   ``sys.implementation.name == "circuitpython"``;
 - the modules that drive a board's hardware (:data:`HARDWARE_MODULES`: ``board``,
   ``digitalio``, ``neopixel``, ``busio``, ...) raise ImportError saying blebridge provides BLE

@@ -1,7 +1,11 @@
 """CircuitPython's ``microcontroller`` module, as far as it means something on a PC running
-the script against a BLE board.
+the script against a BLE board. ``import microcontroller`` gives it once blebridge.circuitpython
+is imported (binding.py), under ``blebridge run`` and in plain Python alike: Blinka's, which PyPI
+installs with adafruit_ble, has no ``cpu`` on a PC, and adafruit_ble's DeviceInfoService reads
+``microcontroller.cpu.uid`` for its serial number.
 
-``cpu`` (and ``cpus``) is the board's processor: ``uid`` from its Bluetooth address,
+``cpu`` (and ``cpus``) is the board's processor: ``uid`` from its Bluetooth address (the board
+of the current adapter: ``blebridge.circuitpython.using(adapter)``'s, else ``_bleio.adapter``),
 ``frequency`` in Hz, ``temperature`` and ``voltage`` None (CircuitPython's value when the chip
 cannot tell), ``reset_reason`` POWER_ON (``blebridge run`` resets the board before the script).
 ``reset()`` ends the script as the reboot ends it on a board; ``on_next_reset`` is accepted and
@@ -49,8 +53,8 @@ class Processor:
     @property
     def uid(self) -> bytearray:
         """The board's Bluetooth address, most significant byte first (unique per board)."""
-        from blebridge.circuitpython.runtime import board_session
-        return bytearray(reversed(board_session().board.info.addr))
+        from blebridge.circuitpython._bleio.adapters import current_adapter
+        return bytearray(reversed(current_adapter().address.address_bytes))
 
 
 cpu = Processor()
