@@ -73,12 +73,26 @@ def _on_lost(exc: BaseException) -> None:
 
 def set_lost_handler(fn: Optional[Callable[[BaseException], None]]) -> None:
     """``fn(exc)`` is called (on the board's event thread) when the link to a board the script
-    uses is lost; the sessions open now are watched at once."""
+    uses is lost: the sessions open now, and the board of every Adapter made from now on
+    (``_bleio.adapter`` opened on first use, ``adapter_for``)."""
     global _lost_handler
     _lost_handler = fn
     from ..ble import session as ble_session
+    from ._bleio import adapters
     for session in ble_session.sessions():
         watch(session)
+    made = adapters.adapter_for
+    if getattr(made, "_watched", False):
+        return
+
+    def adapter_for(board: Any) -> Any:
+        adapter = made(board)
+        watch(adapter.session)
+        return adapter
+
+    adapter_for._watched = True  # type: ignore[attr-defined]
+    # default() and blebridge.circuitpython.adapter_for look it up in the module at each call.
+    adapters.adapter_for = adapter_for
 
 
 def install() -> None:
