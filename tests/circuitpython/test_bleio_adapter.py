@@ -19,7 +19,12 @@ def test_name_can_be_set(adapter):
 
 def test_name_of_non_str_raises_type_error(adapter):
     with pytest.raises(TypeError):
-        adapter.name = b"bytes"
+        adapter.name = 42
+
+
+def test_name_can_be_set_from_bytes(adapter):
+    adapter.name = b"bytes-name"
+    assert adapter.name == "bytes-name"
 
 
 def test_adapter_is_enabled_after_opening(adapter):

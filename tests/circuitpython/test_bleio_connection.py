@@ -1,8 +1,13 @@
 """_bleio between two simulated boards: scanning, connecting, discovery, reads and writes,
 notifications into buffers, pairing, permissions the board enforces."""
+import os
+import signal
+import threading
+
 import pytest
 
 from blebridge.circuitpython import _bleio, using
+from blebridge.errors import BoardLost
 from bleio_helpers import FAST, FLAGS, RX, SECURE, SVC, TIMEOUT, TX, Peripheral, connect, remote, wait_for
 
 pytestmark = pytest.mark.boards(2)
@@ -516,3 +521,53 @@ def test_secondary_service_is_not_found_by_discovery(pair):
     _, cconn = connect(p, c)
     uuids = [s.uuid for s in cconn.discover_remote_services()]
     assert SVC in uuids and _bleio.UUID(0x1811) not in uuids
+
+
+def test_peripheral_can_start_the_pairing(pair):
+    p, c = pair
+    pconn, cconn = connect(p, c)
+    pconn.pair()
+    assert pconn.paired and wait_for(lambda: cconn.paired)
+
+
+def test_bonded_peers_pair_again_after_reconnecting(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    cconn.pair()
+    cconn.disconnect()
+    _, again = connect(p, c)
+    again.pair()
+    assert again.paired
+
+
+def _kill(board):
+    if not hasattr(board.transport, "sim_board"):
+        pytest.skip("kills a simulated board's process")
+    os.kill(board.transport.sim_board.pid, signal.SIGKILL)
+
+
+def test_board_lost_while_characteristic_buffer_reads_raises_board_lost(pair, boards):
+    p, c = pair
+    Peripheral(p)
+    _, cconn = connect(p, c)
+    tx = remote(cconn, TX)
+    tx.set_cccd(notify=True)
+    buf = _bleio.CharacteristicBuffer(tx, timeout=TIMEOUT)
+    threading.Timer(0.2, _kill, (boards[1],)).start()
+    with pytest.raises(BoardLost):
+        buf.read(1)
+
+
+def test_board_lost_while_scanning_raises_board_lost(pair, boards):
+    _, c = pair
+    results = c.start_scan(prefixes=bytes([1, 0xEE]), interval=FAST, window=FAST)
+    threading.Timer(0.2, _kill, (boards[1],)).start()
+    with pytest.raises(BoardLost):
+        next(results)
+
+
+def test_board_lost_ends_its_connections(pair, boards):
+    p, c = pair
+    _, cconn = connect(p, c)
+    _kill(boards[1])
+    assert wait_for(lambda: not cconn.connected)

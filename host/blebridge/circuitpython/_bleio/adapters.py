@@ -26,7 +26,7 @@ from ...ble import session as ble_session
 from ...ble import status as _status
 from ...ble.gatt import GattDatabase
 from ...ble.gattc import ConnectionClosed, GattClient, GattStatusError
-from ...errors import BoardError, BoardLost, BoardReset
+from ...errors import BoardError, BoardReset
 from .address import Address
 from .connection import INTERVAL_UNIT_MS, Connection
 from .errors import (BluetoothError, ConnectionError, SecurityError, buffer, check_float,
@@ -70,6 +70,9 @@ MTU_TIMEOUT_S = 10.0
 DISCONNECT_TIMEOUT_S = 10.0
 #: Extra wait beyond a connect's timeout for the board's own answer, s.
 CONNECT_MARGIN_S = 5.0
+#: The board's security configuration, set when the radio is turned on and before pairing.
+SECURITY = (("BOND", True), ("MITM", False), ("LE_SECURE", True),
+            ("IO", P.CONSTANTS["io"]["NO_INPUT_OUTPUT"]))
 #: Largest ATT MTU the adapter asks for, bytes (an attribute's 512 bytes + 3 of header).
 MTU_MAX = P.LIMITS["MAX_ATTR_LEN"] + 3
 
@@ -126,7 +129,8 @@ class Adapter:
         self._lost: Optional[BaseException] = None
         #: conn handle -> Connection, while open.
         self._connections: dict[int, Connection] = {}
-        #: (addr_type, wire addr) of the connect in progress -> its Connection once made.
+        #: (addr_type, wire addr) of the connect in progress (one at a time), and the
+        #: Connection its PERIPHERAL_CONNECT made.
         self._connecting: Optional[tuple[int, bytes]] = None
         self._connected_to: Optional[Connection] = None
         self._connect_failed = 0
@@ -143,7 +147,6 @@ class Adapter:
         self._dirty = False
         #: id(ble.gatt attribute) -> the local Characteristic with listeners (peer writes).
         self._local_chars: dict[int, Any] = {}
-        self._intervals: dict[int, float] = {}
         self._sub = session.subscribe(self._on_event)
         self.gattc = GattClient(session)
         session.subscribe_lost(self._on_lost)
@@ -164,6 +167,10 @@ class Adapter:
         caps = getattr(getattr(self.board, "info", None), "caps", None) or {}
         mtu = min(int(caps.get("max_mtu") or MTU_MAX), MTU_MAX)
         calls.config_set(self.board, key=_CFG["MTU"], value=mtu)
+        # CircuitPython's security, whichever side starts a pairing: bond, Just Works, LE
+        # Secure Connections (the nRF port's pairing parameters; _bleio has no IO settings).
+        for key, value in SECURITY:
+            calls.config_set(self.board, key=_CFG[key], value=value)
 
     def _set_default_name(self) -> None:
         addr = self.address.address_bytes
@@ -194,6 +201,10 @@ class Adapter:
             return
         with self.cond:
             self._lost = exc
+            # The board is gone, and its connections with it.
+            for conn in self._connections.values():
+                conn._connected = False
+            self._connections.clear()
             self.cond.notify_all()
         self.gattc.fail_all(exc)
         scan = self._scan
@@ -265,9 +276,13 @@ class Adapter:
 
     @name.setter
     def name(self, value: str) -> None:
-        if not isinstance(value, str):
+        # MicroPython's mp_obj_str_get_str: a str, or bytes taken as they are.
+        if isinstance(value, (bytes, bytearray)):
+            raw = bytes(value)[:MAX_NAME]
+        elif isinstance(value, str):
+            raw = value.encode("utf-8")[:MAX_NAME]
+        else:
             raise TypeError(f"can't convert '{type(value).__name__}' object to str implicitly")
-        raw = value.encode("utf-8")[:MAX_NAME]
         self._call(calls.config_set, "name", key=_CFG["GAP_NAME"], value=raw.decode("utf-8", "ignore"))
 
     @property
@@ -438,6 +453,7 @@ class Adapter:
         t = check_float_non_negative(timeout, "timeout")
         if self._scan is not None:
             self.stop_scan()   # the board scans for the peer itself
+        self._sync_gatt()      # the peer may discover our services once connected
         key = (address.wire_type, address.address_bytes)
         with self.cond:
             if self._connecting is not None:
@@ -502,8 +518,7 @@ class Adapter:
         c = self.session.connection(conn._handle)
         if c is not None and c.encrypted:
             return
-        for key, value in (("BOND", True), ("MITM", False), ("LE_SECURE", True),
-                           ("IO", P.CONSTANTS["io"]["NO_INPUT_OUTPUT"])):
+        for key, value in SECURITY:
             self._call(calls.config_set, "pair", key=_CFG[key], value=value)
         with self.cond:
             updates = conn._security_updates

@@ -126,8 +126,8 @@ class Characteristic:
         max_length = check_int_min(max_length, 0, "max_length")
         fixed_length = bool(fixed_length)
         value = initial_bytes(initial_value, max_length, fixed_length, b"")
-        if user_description is not None and not isinstance(user_description, str):
-            raise TypeError(f"user_description must be of type str, not {type(user_description).__name__}")
+        if user_description is not None and not isinstance(user_description, (str, bytes, bytearray)):
+            raise TypeError(f"can't convert '{type(user_description).__name__}' object to str implicitly")
         check_max_length(max_length, fixed_length)
         if service.remote:
             raise RoleError("Can't add a Characteristic to a remote Service")
@@ -141,7 +141,8 @@ class Characteristic:
         flags = gatt_props | _attr.flags(read_perm, write_perm) | fixed_flag(fixed_length, max_length)
         self._gatt = ble_gatt.Characteristic(bytes(uuid), flags, max_length, value)
         if user_description is not None:
-            text = user_description.encode("utf-8")
+            text = (user_description.encode("utf-8") if isinstance(user_description, str)
+                    else bytes(user_description))
             read_flags = _F["READ"] | _attr.flags(read_perm, _attr.OPEN) if read_perm != _attr.NO_ACCESS else 0
             self._gatt.descriptors.append(ble_gatt.Descriptor(
                 UUID(USER_DESCRIPTION_UUID).bytes_le, read_flags, len(text), text))

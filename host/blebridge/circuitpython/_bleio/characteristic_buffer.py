@@ -10,6 +10,8 @@ from typing import Any, Optional
 from .characteristic import Characteristic
 from .errors import ConnectionError, check_float_non_negative, check_int_min, check_type
 
+#: Longest a waiting read goes without checking that the board is still there, s.
+LOST_CHECK_S = 0.5
 _DEINITED = "Object has been deinitialized and can no longer be used. Create a new object."
 
 
@@ -23,6 +25,7 @@ class CharacteristicBuffer:
         self._timeout = check_float_non_negative(timeout, "timeout")
         self._size = check_int_min(buffer_size, 1, "buffer_size")
         self._characteristic: Optional[Characteristic] = characteristic
+        self._adapter = characteristic._service._adapter
         self._buf = bytearray()
         self._cond = threading.Condition()
         service = characteristic._service
@@ -31,6 +34,7 @@ class CharacteristicBuffer:
             self._connection._add_listener(characteristic._handle, self._on_value)
         else:
             characteristic._add_listener(self._on_value)
+            service._adapter._sync_gatt()   # registered now: peers may write from here on
 
     def _on_value(self, data: bytes, conn: int) -> None:
         with self._cond:
@@ -57,12 +61,17 @@ class CharacteristicBuffer:
         if n <= 0:
             return b""
         deadline = time.monotonic() + self._timeout
+        adapter = self._adapter
         with self._cond:
-            while len(self._buf) < n and self._connected():
+            while len(self._buf) < n:
+                if adapter._lost is not None:
+                    raise adapter._lost
+                if not self._connected():
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self._cond.wait(left)
+                self._cond.wait(min(left, LOST_CHECK_S))
             out = bytes(self._buf[:n])
             del self._buf[:n]
             return out

@@ -60,6 +60,7 @@ class PacketBuffer:
                 characteristic.set_cccd(notify=bool(incoming & NOTIFY), indicate=not incoming & NOTIFY)
         else:
             characteristic._add_listener(self._on_packet)
+            service._adapter._sync_gatt()   # registered now: peers may write from here on
 
     def _on_packet(self, data: bytes, conn: int) -> None:
         if not self._incoming:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Optional
+from typing import Any
 
 from .address import Address
 from .errors import buffer
@@ -153,6 +153,9 @@ class ScanResults:
                     raise exc
                 self._cond.wait(0.5)
             if not self._entries:
+                exc = self._lost()
+                if exc is not None:
+                    raise exc
                 raise StopIteration
             entry = self._entries.popleft()
             self._filled -= ENTRY_OVERHEAD + len(entry._data)
