@@ -93,10 +93,9 @@ soak: firmware
 	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
 # ADAFRUIT_BLE: the adafruit_ble examples also need the libraries two of them import
-# (Bluefruit Connect packets, HID keyboard), installed into the venv from PyPI here.
+# (Bluefruit Connect packets, HID keyboard): pyproject's test extra brings them into the venv.
 conformance: firmware
 	@test -n "$(MICROPYTHON)$(ADAFRUIT_BLE)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ADAFRUIT_BLE=<path to an Adafruit_CircuitPython_BLE checkout>]"; exit 2; }
-	$(if $(ADAFRUIT_BLE),$(VPY) -m pip install --quiet adafruit-circuitpython-bluefruitconnect adafruit-circuitpython-hid)
 	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ADAFRUIT_BLE),--adafruit-ble $(ADAFRUIT_BLE)) $(if $(ADAFRUIT_BLE_HEART_RATE),--adafruit-ble-heart-rate $(ADAFRUIT_BLE_HEART_RATE))
 
 firmware-check: $(STAMP)

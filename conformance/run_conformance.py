@@ -34,8 +34,8 @@ Suites (each reported on its own as "n of N"; default: every suite the checkouts
                      peers and hardware stand-ins the harness brings). Each pair runs until what
                      it checks has been printed, then both sides are ended (the examples loop
                      forever). ``ble_demo_*`` needs adafruit-circuitpython-bluefruitconnect and
-                     ``ble_hid_periph`` adafruit-circuitpython-hid (``make conformance``
-                     installs them). With ``--adafruit-ble-heart-rate`` (an
+                     ``ble_hid_periph`` adafruit-circuitpython-hid (the environment ``make``
+                     sets up has them: pyproject's test extra). With ``--adafruit-ble-heart-rate`` (an
                      Adafruit_CircuitPython_BLE_Heart_Rate checkout) also that library's example
                      against a heart-rate sensor written with MicroPython's ``bluetooth``.
 
