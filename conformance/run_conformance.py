@@ -329,6 +329,8 @@ class CpPair:
     pythonpath: tuple = ()      # extra directories (harness ones by name: "hardware", "alias")
     #: (text the client prints when ready, text then written to the server's stdin)
     server_stdin: Optional[tuple[str, str]] = None
+    #: (text the server prints, text then written to the client's stdin)
+    client_stdin: Optional[tuple[str, str]] = None
     also: Optional[str] = None  # another examples/ file run alone on the second board (status 0)
 
 
@@ -358,7 +360,8 @@ ADAFRUIT_PAIRS = (
            "ble_detailed_scan.py", lambda s, c: any("short_name=HELLO" in line for line in _lines(c))),
     CpPair("ble_advertising_simpletest+connect_and_leave (harness)", "ble_advertising_simpletest.py",
            "harness:connect_and_leave.py",
-           lambda s, c: "connected" in _lines(s) and "disconnected" in _lines(s)),
+           lambda s, c: "connected" in _lines(s) and "disconnected" in _lines(s),
+           client_stdin=("connected", "\n")),
 )
 
 
@@ -415,22 +418,28 @@ def run_cp_pair(pair: CpPair, examples: Path, heart_rate_examples: Optional[Path
     procs = [srv]
     outs = [b"", b""]
     ok = False
-    fed = False
+    fed: set[int] = set()
+
+    def feed(i: int, proc: subprocess.Popen, cue: Optional[tuple[str, str]], out: str) -> None:
+        # Written once, when the other side has printed the cue; the pipe stays open.
+        if cue is not None and i not in fed and cue[0] in out:
+            assert proc.stdin is not None
+            proc.stdin.write(cue[1].encode())
+            proc.stdin.flush()
+            fed.add(i)
 
     def done(server_out: str, client_out: str) -> bool:
-        nonlocal fed
-        if pair.server_stdin is not None and not fed and pair.server_stdin[0] in client_out:
-            # The example types what it reads on stdin; it is written once the client is
-            # ready to see it (and the pipe is left open: the example reads on, forever).
-            assert srv.stdin is not None
-            srv.stdin.write(pair.server_stdin[1].encode())
-            srv.stdin.flush()
-            fed = True
+        # The HID example types what it reads on stdin once the client is ready to see it;
+        # the advertiser's visitor leaves once the advertiser has seen it come.
+        feed(0, srv, pair.server_stdin, client_out)
+        if len(procs) > 1:
+            feed(1, procs[1], pair.client_stdin, server_out)
         return pair.done(server_out, client_out)
 
     try:
         _read_both([srv], outs, lambda s, *rest: False, time.monotonic() + SERVER_START_S)
-        cli = _cp_start(script(pair.client), BOARD_NAMES[1], air, python, extra)
+        cli = _cp_start(script(pair.client), BOARD_NAMES[1], air, python, extra,
+                        stdin=pair.client_stdin is not None)
         procs.append(cli)
         ok = _read_both(procs, outs, done, time.monotonic() + CP_PAIR_TIMEOUT_S)
         return ok

@@ -28,12 +28,12 @@ def needs(module):
 class Script:
     """A script under `blebridge run --port PORT`, its output collected line by line."""
 
-    def __init__(self, path, port, env, args=()):
+    def __init__(self, path, port, env, args=(), stdin=False):
         self.name = Path(path).name
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "blebridge.script", "--port", port, str(path), *args],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            text=True)
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, text=True)
         self._start_reader()
 
     def _start_reader(self):
@@ -82,16 +82,22 @@ def script_env(tmp_path):
                 BLEBRIDGE_SECRETS_DIR=str(tmp_path / "secrets"))
 
 
-def run_pair(server, client, ports, tmp_path, server_args=(), client_args=(), ready="advertising"):
+def run_pair(server, client, ports, tmp_path, server_args=(), client_args=(), ready="advertising",
+             tell_client_on=None):
     """Start ``server`` (a path) on the first port, wait until it prints ``ready``, run
     ``client`` on the second to its end, then let the server end; both must exit 0.
+    ``tell_client_on``: once the server has printed this, a line goes to the client's stdin.
     Returns (server output, client output)."""
     env = script_env(tmp_path)
     s = Script(server, ports[0], env, server_args)
     c = None
     try:
         s.wait_for(ready)
-        c = Script(client, ports[1], env, client_args)
+        c = Script(client, ports[1], env, client_args, stdin=tell_client_on is not None)
+        if tell_client_on is not None:
+            s.wait_for(tell_client_on, SCRIPT_RUN_TIMEOUT_S)
+            c.proc.stdin.write("\n")
+            c.proc.stdin.flush()
         c_status, c_out = c.finish()
         assert c_status == 0, f"{c.name} exited {c_status}:\n{c_out}\n--- {s.name}:\n{s.output}"
         s_status, s_out = s.finish(SCRIPT_RUN_TIMEOUT_S / 2)

@@ -35,6 +35,7 @@ def test_color_packet_pair_delivers_every_color(board_urls, tmp_path):
                               board_urls(2), tmp_path)
     assert [line for line in server.splitlines() if line.startswith("color")] == \
         ["color (255, 0, 0)", "color (0, 255, 0)", "color (1, 2, 3)"]
+    assert client.count("answer b'ok\\n'") == 3
 
 
 def test_hid_keyboard_pair_types_text_to_the_paired_central(board_urls, tmp_path):
@@ -47,6 +48,7 @@ def test_hid_keyboard_pair_types_text_to_the_paired_central(board_urls, tmp_path
 @pytest.mark.parametrize("detailed", [False, True], ids=["simple", "detailed"])
 def test_scanner_finds_the_hello_advertiser_and_connects(board_urls, tmp_path, detailed):
     server, client = run_pair(SCRIPTS / "hello_advertiser.py", SCRIPTS / "scanner.py",
-                              board_urls(2), tmp_path, client_args=("detailed",) if detailed else ())
+                              board_urls(2), tmp_path, client_args=("detailed",) if detailed else (),
+                              tell_client_on="connected")
     assert any("short_name=HELLO" in line for line in client.splitlines())
     assert server.splitlines()[-2:] == ["connected", "disconnected"]

@@ -1,5 +1,6 @@
 """As Adafruit's ble_demo_periph.py, without the NeoPixels: print the colour of each Bluefruit
-Connect ColorPacket that arrives on the UART service; ends once the central has left."""
+Connect ColorPacket that arrives on the UART service, and answer "ok" (so the central knows it
+was taken before it leaves); ends once the central has left."""
 from adafruit_bluefruit_connect.color_packet import ColorPacket
 from adafruit_bluefruit_connect.packet import Packet
 
@@ -17,4 +18,5 @@ while ble.connected:
     packet = Packet.from_stream(uart)
     if isinstance(packet, ColorPacket):
         print("color", packet.color)
+        uart.write(b"ok\n")
 print("disconnected")
