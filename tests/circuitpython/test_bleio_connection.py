@@ -292,7 +292,28 @@ def test_connection_interval_can_be_set(pair):
     p, c = pair
     _, cconn = connect(p, c)
     cconn.connection_interval = 30
-    assert wait_for(lambda: cconn.connection_interval == 30.0)
+    assert cconn.connection_interval == 30.0
+
+
+def test_connection_interval_is_cut_to_whole_units(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    cconn.connection_interval = 31
+    assert cconn.connection_interval == 30.0
+
+
+def test_connection_interval_out_of_range_raises_value_error(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    with pytest.raises(ValueError, match="Invalid BLE parameter"):
+        cconn.connection_interval = 5000
+
+
+def test_peripheral_sees_the_new_connection_interval(pair):
+    p, c = pair
+    pconn, cconn = connect(p, c)
+    cconn.connection_interval = 45
+    assert wait_for(lambda: pconn.connection_interval == 45.0)
 
 
 def test_connection_interval_of_non_number_raises_type_error(pair):
@@ -331,7 +352,7 @@ def test_remote_read_after_disconnect_raises_connection_error(pair):
     _, cconn = connect(p, c)
     tx = remote(cconn, TX)
     cconn.disconnect()
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match="Not connected"):
         tx.value
 
 
@@ -571,3 +592,19 @@ def test_board_lost_ends_its_connections(pair, boards):
     _, cconn = connect(p, c)
     _kill(boards[1])
     assert wait_for(lambda: not cconn.connected)
+
+
+def test_discover_whitelisted_service_the_peer_lacks_gives_nothing(pair):
+    p, c = pair
+    Peripheral(p)
+    _, cconn = connect(p, c)
+    assert cconn.discover_remote_services([_bleio.UUID(0x1234)]) == ()
+
+
+def test_discover_a_service_without_characteristics(pair):
+    p, c = pair
+    with using(p):
+        _bleio.Service(_bleio.UUID(0x1815))
+    _, cconn = connect(p, c)
+    (service,) = cconn.discover_remote_services([_bleio.UUID(0x1815)])
+    assert service.characteristics == ()

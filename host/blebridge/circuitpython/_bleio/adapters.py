@@ -66,6 +66,10 @@ GATT_TIMEOUT_S = 30.0
 PAIR_TIMEOUT_S = 30.0
 #: Longest wait for the MTU exchange a new central connection starts, s.
 MTU_TIMEOUT_S = 10.0
+#: Connection interval bounds, 1.25 ms units (Core spec Vol 4 Part E 7.8.18: 7.5 ms..4 s).
+INTERVAL_MIN_UNITS, INTERVAL_MAX_UNITS = 6, 3200
+#: Longest wait for the outcome of a connection interval change, s.
+INTERVAL_UPDATE_TIMEOUT_S = 10.0
 #: Longest wait for the board to confirm a disconnection, s.
 DISCONNECT_TIMEOUT_S = 10.0
 #: Extra wait beyond a connect's timeout for the board's own answer, s.
@@ -142,6 +146,9 @@ class Adapter:
         self._scan: Optional[ScanResults] = None
         #: SCAN_DONE events still to come for scans stopped here: they end no later scan.
         self._stale_scan_dones = 0
+        #: Guards the local GATT model (services, database, dirty) and its registration, which
+        #: calls the board: not the event condition, so events are dispatched meanwhile.
+        self._gatt_lock = threading.RLock()
         self._services: list[Any] = []        # local Service objects, in creation order
         self._db = GattDatabase()
         self._dirty = False
@@ -219,11 +226,12 @@ class Adapter:
             self._advertising = False
             scan, self._scan = self._scan, None
             self._stale_scan_dones = 0
-            self._db.clear()
-            self._dirty = bool(self._services)
             for c in conns:
                 c._connected = False
             self.cond.notify_all()
+        with self._gatt_lock:
+            self._db.clear()
+            self._dirty = bool(self._services)
         self.session.forget_connections()
         if scan is not None:
             scan._finish()
@@ -508,11 +516,34 @@ class Adapter:
                 self.cond.wait(0.5)
 
     def _set_interval(self, conn: Connection, interval_ms: float) -> None:
-        units = max(1, round(interval_ms / INTERVAL_UNIT_MS))
+        # Whole 1.25 ms units, cut as CircuitPython cuts (uint16_t)(interval / 1.25).
+        units = int(interval_ms / INTERVAL_UNIT_MS)
+        if not INTERVAL_MIN_UNITS <= units <= INTERVAL_MAX_UNITS:
+            # What the SoftDevice answers (NRF_ERROR_INVALID_PARAM), before asking the board.
+            raise ValueError(f"Invalid BLE parameter: connection_interval must be "
+                             f"{INTERVAL_MIN_UNITS * INTERVAL_UNIT_MS}-{INTERVAL_MAX_UNITS * INTERVAL_UNIT_MS:g} ms")
         us = round(units * INTERVAL_UNIT_MS * 1000)
-        self._call(calls.gap_conn_update, "connection_interval", conn=conn._handle,
-                   min_interval_us=us, max_interval_us=us, latency=0,
-                   supervision_timeout_ms=SUPERVISION_TIMEOUT_MS)
+        with self.cond:
+            conn._interval_updating = True
+        try:
+            self._call(calls.gap_conn_update, "connection_interval", conn=conn._handle,
+                       min_interval_us=us, max_interval_us=us, latency=0,
+                       supervision_timeout_ms=SUPERVISION_TIMEOUT_MS)
+        except BaseException:
+            with self.cond:
+                conn._interval_updating = False
+            raise
+
+    def _wait_interval(self, conn: Connection) -> None:
+        """Wait (at most INTERVAL_UPDATE_TIMEOUT_S) for the outcome of an interval change."""
+        deadline = time.monotonic() + INTERVAL_UPDATE_TIMEOUT_S
+        with self.cond:
+            while conn._interval_updating and conn._connected and self._lost is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    conn._interval_updating = False   # the peer never answered: as it was
+                    break
+                self.cond.wait(min(left, 0.5))
 
     def _pair(self, conn: Connection) -> None:
         c = self.session.connection(conn._handle)
@@ -548,26 +579,26 @@ class Adapter:
     # -- the local GATT database ------------------------------------------------------------------
 
     def _add_service(self, service: Any) -> None:
-        with self.cond:
+        with self._gatt_lock:
             self._services.append(service)
             self._dirty = True
 
     def _add_characteristic(self, service: Any, char: Any) -> None:
-        with self.cond:
+        with self._gatt_lock:
             service._gatt.characteristics.append(char._gatt)
             service._characteristics.append(char)
             self._local_chars[id(char._gatt)] = char
             self._dirty = True
 
     def _add_descriptor(self, char: Any, dsc: Any) -> None:
-        with self.cond:
+        with self._gatt_lock:
             char._gatt.descriptors.append(dsc._gatt)
             char._descriptors.append(dsc)
             self._dirty = True
 
     def _sync_gatt(self) -> None:
         """Register the services added since the last registration (all at once)."""
-        with self.cond:
+        with self._gatt_lock:
             if not self._dirty:
                 return
             services = [s._gatt for s in self._services]
@@ -599,12 +630,18 @@ class Adapter:
         except BaseException as exc:
             raise _gatt_error(exc, operation) from None
 
+    @staticmethod
+    def _check_connected(conn: Connection) -> None:
+        """CircuitPython's bleio_check_connected, before a GATT client operation."""
+        if not conn._connected:
+            raise ConnectionError("Not connected")
+
     def _remote_read(self, conn: Connection, handle: int) -> bytes:
-        conn._ensure_connected()
+        self._check_connected(conn)
         return self._wait(self.gattc.read(conn._handle, handle), "read")
 
     def _remote_write_start(self, conn: Connection, handle: int, data: bytes, response: bool) -> Future:
-        conn._ensure_connected()
+        self._check_connected(conn)
         return self.gattc.write(conn._handle, handle, data, response)
 
     def _wait_write(self, fut: Future, timeout_s: float) -> None:
@@ -722,7 +759,10 @@ class Adapter:
 
     def _ev_connection_update(self, f: Any) -> None:
         conn = self._connections.get(int(f.conn))
-        if conn is not None and not int(f.status):
+        if conn is None:
+            return
+        conn._interval_updating = False
+        if not int(f.status):
             conn._interval_ms = int(f.conn_interval) * INTERVAL_UNIT_MS
 
     def _ev_encryption(self, f: Any) -> None:

@@ -34,6 +34,8 @@ class Connection:
         self._central = central          # we connected (we are the central)
         self._connected = True
         self._interval_ms: float = 0.0
+        #: An interval change was asked for and the board has not reported its outcome yet.
+        self._interval_updating = False
         #: ENCRYPTION_UPDATE events seen (a pairing's end, whatever its outcome).
         self._security_updates = 0
         #: value handle -> functions called with each notification/indication (buffers).
@@ -78,8 +80,10 @@ class Connection:
     @property
     def connection_interval(self) -> float:
         """Time between connection events, ms (a multiple of 1.25 ms); 0.0 until the board
-        reported it (docs/circuitpython.md)."""
+        reported it (docs/circuitpython.md). After a change, waits for its outcome (as
+        CircuitPython does)."""
         self._ensure_connected()
+        self._adapter._wait_interval(self)
         return self._interval_ms
 
     @connection_interval.setter
