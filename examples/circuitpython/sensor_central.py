@@ -1,7 +1,8 @@
 # Temperature sensor central with adafruit_ble (scan, connect, GATT client, notifications).
 #
 # Scans for the Environmental Sensing service of sensor_service.py, connects, asks for a reading
-# every 200 ms (writes the interval), prints READINGS notified temperatures, then disconnects.
+# every 200 ms (writes the interval, when the sensor has that setting), prints READINGS notified
+# temperatures, then disconnects. Reads examples/aioble/sensor_peripheral.py's sensor too.
 #
 #   blebridge run --port sim:client examples/circuitpython/sensor_central.py
 #   python examples/circuitpython/sensor_central.py --port sim:client
@@ -38,7 +39,10 @@ if connection is None:
     sys.exit(1)
 
 sensor = connection[SensorClient]
-sensor.interval_ms = INTERVAL_MS
+try:
+    sensor.interval_ms = INTERVAL_MS
+except AttributeError:   # a sensor without the setting (examples/aioble/sensor_peripheral.py)
+    print("the sensor has no interval setting")
 packet = bytearray(sensor.temperature.incoming_packet_length)
 readings = 0
 while readings < READINGS and connection.connected:
