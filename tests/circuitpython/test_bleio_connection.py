@@ -551,6 +551,15 @@ def test_peripheral_can_start_the_pairing(pair):
     assert pconn.paired and wait_for(lambda: cconn.paired)
 
 
+def test_reconnecting_to_a_bonded_peer_encrypts_the_link(pair):
+    p, c = pair
+    _, cconn = connect(p, c)
+    cconn.pair()
+    cconn.disconnect()
+    _, again = connect(p, c)
+    assert wait_for(lambda: again.paired)
+
+
 def test_bonded_peers_pair_again_after_reconnecting(pair):
     p, c = pair
     _, cconn = connect(p, c)

@@ -74,6 +74,8 @@ INTERVAL_UPDATE_TIMEOUT_S = 10.0
 DISCONNECT_TIMEOUT_S = 10.0
 #: Extra wait beyond a connect's timeout for the board's own answer, s.
 CONNECT_MARGIN_S = 5.0
+#: The bond store's kind of secret holding a peer's keys (protocol constants.secret_type).
+PEER_SEC = P.CONSTANTS["secret_type"]["PEER_SEC"]
 #: The board's security configuration, set when the radio is turned on and before pairing.
 SECURITY = (("BOND", True), ("MITM", False), ("LE_SECURE", True),
             ("IO", P.CONSTANTS["io"]["NO_INPUT_OUTPUT"]))
@@ -503,7 +505,18 @@ class Adapter:
             self.gattc.exchange_mtu(conn._handle).result(MTU_TIMEOUT_S)
         except (FutureTimeout, GattStatusError, ConnectionClosed, BoardError):
             pass
+        self._encrypt_if_bonded(conn)
         return conn
+
+    def _encrypt_if_bonded(self, conn: Connection) -> None:
+        """As CircuitPython's central does with a bonded peer: start encrypting the link with
+        the bond's keys, without waiting (``paired`` turns True when it is done). The bond
+        store names a peer by its address type byte and address (blebridge.ble.bonds)."""
+        key = bytes([conn._address.wire_type]) + conn._address.address_bytes
+        if self.session.stored_secret(PEER_SEC, 0, key) is None:
+            return
+        fut = calls.gap_pair_nowait(self.board, conn=conn._handle)
+        fut.add_done_callback(lambda f: f.exception())   # a failure leaves the link as it is
 
     def _disconnect(self, conn: Connection) -> None:
         try:
@@ -553,7 +566,13 @@ class Adapter:
             self._call(calls.config_set, "pair", key=_CFG[key], value=value)
         with self.cond:
             updates = conn._security_updates
-        self._call(calls.gap_pair, "pair", conn=conn._handle)
+        self._check_lost()
+        try:
+            calls.gap_pair(self.board, conn=conn._handle)
+        except BoardError as exc:
+            # A pairing already under way (connect's re-encryption with a bond): wait for it.
+            if exc.status not in (_S["EALREADY"], _S["EBUSY"], _S["EINPROGRESS"]):
+                raise _board_error(exc, "pair") from None
         deadline = time.monotonic() + PAIR_TIMEOUT_S
         with self.cond:
             while True:
