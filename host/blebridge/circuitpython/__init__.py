@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import binding as _binding
+
+# From here on `import _bleio` (adafruit_ble's) is this package's, not Blinka's (binding.py).
+_binding.bind()
+
 
 def adapter_for(board: Any) -> Any:
     """The ``_bleio.Adapter`` of ``board``: a port (``"sim:alice"``, ``/dev/ttyACM0``), opened
