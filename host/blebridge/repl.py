@@ -23,11 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from .ble.session import default_port
+
 #: Lines of history kept in the history file.
 HISTORY_LINES = 1000
 HISTORY_ENV = "BLEBRIDGE_HISTORY"
-#: The board when neither --port nor $BLEBRIDGE_PORT names one (the API layers' default too).
-DEFAULT_PORT = "sim:blebridge"
 
 
 def default_history_file() -> Path:
@@ -106,7 +106,7 @@ def cmd_repl(args: argparse.Namespace) -> int:
     except ApiError as exc:
         print(f"blebridge: error: {exc}", file=sys.stderr)    # as `blebridge run` says it
         return EXIT_ERROR
-    port = args.port or os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
+    port = args.port or default_port()
     os.environ["BLEBRIDGE_PORT"] = port           # the API's default board is this one
     sys.path[:0] = [runtime.SHIMS_DIR]
     runtime.install(_on_board_lost)

@@ -380,3 +380,29 @@ def test_unusable_bond_store_answers_the_board_safely_and_says_why(tmp_path, mon
     assert session.store_secret(1, b"k", b"v") is False
     err = capsys.readouterr().err
     assert "answered the board: no such secret" in err and "answered the board: not stored" in err
+
+
+def test_default_port_is_blebridge_port_from_the_environment(monkeypatch):
+    from blebridge.ble.session import DEFAULT_PORT, default_port
+    monkeypatch.delenv("BLEBRIDGE_PORT", raising=False)
+    assert default_port() == DEFAULT_PORT
+    monkeypatch.setenv("BLEBRIDGE_PORT", "sim:elsewhere")
+    assert default_port() == "sim:elsewhere"
+
+
+def test_layer_default_is_replaced_once_it_is_no_longer_alive(monkeypatch):
+    from blebridge.ble import session as ble_session
+
+    class Obj:
+        def __init__(self, session):
+            self.session, self.closed = session, False
+
+    made = []
+    monkeypatch.setattr(ble_session.Layer, "on", lambda self, board, make: made.append(make(None)) or made[-1])
+    layer = ble_session.Layer("test", lambda obj: not obj.closed)
+    first = layer.default(Obj)
+    assert layer.default(Obj) is first and layer.current() is first
+    first.closed = True
+    assert layer.current() is None
+    second = layer.default(Obj)
+    assert second is not first and len(made) == 2

@@ -35,7 +35,7 @@ def test_using_a_non_adapter_raises_type_error():
 
 
 def test_set_adapter_makes_it_the_default(pair, monkeypatch):
-    monkeypatch.setattr(adapter_module, "_default", None)
+    monkeypatch.setattr(adapter_module._LAYER, "_default", None)
     _bleio.set_adapter(pair[1])
     assert _bleio.adapter is pair[1]
 

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 #: The key aioble's Radio is attached under in a board's session.
 LAYER = "aioble"
-#: Port of the default board when nothing else says: the one ``bluetooth.BLE()`` opens.
-DEFAULT_PORT = "sim:blebridge"
+DEFAULT_PORT = ble_session.DEFAULT_PORT
+default_port = ble_session.default_port
 #: Connection handle of a PERIPHERAL_DISCONNECT that ends a connect attempt (none was made).
 CONN_HANDLE_NONE = 0xFFFF
 _CFG = P.CONSTANTS["config"]
@@ -51,11 +51,7 @@ class Radio:
             raise TypeError("Radio(): give a board or a port, not both")
         if isinstance(board, str):
             board, port = None, board
-        if board is not None:
-            session = ble_session.session_for(board)
-        else:
-            session = ble_session.open_session(port or default_port())
-        return session.attach(LAYER, cls._make)
+        return _LAYER.on(board if board is not None else port, cls._make)
 
     @classmethod
     def _make(cls, session: ble_session.Session) -> "Radio":
@@ -113,11 +109,7 @@ class Radio:
         self.gattc.close()
         self.l2cap.close()
         self.signal.notify()   # waiting coroutines see the Radio closed
-        global _default
-        with _registry_lock:
-            if _default is self:
-                _default = None
-        self.session.detach(LAYER)
+        _LAYER.forget(self)
 
     def check_lost(self) -> None:
         if self.lost is not None:
@@ -370,42 +362,24 @@ _HANDLERS = {
 
 # -- the default board ---------------------------------------------------------------------------
 
-_registry_lock = threading.RLock()
-_default: Optional[Radio] = None
-
-
-def default_port() -> str:
-    """The default board's port: env BLEBRIDGE_PORT, else DEFAULT_PORT."""
-    import os
-    return os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
+#: aioble's Radio per board, and the default one (the module-level functions').
+_LAYER = ble_session.Layer(LAYER, lambda radio: not radio.closed)
 
 
 def use(board: Union[str, Any, None] = None) -> Radio:
     """Make ``board`` (a port such as ``"sim:alice"``, ``/dev/ttyACM0``, or an open Board) the
     board of the module-level functions; returns its :class:`Radio`. None: the default port."""
-    global _default
-    radio = Radio(port=default_port()) if board is None else Radio(board)
-    with _registry_lock:
-        _default = radio
+    radio = Radio(board)
+    _LAYER.set_default(radio)
     return radio
 
 
 def default() -> Radio:
     """The Radio of the default board, opened on first use."""
-    global _default
-    with _registry_lock:
-        if _default is None or _default.closed:
-            _default = Radio(port=default_port())
-        return _default
+    return _LAYER.default(Radio._make)
 
 
 def close_all() -> None:
     """Close every Radio (and the boards aioble opened)."""
-    global _default
-    with _registry_lock:
-        _default = None
-    for session in ble_session.sessions():
-        radio = session.attached(LAYER)
-        if radio is not None:
-            radio.close()
+    _LAYER.close_all()
 

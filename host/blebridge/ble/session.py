@@ -20,6 +20,7 @@ listener every API layer goes through:
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -406,3 +407,73 @@ def sessions() -> list[Session]:
     """Every open session."""
     with _registry_lock:
         return list({id(s): s for s in (*_by_board.values(), *_by_spec.values())}.values())
+
+
+# -- the board an API layer uses when none is named --------------------------------------------
+
+#: Port of the default board when nothing else says (every API layer, the REPL, scripts).
+DEFAULT_PORT = "sim:blebridge"
+
+
+def default_port() -> str:
+    """The default board's port: env BLEBRIDGE_PORT, else DEFAULT_PORT."""
+    return os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
+
+
+def session_of(board: Any = None) -> Session:
+    """The session of ``board``: a port (opened once and reset), an open Board (stays the
+    caller's), or None (the default port)."""
+    if board is None or isinstance(board, str):
+        return open_session(board or default_port())
+    return session_for(board)
+
+
+class Layer:
+    """An API layer's objects, one per board (attached to the board's session under ``key``),
+    and its default one: the object its module-level functions use (``_bleio.adapter``,
+    ``aioble``'s functions, Zerynth's ``wireless.ble``). ``alive(obj)`` says whether an object
+    is still usable (a closed or lost one is replaced on the next :meth:`default`)."""
+
+    def __init__(self, key: str, alive: Callable[[Any], bool]) -> None:
+        self.key = key
+        self._alive = alive
+        self._default: Any = None
+
+    def on(self, board: Any, make: Callable[[Session], Any]) -> Any:
+        """The object of ``board`` (see :func:`session_of`), made with ``make(session)`` the
+        first time."""
+        return session_of(board).attach(self.key, make)
+
+    def default(self, make: Callable[[Session], Any]) -> Any:
+        """The default object, made on the default port on first use (or after it closed)."""
+        with _registry_lock:
+            if self._default is None or not self._alive(self._default):
+                self._default = self.on(None, make)
+            return self._default
+
+    def current(self) -> Any:
+        """The default object if there is a usable one, else None (nothing is opened)."""
+        with _registry_lock:
+            obj = self._default
+            return obj if obj is not None and self._alive(obj) else None
+
+    def set_default(self, obj: Any) -> None:
+        with _registry_lock:
+            self._default = obj
+
+    def forget(self, obj: Any) -> None:
+        """``obj`` is closed: it stops being the default, and it leaves its board's session
+        (the last layer to leave ends the session)."""
+        with _registry_lock:
+            if self._default is obj:
+                self._default = None
+        obj.session.detach(self.key)
+
+    def close_all(self, owned_only: bool = False) -> None:
+        """Close every object of this layer (and the boards their sessions opened); with
+        ``owned_only``, only those on boards a session opened (not on a caller's Board)."""
+        self.set_default(None)
+        for session in sessions():
+            obj = session.attached(self.key)
+            if obj is not None and (session.owned or not owned_only):
+                obj.close()

@@ -55,7 +55,7 @@ from . import runtime
 from .uuid import UUID, buffer_bytes
 
 #: Port used by BLE() when nothing else is said: env BLEBRIDGE_PORT, else this simulated board.
-DEFAULT_PORT = "sim:blebridge"
+DEFAULT_PORT = ble_session.DEFAULT_PORT
 
 #: Bytes of a characteristic/descriptor buffer after registration (MP_BLUETOOTH_DEFAULT_ATTR_LEN).
 DEFAULT_ATTR_LEN = 20
@@ -283,10 +283,8 @@ class _Channel:
         self.open = True
 
 
-_registry_lock = threading.Lock()
-_default: Optional["BLE"] = None
-#: The key MicroPython's BLE object is attached under in a board's session.
-_LAYER = "micropython"
+#: MicroPython's BLE object per board (attached under "micropython" in its session), and BLE().
+_LAYER = ble_session.Layer("micropython", lambda ble: not ble._closed)
 
 
 #: Told instead of the default report on stderr when a board's link is lost (not a reset):
@@ -301,20 +299,13 @@ def set_lost_handler(fn: Optional[Callable[[BaseException], None]]) -> None:
     _lost_handler = fn
 
 
-def default_port() -> str:
-    """The port BLE() opens: env BLEBRIDGE_PORT, else DEFAULT_PORT."""
-    return os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
+#: The port BLE() opens: env BLEBRIDGE_PORT, else DEFAULT_PORT.
+default_port = ble_session.default_port
 
 
 def close_all() -> None:
     """Close every board this module opened (blebridge run calls this when the script ends)."""
-    global _default
-    with _registry_lock:
-        _default = None
-    for session in ble_session.sessions():
-        ble = session.attached(_LAYER)
-        if ble is not None and session.owned:
-            ble.close()
+    _LAYER.close_all(owned_only=True)
 
 
 class BLE:
@@ -328,17 +319,9 @@ class BLE:
     """
 
     def __new__(cls, board: Any = None, /, *, port: Optional[str] = None) -> "BLE":
-        global _default
-        with _registry_lock:
-            if board is not None:
-                return ble_session.session_for(board).attach(_LAYER, cls._make)
-            spec = port or default_port()
-            if port is None and _default is not None:
-                return _default
-            obj = ble_session.open_session(spec).attach(_LAYER, cls._make)
-            if port is None:
-                _default = obj
-            return obj
+        if board is not None or port is not None:
+            return _LAYER.on(board if board is not None else port, cls._make)
+        return _LAYER.default(cls._make)
 
     @classmethod
     def _make(cls, session: ble_session.Session) -> "BLE":
@@ -351,7 +334,7 @@ class BLE:
 
     def _setup(self, session: ble_session.Session) -> None:
         self.session = session
-        self.board = board = session.board
+        self.board = session.board
         self._owned = owned = session.owned
         self._irq: Optional[Callable[[int, tuple], Any]] = None
         self._lock = threading.Lock()
@@ -400,13 +383,9 @@ class BLE:
         session.unsubscribe_lost(self._on_lost)
         session.unsubscribe_gap(self._on_gap)
         runtime.ACTIVITY.set_busy(self, False)
-        global _default
-        with _registry_lock:
-            if _default is self:
-                _default = None
         # The last layer on the board ends its session (closing the board if it was opened
         # here): a later BLE(port=spec) opens the board again.
-        session.detach(_LAYER)
+        _LAYER.forget(self)
 
     def _rpc(self, call: Callable[..., Any], /, **args: Any) -> Any:
         """A typed call (blebridge.calls) on the board, with IRQ handlers held back while it

@@ -14,7 +14,6 @@ Deliberate differences are listed in docs/zerynth.md.
 """
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -130,8 +129,7 @@ DRIVERS = ("nrf52", "esp32")
 
 #: The key ZerynthBle is attached under in a board's session.
 LAYER = "zerynth"
-#: Port of the default board when nothing else says.
-DEFAULT_PORT = "sim:blebridge"
+DEFAULT_PORT = ble_session.DEFAULT_PORT
 
 
 class BleError(RuntimeError):
@@ -405,11 +403,7 @@ class ZerynthBle:
         self.session.unsubscribe(self._sub)
         self.session.unsubscribe_lost(self._on_lost)
         self._events.put(None)
-        global _default
-        with _registry_lock:
-            if _default is self:
-                _default = None
-        self.session.detach(LAYER)
+        _LAYER.forget(self)
 
     def _on_lost(self, exc: BaseException) -> None:
         from ..errors import BoardReset
@@ -753,8 +747,8 @@ def _tuple_of_ints(value: Any, n: int, what: str) -> tuple:
 
 # -- boards: the default one, and others by port ---------------------------------------------------
 
-_registry_lock = threading.RLock()
-_default: Optional[ZerynthBle] = None
+#: ZerynthBle per board, and the one ``wireless.ble``'s functions use (set by a driver's init()).
+_LAYER = ble_session.Layer(LAYER, lambda ble: not ble.closed)
 _lost_handler: Optional[Callable[[BaseException], Any]] = None
 
 
@@ -764,47 +758,33 @@ def set_lost_handler(fn: Optional[Callable[[BaseException], Any]]) -> None:
     _lost_handler = fn
 
 
-def default_port() -> str:
-    """The default board's port: env BLEBRIDGE_PORT, else DEFAULT_PORT."""
-    return os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
+default_port = ble_session.default_port
 
 
 def open_ble(board: Any = None, driver: str = "nrf52") -> ZerynthBle:
     """``wireless.ble`` on ``board``: a port (``"sim:alice"``, ``/dev/ttyACM0``), an open
     :class:`blebridge.Board`, or None (the default port). One object per board; the first call
     opens (and resets) a port's board and fixes the driver."""
-    if board is None or isinstance(board, str):
-        session = ble_session.open_session(board or default_port())
-    else:
-        session = ble_session.session_for(board)
-    return session.attach(LAYER, lambda s: ZerynthBle(s, driver))
+    return _LAYER.on(board, lambda s: ZerynthBle(s, driver))
 
 
 def init_driver(driver: str) -> ZerynthBle:
     """A driver's ``init()``: ``wireless.ble`` goes to the default board through ``driver``."""
-    global _default
     ble = open_ble(None, driver)
-    with _registry_lock:
-        _default = ble
+    _LAYER.set_default(ble)
     return ble
 
 
 def default() -> ZerynthBle:
     """The board ``wireless.ble``'s functions use; RuntimeError before a driver's init()."""
-    with _registry_lock:
-        if _default is None or _default.closed:
-            raise RuntimeError("wireless.ble has no driver: call bledrv.init() first (from "
-                               "nordic.nrf52_ble import nrf52_ble as bledrv, or from "
-                               "espressif.esp32ble import esp32ble as bledrv)")
-        return _default
+    ble = _LAYER.current()
+    if ble is None:
+        raise RuntimeError("wireless.ble has no driver: call bledrv.init() first (from "
+                           "nordic.nrf52_ble import nrf52_ble as bledrv, or from "
+                           "espressif.esp32ble import esp32ble as bledrv)")
+    return ble
 
 
 def close_all() -> None:
     """Close every board of this layer."""
-    global _default
-    with _registry_lock:
-        _default = None
-    for session in ble_session.sessions():
-        obj = session.attached(LAYER)
-        if obj is not None:
-            obj.close()
+    _LAYER.close_all()

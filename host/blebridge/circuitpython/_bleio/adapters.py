@@ -13,7 +13,6 @@ The default adapter (``_bleio.adapter``) is the board at env ``BLEBRIDGE_PORT``,
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from concurrent.futures import Future, TimeoutError as FutureTimeout
@@ -36,8 +35,7 @@ from .uuid import UUID, of_wire
 
 #: The key the adapter is attached under in a board's session.
 LAYER = "circuitpython"
-#: Port of the default board when nothing else says: the one ``bluetooth.BLE()`` opens.
-DEFAULT_PORT = "sim:blebridge"
+DEFAULT_PORT = ble_session.DEFAULT_PORT
 _CFG = P.CONSTANTS["config"]
 _S = P.STATUS
 _ADV = P.CONSTANTS["adv_type"]
@@ -194,11 +192,7 @@ class Adapter:
         self.session.unsubscribe(sub)
         self.session.unsubscribe_lost(self._on_lost)
         self.gattc.close()
-        global _default
-        with _registry_lock:
-            if _default is self:
-                _default = None
-        self.session.detach(LAYER)
+        _LAYER.forget(self)
 
     def _check_lost(self) -> None:
         if self._lost is not None:
@@ -818,40 +812,28 @@ _HANDLERS = {
 
 # -- the default adapter and the adapters of several boards ----------------------------------------
 
-_registry_lock = threading.RLock()
-_default: Optional[Adapter] = None
+#: An Adapter per board, and ``_bleio.adapter`` (the default one).
+_LAYER = ble_session.Layer(LAYER, lambda adapter: adapter._sub is not None)
 _using = threading.local()
 
 
-def default_port() -> str:
-    """The default board's port: env BLEBRIDGE_PORT, else DEFAULT_PORT."""
-    return os.environ.get("BLEBRIDGE_PORT") or DEFAULT_PORT
+default_port = ble_session.default_port
 
 
 def adapter_for(board: Union[str, Any]) -> Adapter:
     """The Adapter of ``board``: a port (opened once and reset) or an open Board."""
     if isinstance(board, Adapter):
         return board
-    if isinstance(board, str):
-        session = ble_session.open_session(board)
-    else:
-        session = ble_session.session_for(board)
-    return session.attach(LAYER, Adapter._make)
+    return _LAYER.on(board, Adapter._make)
 
 
 def default() -> Adapter:
     """``_bleio.adapter``: the default board's Adapter, opened on first use."""
-    global _default
-    with _registry_lock:
-        if _default is None or _default._sub is None:
-            _default = adapter_for(default_port())
-        return _default
+    return _LAYER.default(Adapter._make)
 
 
 def set_default(adapter: Optional[Adapter]) -> None:
-    global _default
-    with _registry_lock:
-        _default = adapter
+    _LAYER.set_default(adapter)
 
 
 @contextlib.contextmanager
@@ -876,8 +858,4 @@ def current_adapter() -> Adapter:
 
 def close_all() -> None:
     """Close every Adapter (and the boards it opened)."""
-    set_default(None)
-    for session in ble_session.sessions():
-        adapter = session.attached(LAYER)
-        if adapter is not None:
-            adapter.close()
+    _LAYER.close_all()
