@@ -39,11 +39,18 @@ def test_exit_with_a_status_ends_the_repl_with_it():
     assert r.returncode == 3 and "not run" not in r.stdout
 
 
-def test_api_not_available_yet_is_refused_as_run_refuses_it():
-    r = blebridge("repl", "--api", "zerynth", input="print('ran')\n")
-    assert (r.returncode, r.stdout) == (2, "")
-    assert r.stderr == ("blebridge: error: the Zerynth ble API is not available yet in "
-                        "this blebridge version\n")
+def test_zerynth_repl_has_wireless_ble_bound_to_the_port():
+    r = blebridge("repl", "--api", "zerynth", "--port", f"sim:{board_name('repl')}",
+                  input="print(hex(255), ble.__name__)\n")
+    assert r.returncode == 0, r.stderr
+    assert "0xFF wireless.ble" in r.stdout
+
+
+def test_circuitpython_repl_has_the_boards_adapter():
+    r = blebridge("repl", "--api", "circuitpython", "--port", f"sim:{board_name('repl')}",
+                  input="print(type(_bleio.adapter).__name__, _bleio.adapter.enabled)\n")
+    assert r.returncode == 0, r.stderr
+    assert "Adapter True" in r.stdout
 
 
 def test_port_that_cannot_be_opened_is_one_line_and_a_hint():
