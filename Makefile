@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BB     := $(VENV)/bin/blebridge
 
 .PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
-        conformance firmware-check firmware-link-nrf hil fuzz soak clean help
+        conformance nimble-sim firmware-check firmware-link-nrf hil fuzz soak clean help
 
 all: firmware
 
@@ -21,6 +21,7 @@ help:
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
 	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
+	@echo "make nimble-sim NIMBLE=<mynewt-nimble checkout>   the NimBLE port as a simulated board (sim:NAME?stack=nimble)"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
@@ -79,6 +80,12 @@ soak: firmware
 conformance: firmware
 	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout>"; exit 2; }
 	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON)
+
+# The nimble port on the real NimBLE host, natively, as a simulated board (build/nimble-sim/;
+# firmware/ports/nimble/linux.mk). Needs libmbedtls-dev; not part of `make test` or CI: the
+# NimBLE tree is fetched by hand.
+nimble-sim: firmware
+	$(MAKE) -C firmware -f ports/nimble/linux.mk PYTHON=$(abspath $(VPY)) nimble-sim NIMBLE=$(NIMBLE)
 
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"

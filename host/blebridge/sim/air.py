@@ -43,6 +43,7 @@ from bumble.link import LocalLink
 
 from .board import EVENT_RECORD_OVERHEAD, EVENT_WINDOW_BYTES, Board, address_for_name
 from .controller import new_controller_and_host
+from .hci_server import HciControllerServer
 from .port_link import MSG_REQ, MSG_RSP, FrameDecoder, addr_fields, decode_message, encode_message
 
 # Named, not __name__: run with -m this module is __main__.
@@ -61,6 +62,8 @@ class Air:
         self.link = LocalLink()
         self.boards: dict[str, Board] = {}
         self.peers: dict[str, Device] = {}
+        #: Bare controllers of boards that bring their own host (NimBLE), by board name.
+        self.controllers: dict[str, HciControllerServer] = {}
         self.idle_exit = idle_exit
         self.socket_path: Optional[Path] = None
         self._server: Optional[asyncio.base_events.Server] = None
@@ -86,6 +89,9 @@ class Air:
             board.flush()
             board.writer.close()
         self.boards.clear()
+        for served in list(self.controllers.values()):
+            served.close()
+        self.controllers.clear()
         for peer in list(self.peers.values()):
             for connection in list(peer.connections.values()):
                 try:
@@ -105,7 +111,7 @@ class Air:
         The address defaults to the one a board called NAME would get. The caller owns the
         device: give it services, advertise, scan, connect, pair with Bumble's own API.
         """
-        if name in self.peers or name in self.boards:
+        if name in self.peers or name in self.boards or name in self.controllers:
             raise ValueError(f"a device named {name!r} is already on the air")
         _controller, host = new_controller_and_host(self.link, f"peer:{name}")
         device = Device(name=name, address=address or address_for_name(name), host=host)
@@ -117,18 +123,19 @@ class Air:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if self.idle_exit is not None and not self.boards:
+        if self.idle_exit is not None and not self.boards and not self.controllers:
             self._idle_timer = asyncio.get_running_loop().call_later(
                 self.idle_exit, lambda: asyncio.ensure_future(self._idle_close()))
 
     async def _idle_close(self) -> None:
-        if not self.boards:
+        if not self.boards and not self.controllers:
             logger.info("no board for %.0f s: exiting", self.idle_exit or 0)
             await self.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = FrameDecoder()
         board: Optional[Board] = None
+        served: Optional[HciControllerServer] = None
         try:
             while True:
                 chunk = await reader.read(65536)
@@ -139,6 +146,13 @@ class Air:
                         msg = decode_message(payload)
                     except (ValueError, cbor2.CBORDecodeError) as exc:
                         logger.warning("undecodable air message: %s", exc)
+                        continue
+                    if served is not None:
+                        continue  # a controller's board says nothing more on this socket
+                    if board is None and _is_controller_request(msg):
+                        served = await self._serve_controller(msg, writer)
+                        if served is None:
+                            return
                         continue
                     if board is None:
                         board = self._hello(msg, writer)
@@ -157,9 +171,35 @@ class Air:
                     del self.boards[board.name]
                 await board.power_down()
                 board.flush()
+            if served is not None:
+                logger.info("board %s (own host) left", served.name)
+                served.close()
+                if self.controllers.get(served.name) is served:
+                    del self.controllers[served.name]
             writer.close()
             if self._server is not None:
                 self._arm_idle_timer()
+
+    async def _serve_controller(self, msg: list[Any],
+                                writer: asyncio.StreamWriter) -> Optional[HciControllerServer]:
+        # controller(NAME): a bare controller on the link for a board with its own host
+        # (hci_server.py); the answer is the TCP port it is served on.
+        name = msg[3]
+        if name in self.boards or name in self.peers or name in self.controllers:
+            logger.warning("board %s is already on the air", name)
+            writer.write(encode_message([MSG_RSP, msg[1], -errno.EADDRINUSE, None]))
+            return None
+        # Its public address is the one a Bumble-hosted board of that name uses (as public).
+        address = hci.Address(bytes(address_for_name(name)), hci.Address.PUBLIC_DEVICE_ADDRESS)
+        served = HciControllerServer(self.link, name, address)
+        port = await served.start()
+        self.controllers[name] = served
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        logger.info("board %s joined with its own host, controller %s", name, address)
+        writer.write(encode_message([MSG_RSP, msg[1], 0, port]))
+        return served
 
     def _hello(self, msg: list[Any], writer: asyncio.StreamWriter) -> Optional[Board]:
         if len(msg) < 4 or msg[0] != MSG_REQ or msg[2] != "hello" or not isinstance(msg[3], str):
@@ -168,7 +208,7 @@ class Air:
                                          -errno.EPROTO, None]))
             return None
         name = msg[3]
-        if name in self.boards or name in self.peers:
+        if name in self.boards or name in self.peers or name in self.controllers:
             logger.warning("board %s is already on the air", name)
             writer.write(encode_message([MSG_RSP, msg[1], -errno.EADDRINUSE, None]))
             return None
@@ -180,6 +220,11 @@ class Air:
         logger.info("board %s joined as %s", name, board.address)
         board.respond(msg[1], 0, list(addr_fields(board.address)))
         return board
+
+
+def _is_controller_request(msg: list[Any]) -> bool:
+    return (len(msg) >= 4 and msg[0] == MSG_REQ and msg[2] == "controller"
+            and isinstance(msg[3], str) and bool(msg[3]))
 
 
 class AirThread:

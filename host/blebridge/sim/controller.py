@@ -327,6 +327,39 @@ class AirController(Controller):
         )
 
 
+    # Reset and removal (a bare controller driven by a board's own host: hci_server.py) -----
+    def on_hci_reset_command(self, _command):
+        # The stock controller's Reset changes nothing. A host of its own (NimBLE resets at
+        # every start and at ble_hs_stop) expects what Core Vol 4 Part E 7.3.2 says: no
+        # advertising, scanning, initiating or connection left, without events for them (the
+        # peers lose the link as after a supervision timeout).
+        self.stop_activities()
+        self.drop_all_connections(hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR, report=False)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def stop_activities(self) -> None:
+        """Advertising (legacy and every set), scanning and a pending connection end."""
+        self.le_legacy_advertiser.stop()
+        for advertising_set in list(self.advertising_sets.values()):
+            advertising_set.stop()
+        self.advertising_sets.clear()
+        self.le_scan_enable = False
+        self.pending_le_connection = None
+        self._seen_reports.clear()
+
+    def drop_all_connections(self, reason: int, report: bool = True) -> None:
+        """End every LE connection: each peer gets LL_TERMINATE_IND with ``reason``; our own
+        host gets Disconnection Complete only when ``report``."""
+        for connection in list(self.le_connections.values()):
+            if self.link:
+                connection.send_ll_control_pdu(ll.TerminateInd(reason))
+            if report:
+                self.on_le_disconnected(connection, reason)
+            else:
+                self.le_connections.pop(connection.peer_address, None)
+                self._intervals.pop(connection.handle, None)
+
+
 def new_controller_and_host(link: LocalLink, name: str) -> tuple[AirController, Host]:
     """An :class:`AirController` on ``link`` and the Bumble host that drives it (for a Device)."""
     controller = AirController(name, link=link)
