@@ -224,6 +224,7 @@ class AirController(Controller):
         connection = self.le_connections.get(pending.peer_address)
         if connection is None:
             return
+        self._route_acl_from_own_address(connection)
         # The interval the stock controller puts in its CONNECT_IND and Connection Complete.
         if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
             self._intervals[connection.handle] = pending.connection_interval_mins[0]
@@ -240,6 +241,7 @@ class AirController(Controller):
         connection = self.le_connections.get(packet.initiator_address)
         if connection is not None and connection is not before:
             self._intervals[connection.handle] = packet.interval
+            self._route_acl_from_own_address(connection)
 
     def _advertises_as(self, address: hci.Address) -> bool:
         legacy = self.le_legacy_advertiser
@@ -336,6 +338,25 @@ class AirController(Controller):
         self.stop_activities()
         self.drop_all_connections(hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR, report=False)
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def _route_acl_from_own_address(self, connection: Connection) -> None:
+        # The stock link sends LE ACL data from the sender controller's *random* address, so a
+        # device whose connection uses its public address (a board with its own host: NimBLE
+        # uses the controller's public address by default) is unknown to the receiving peer
+        # ("no connection for 00:00:00:00:00:00") and every ATT/L2CAP byte it sends is lost.
+        # Such a connection hands its reassembled PDUs to the peer's controller from the address
+        # it connected with. Connections from the random address keep the stock path.
+        if connection.self_address == self.random_address:
+            return
+
+        def send(pdu: bytes) -> None:
+            link = self.link
+            peer = link.find_le_controller(connection.peer_address) if link else None
+            if peer is not None:
+                asyncio.get_running_loop().call_soon(
+                    peer.on_link_acl_data, connection.self_address, connection.transport, pdu)
+
+        connection.assembler = hci.HCI_AclDataPacketAssembler(send)
 
     def stop_activities(self) -> None:
         """Advertising (legacy and every set), scanning and a pending connection end."""
