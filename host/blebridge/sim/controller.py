@@ -58,6 +58,28 @@ CONN_INTERVAL_MIN_UNITS = 6
 LE_ENCRYPTION_KEY_SIZE = 16
 
 
+#: Unit of the extended scan duration, seconds (Vol 4 Part E 7.8.65: 10 ms).
+SCAN_DURATION_UNIT_S = 10e-3
+#: H4 bytes of HCI LE Scan Timeout (event 0x3E, 1 parameter byte, subevent 0x11), which Bumble
+#: has no class for.
+LE_SCAN_TIMEOUT_EVENT = bytes([hci.HCI_EVENT_PACKET, hci.HCI_LE_META_EVENT, 1,
+                               hci.HCI_LE_SCAN_TIMEOUT_EVENT])
+
+
+class _RawHciPacket:
+    """A packet Bumble cannot build, as the bytes the controller sends (and a name for logs)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    def __str__(self) -> str:
+        return self.name
+
+
 @dataclasses.dataclass
 class AirAdvPdu(ll.AdvExtInd):
     """An advertising event as the air sees it: what a real radio would let a scanner learn."""
@@ -120,7 +142,26 @@ class AirController(Controller):
     def on_hci_le_set_extended_scan_enable_command(self, command):
         if command.enable:
             self._seen_reports.clear()
+        self._arm_scan_timeout(command.duration if command.enable else 0)
         return super().on_hci_le_set_extended_scan_enable_command(command)
+
+    def _arm_scan_timeout(self, duration: int) -> None:
+        # The stock controller ignores the scan duration (10 ms units, Vol 4 Part E 7.8.65):
+        # a host that lets the controller end its scan (NimBLE's extended discovery) would scan
+        # for ever. When it elapses, scanning stops and LE Scan Timeout is sent (7.7.65.17).
+        timer = getattr(self, "_scan_timer", None)
+        if timer is not None:
+            timer.cancel()
+        self._scan_timer = None
+        if duration:
+            self._scan_timer = asyncio.get_running_loop().call_later(
+                duration * SCAN_DURATION_UNIT_S, self._scan_timed_out)
+
+    def _scan_timed_out(self) -> None:
+        self._scan_timer = None
+        if self.le_scan_enable:
+            self.le_scan_enable = False
+            self.send_hci_packet(_RawHciPacket(LE_SCAN_TIMEOUT_EVENT, "HCI_LE_SCAN_TIMEOUT_EVENT"))
 
     def on_hci_le_set_scan_enable_command(self, command):
         if command.le_scan_enable:
@@ -196,6 +237,10 @@ class AirController(Controller):
         # Core Vol 4 Part E 7.7.8.1: the v2 event carries the key size; its host handler
         # stores it on the connection (the v1 handler stores 0).
         enabled = status == hci.HCI_ErrorCode.SUCCESS
+        if not self._encryption_change_v2_enabled():
+            # A host that did not ask for v2 (NimBLE) gets v1 (Vol 4 Part E 7.7.8).
+            super().on_le_encryption_change(connection, status)
+            return
         self.send_hci_packet(
             hci.HCI_Encryption_Change_V2_Event(
                 status=status,
@@ -204,6 +249,12 @@ class AirController(Controller):
                 encryption_key_size=LE_ENCRYPTION_KEY_SIZE if enabled else 0,
             )
         )
+
+    def _encryption_change_v2_enabled(self) -> bool:
+        # Set Event Mask Page 2 (Vol 4 Part E 7.3.69): the v2 event is sent only when its bit
+        # is set; Bumble's host sets it, NimBLE's does not.
+        bit = hci.HCI_Set_Event_Mask_Page_2_Command.mask([hci.HCI_ENCRYPTION_CHANGE_V2_EVENT])
+        return bool(self.event_mask_page_2 & int.from_bytes(bit, "little"))
 
     # Connection ----------------------------------------------------------------------------
     def on_hci_le_create_connection_cancel_command(self, _command):
@@ -365,6 +416,7 @@ class AirController(Controller):
             advertising_set.stop()
         self.advertising_sets.clear()
         self.le_scan_enable = False
+        self._arm_scan_timeout(0)
         self.pending_le_connection = None
         self._seen_reports.clear()
 
