@@ -2482,19 +2482,12 @@ static int gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *data
     if (!with_response) {
         return hs_errno(ble_gattc_write_no_rsp_flat(conn, value_handle, data, len));
     }
+    /* A Write Request longer than ATT MTU - 3 is cut to that by NimBLE (ble_att_cmd.c,
+     * ble_att_truncate_to_mtu), as MicroPython's NimBLE binding does with ble_gattc_write
+     * (multi_bluetooth/ble_mtu_peripheral.py). Found on the native board: a long write
+     * (Prepare/Execute) was used here before and stored the whole value. */
     void *arg = (void *)(uintptr_t)value_handle;
-    uint16_t mtu = ble_att_mtu(conn);
-    if (mtu == 0) {
-        return BB_ERR(ENOTCONN);
-    }
-    if (len <= mtu - 3u) {
-        return hs_errno(ble_gattc_write_flat(conn, value_handle, data, len, gattc_write_cb, arg));
-    }
-    struct os_mbuf *om = ble_hs_mbuf_from_flat(data, len);
-    if (om == NULL) {
-        return BB_ERR(ENOMEM);
-    }
-    return hs_errno(ble_gattc_write_long(conn, value_handle, 0, om, gattc_write_cb, arg));
+    return hs_errno(ble_gattc_write_flat(conn, value_handle, data, len, gattc_write_cb, arg));
 }
 
 static int gattc_mtu_cb(uint16_t conn, const struct ble_gatt_error *error, uint16_t mtu, void *arg)
