@@ -380,6 +380,32 @@ class AirController(Controller):
         )
 
 
+    # A bare controller driven by a board's own host (hci_server.py) ------------------------
+    #: True for a controller whose host is not Bumble's (hci_server.py sets it): the fixes
+    #: below that only such a host needs are limited to it.
+    own_host = False
+
+    def on_hci_le_enable_encryption_command(self, command):
+        # The stock controller sends LL_ENC_REQ at once, so the peer's keys (SMP key
+        # distribution right after its Encryption Change) can reach the host within the same
+        # millisecond as the Command Status. NimBLE handles the HCI command inside its loop over
+        # queued ACL data: the keys then overtake the Encryption Change event and its pairing
+        # fails ("proc not found" in key exchange, SMP Pairing Failed 0x08). On a radio the
+        # request goes out at the next connection event: so it does here, one connection
+        # interval after the Command Status.
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        if not self.own_host or self.link is None or connection is None:
+            return super().on_hci_le_enable_encryption_command(command)
+        self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+        request = ll.EncReq(rand=command.random_number, ediv=command.encrypted_diversifier,
+                            ltk=command.long_term_key)
+
+        def send() -> None:
+            if self.le_connections.get(connection.peer_address) is connection:
+                connection.send_ll_control_pdu(request)
+
+        asyncio.get_running_loop().call_later(self.connection_interval_s(connection), send)
+
     # Reset and removal (a bare controller driven by a board's own host: hci_server.py) -----
     def on_hci_reset_command(self, _command):
         # The stock controller's Reset changes nothing. A host of its own (NimBLE resets at

@@ -65,6 +65,7 @@ class HciControllerServer:
         self._sink = _TcpSink()
         self.controller = AirController(f"hci:{name}", host_sink=self._sink, link=link,
                                         public_address=public_address)
+        self.controller.own_host = True
         self._server: Optional[asyncio.base_events.Server] = None
         self._client: Optional[asyncio.Task[None]] = None
         self.closed = False

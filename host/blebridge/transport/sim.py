@@ -62,7 +62,7 @@ def parse_sim_stack(spec: str) -> Optional[str]:
         return None
     stack = params["stack"][-1]
     if stack not in _STACKS:
-        raise PortOpenError(spec, f"unknown stack {stack!r}",
+        raise PortOpenError(spec, f"unknown stack {stack!r}: the stacks are {', '.join(_STACKS)}",
                             f"write stack={' or stack='.join(_STACKS)}")
     return stack
 
