@@ -1410,9 +1410,9 @@ static int activate_on(void)
     ble_hs_cfg.store_delete_cb = store_delete;
     ble_hs_cfg.store_status_cb = ble_store_util_status_rr;
     apply_sm_config();
-    /* Services added before the host starts are started by it (ble_gatts_start at sync); the
-     * table registered before a previous ble_active(False) comes back with the same handles
-     * (NimBLE numbers attributes in registration order). */
+    /* Services added before the host starts are started by it (ble_gatts_start at sync): GAP
+     * and GATT only, since the table of a previous activation went with the radio (the core
+     * forgets it; the host registers again, as in MicroPython). */
     ble_svc_gap_init();
     ble_svc_gatt_init();
     rc = gatts_add_table();
@@ -1454,6 +1454,8 @@ static int activate_on(void)
     return 0;
 }
 
+static bool s_db_valid; /* s_svc_defs holds the table the core registered since the radio came on */
+
 int bb_port_ble_activate(bool on)
 {
     if (on == s_active) {
@@ -1486,10 +1488,13 @@ int bb_port_ble_activate(bool on)
     bb_port_critical_enter();
     s_defer_count = 0;
     bb_port_critical_exit();
+    /* The core forgets its services with the radio (as MicroPython), so NimBLE must not serve
+     * them again at the next activation: found on the native board, where a peer then
+     * discovered the old characteristics and every read failed with Unlikely Error (the core
+     * had no value for the handle). */
+    s_db_valid = false;
     return rc;
 }
-
-static bool s_db_valid;
 
 int bb_port_reset(void)
 {

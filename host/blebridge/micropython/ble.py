@@ -439,6 +439,7 @@ class BLE:
                     raise
             finally:
                 gate.call_finished()
+            gate.script_waits()  # this thread waits: the handlers due (the answer) may run
             time.sleep(NIMBLE_BUSY_POLL_S)
 
     def _nimble_busy(self, exc: BoardError, call: Callable[..., Any]) -> bool:
