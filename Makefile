@@ -20,7 +20,7 @@ help:
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
+	@echo "make conformance MICROPYTHON=<micropython checkout> [NIMBLE=<mynewt-nimble>]   MicroPython's multi_bluetooth suite (+ on NimBLE boards)"
 	@echo "make nimble-sim NIMBLE=<mynewt-nimble checkout>   the NimBLE port as a simulated board (sim:NAME?stack=nimble)"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
@@ -77,9 +77,20 @@ SOAK_BOARDS  ?= 4
 soak: firmware
 	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
+# With NIMBLE=<mynewt-nimble checkout> also: NimBLE boards (make nimble-sim) against NimBLE and
+# against the simulator's own boards, then the MicroPython end-to-end suite on NimBLE boards.
+NIMBLE_STACK_PAIRS := nimble,nimble nimble,bumble bumble,nimble
 conformance: firmware
-	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout>"; exit 2; }
+	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
 	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON)
+ifneq ($(NIMBLE),)
+	$(MAKE) nimble-sim NIMBLE=$(NIMBLE)
+	@rc=0; for s in $(NIMBLE_STACK_PAIRS); do \
+	    $(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) --stacks $$s || rc=1; \
+	done; \
+	BLEBRIDGE_SIM_STACK=nimble $(VPY) -m pytest -q -p no:randomly tests/micropython/test_boards_end_to_end.py tests/sim/test_nimble_board.py || rc=1; \
+	exit $$rc
+endif
 
 # The nimble port on the real NimBLE host, natively, as a simulated board (build/nimble-sim/;
 # firmware/ports/nimble/linux.mk). Needs libmbedtls-dev; not part of `make test` or CI: the
