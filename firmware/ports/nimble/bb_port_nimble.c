@@ -2442,10 +2442,15 @@ static int gattc_read_cb(uint16_t conn, const struct ble_gatt_error *error, stru
                        status == BLE_HS_ATT_ERR(BLE_ATT_ERR_INVALID_OFFSET))) {
         status = BLE_HS_EDONE;
     }
+    /* Result and done in one frame: found on the native board, where the core task sent the
+     * result alone and a script saw it without its done (test_boards_end_to_end.py,
+     * multi_bluetooth ble_subscribe). */
+    bb_nimble_events_hold();
     if (status == BLE_HS_EDONE) {
         bb_on_gattc_read_result(conn, handle, r->buf, r->len);
     }
     bb_on_gattc_read_done(conn, handle, hs_status(status));
+    bb_nimble_events_release();
     r->used = false;
     return 0;
 }

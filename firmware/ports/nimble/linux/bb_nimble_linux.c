@@ -276,6 +276,21 @@ void bb_nimble_answer_signal(void)
     pthread_mutex_unlock(&s_answer_mutex);
 }
 
+static pthread_mutex_t s_events_hold = PTHREAD_MUTEX_INITIALIZER;
+
+void bb_nimble_events_hold(void)
+{
+    pthread_mutex_lock(&s_events_hold);
+}
+
+void bb_nimble_events_release(void)
+{
+    pthread_mutex_unlock(&s_events_hold);
+    uint64_t one = 1;
+    ssize_t n = write(s_wake_fd, &one, sizeof one);
+    (void)n;
+}
+
 void bb_nimble_sleep_ms(uint32_t ms)
 {
     struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -617,7 +632,9 @@ int main(int argc, char **argv)
             }
         }
         bb_nimble_poll();
+        pthread_mutex_lock(&s_events_hold); /* never between a held pair of events */
         bb_core_poll();
+        pthread_mutex_unlock(&s_events_hold);
     }
     /* Radio off first: the peers see the connections end (the air would drop them anyway). */
     bb_port_ble_activate(false);
