@@ -3,7 +3,10 @@
 Run it as ``python -m blebridge.sim.air --socket PATH [--idle-exit SECONDS] [--log FILE]``; the
 launcher (blebridge.sim.launcher) does this when a ``sim:NAME`` board needs an air. Each board
 process (firmware/ports/sim, ``bb_sim``) connects to the Unix socket, says ``hello(NAME)`` and
-then forwards every port call as an op (see port_link.py and firmware/ports/sim/README.md).
+then forwards every port call as an op (see port_link.py and firmware/ports/sim/README.md). A
+board that brings its own BLE host (the NimBLE board, ``bb_nimble_sim``) says
+``controller(NAME)`` instead and gets a bare controller on the same link, served over H4/TCP
+(hci_server.py).
 
 Every op is performed for real on Bumble's host API (advertising sets, scanning, LE
 connections, ATT/GATT server and client, L2CAP credit-based channels, SMP pairing), so peers see
@@ -15,6 +18,7 @@ genuine protocol behaviour. The package, one module per layer:
   gap.py gatt_server.py gatt_client.py l2cap.py security.py   the ops, by BLE layer
   controller.py   :class:`AirController`, the virtual controller with the stock one's
                   advertising, scanning and connection-cancel quirks fixed
+  hci_server.py   a bare AirController over H4/TCP for a board with its own host
 
 In-process use (tests adding virtual peers written directly on Bumble)::
 
@@ -192,8 +196,15 @@ class Air:
         # Its public address is the one a Bumble-hosted board of that name uses (as public).
         address = hci.Address(bytes(address_for_name(name)), hci.Address.PUBLIC_DEVICE_ADDRESS)
         served = HciControllerServer(self.link, name, address)
-        port = await served.start()
-        self.controllers[name] = served
+        self.controllers[name] = served  # before the await: the name is taken from now on
+        try:
+            port = await served.start()
+        except OSError as exc:
+            logger.warning("no TCP port for the controller of %s: %s", name, exc)
+            served.close()
+            del self.controllers[name]
+            writer.write(encode_message([MSG_RSP, msg[1], -(exc.errno or errno.EIO), None]))
+            return None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

@@ -6,7 +6,8 @@ holds one CBOR array:
   response ``[1, id, errno, result]``                air -> sim; errno 0 or negative (-EINVAL)
   event    ``[2, "NAME", fields...]``                air -> sim, in order
 
-The first request of a connection is ``hello(name)``. The ops, their arguments and the events
+The first request of a connection is ``hello(name)`` (or ``controller(name)`` from a board with
+its own BLE host: air.py, hci_server.py). The ops, their arguments and the events
 are listed in firmware/ports/sim/README.md (the contract both sides implement).
 """
 from __future__ import annotations
