@@ -149,7 +149,9 @@ def open_sim(spec: str, **kw: Any) -> SimTransport:
         raise PortOpenError(spec, f"the simulator is not available ({exc})",
                             "install the sim extra: pip install 'blebridge[sim]'") from exc
     try:
-        sim_board = launcher.resolve(name, air=air, stack=stack)
+        # stack only when the spec names one: resolve() otherwise picks the default itself.
+        sim_board = (launcher.resolve(name, air=air) if stack is None
+                     else launcher.resolve(name, air=air, stack=stack))
     except FileNotFoundError as exc:
         if "bb_nimble_sim" in str(exc):
             hint = "build it first: make nimble-sim NIMBLE=<mynewt-nimble checkout> (or set BLEBRIDGE_NIMBLE_SIM)"
