@@ -16,17 +16,22 @@ all: firmware
 help:
 	@echo "make demo          two simulated boards: a peripheral and a central talk (start here)"
 	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
-	@echo "make bench         RPC and event benchmarks, then board-to-board BLE throughput"
+	@echo "make bench-remote  blebridge bench through ser2net, socat, pyserial's RFC 2217 server"
+	@echo "make bench         RPC and event benchmarks, 1-8 boards at once, then board-to-board BLE throughput"
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout> [NIMBLE=<mynewt-nimble>]   MicroPython's multi_bluetooth suite (+ on NimBLE boards)"
+	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>] [NIMBLE=<mynewt-nimble>]"
+	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
+	@echo "                   multitests (upstream aioble and ours) and its example pairs;"
+	@echo "                   with NIMBLE also on NimBLE boards"
 	@echo "make nimble-sim NIMBLE=<mynewt-nimble checkout>   the NimBLE port as a simulated board (sim:NAME?stack=nimble)"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
+	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e '.[test,sim]'
@@ -45,6 +50,7 @@ test-c: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) test
 
 pio-check: $(STAMP)
+	@$(VPY) -c 'import platformio' 2>/dev/null || echo "== installing PlatformIO into $(VENV) from PyPI (first time: about a minute)"
 	$(VPY) -m pip install --quiet platformio
 	$(VENV)/bin/pio project config --project-dir . > /dev/null
 	@echo "pio project config: ok"
@@ -69,7 +75,15 @@ demo: firmware
 
 bench: firmware
 	$(BB) bench --port sim:bench-board
+	$(VPY) -m blebridge.bench_scale
 	$(VPY) -m blebridge.micropython.bench
+	$(VPY) -m blebridge.aioble.bench
+
+# blebridge bench on one simulated board directly and behind ser2net, socat and pyserial's RFC
+# 2217 server (tests/remote/bench_remote.py; README "Remote boards").
+.PHONY: bench-remote
+bench-remote: firmware
+	$(VPY) tests/remote/bench_remote.py
 
 # Not part of `make test`: it runs for SOAK_MINUTES after a 30 s warm-up (README.md, Soak).
 SOAK_MINUTES ?= 10
@@ -81,12 +95,12 @@ soak: firmware
 # against the simulator's own boards, then the MicroPython end-to-end suite on NimBLE boards.
 NIMBLE_STACK_PAIRS := nimble,nimble nimble,bumble bumble,nimble
 conformance: firmware
-	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
-	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON)
+	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
+	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB))
 ifneq ($(NIMBLE),)
 	$(MAKE) nimble-sim NIMBLE=$(NIMBLE)
 	@rc=0; for s in $(NIMBLE_STACK_PAIRS); do \
-	    $(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) --stacks $$s || rc=1; \
+	    $(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) --stacks $$s || rc=1; \
 	done; \
 	BLEBRIDGE_SIM_STACK=nimble $(VPY) -m pytest -q -p no:randomly tests/micropython/test_boards_end_to_end.py tests/sim/test_nimble_board.py || rc=1; \
 	exit $$rc

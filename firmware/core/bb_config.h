@@ -151,6 +151,15 @@
 #ifndef BB_SIM_AIR_EVQ_BYTES
 #define BB_SIM_AIR_EVQ_BYTES 32768  /* air events held while a port call waits or the core is full */
 #endif
+/* The air's window: bytes of events it sends a board ahead of the board's acks. Set by the air
+ * (EVENT_WINDOW_BYTES, host/blebridge/sim/board.py; tests/sim/test_air.py checks both agree). */
+#define BB_SIM_AIR_WINDOW_BYTES 8192
+#ifndef BB_SIM_AIR_ACK_MIN_BYTES
+/* Events delivered before the port acknowledges them to the air (fewer acks, less air work).
+ * Must stay below BB_SIM_AIR_WINDOW_BYTES less one largest message, or the air could hold an
+ * event back while the port waits idle (checked in bb_port_sim.c). */
+#define BB_SIM_AIR_ACK_MIN_BYTES 2048
+#endif
 #ifndef BB_SIM_AIR_CALL_TIMEOUT_MS
 #define BB_SIM_AIR_CALL_TIMEOUT_MS 3000 /* an op the air has not answered by then: -ETIMEDOUT */
 #endif

@@ -118,13 +118,21 @@ def pio_upload_command(pio: Sequence[str], project_dir: Path, env: str, port: st
             "--target", "upload", "--upload-port", port]
 
 
-def run_streaming(cmd: Sequence[str], out: Callable[[str], None] = print) -> tuple[int, list[str]]:
-    """Run ``cmd``, passing each output line to ``out`` as it arrives.
-    Returns (exit code, the last lines) for the error message."""
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_streaming(cmd: Sequence[str], out: Callable[[str], None] = _print_now) -> tuple[int, list[str]]:
+    """Run ``cmd``, passing each output line to ``out`` as it arrives (a progress update ended
+    by a carriage return counts as a line). Returns (exit code, the last lines) for the error
+    message."""
     tail: list[str] = []
+    # PlatformIO and its uploaders are Python: into a pipe their output would be block-buffered
+    # and the build and upload progress would come all at once at the end.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, errors="replace")
+                                text=True, bufsize=1, errors="replace", env=env)
     except FileNotFoundError as exc:
         raise CliError(f"cannot run {cmd[0]}: {exc}", PIO_INSTALL_HINT) from exc
     assert proc.stdout is not None
@@ -277,7 +285,7 @@ def verify(port: str, timeout_s: float = REOPEN_TIMEOUT_S) -> tuple[int, int]:
 # -- command ----------------------------------------------------------------------------------
 
 def flash(port_spec: str, board: Optional[str] = None, project_dir: Optional[str] = None,
-          verify_after: bool = True, out: Callable[[str], None] = print) -> int:
+          verify_after: bool = True, out: Callable[[str], None] = _print_now) -> int:
     """Build, upload and verify; returns 0 or raises CliError."""
     pio = find_pio()
     project = find_project_dir(project_dir)

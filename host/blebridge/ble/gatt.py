@@ -21,6 +21,11 @@ from ..errors import ProtocolError
 
 #: Characteristic/descriptor flag bits by name (protocol constants.flag).
 FLAG = P.CONSTANTS["flag"]
+FLAG_READ = FLAG["READ"]
+FLAG_WRITE_NO_RESPONSE = FLAG["WRITE_NO_RESPONSE"]
+FLAG_WRITE = FLAG["WRITE"]
+FLAG_NOTIFY = FLAG["NOTIFY"]
+FLAG_INDICATE = FLAG["INDICATE"]
 #: Bits of a flags value that are GATT characteristic properties (the declaration's byte).
 PROPERTY_MASK = 0xFF
 
