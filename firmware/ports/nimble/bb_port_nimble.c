@@ -425,9 +425,17 @@ static int defer(bb_defer_op_t op, uint16_t arg)
 /* Questions (host task blocks; core task answers)                                            */
 /* ========================================================================================= */
 
+/* port_ref spaces: the host task's questions (below BB_NIMBLE_REF_MASK), the core task's bond
+ * prefetch (BB_NIMBLE_REF_PREFETCH) and store writes nobody waits for (BB_NIMBLE_REF_WRITE). */
+#define BB_NIMBLE_REF_MASK 0x3FFFFFFFu
+#define BB_NIMBLE_REF_PREFETCH 0x80000000u
+#define BB_NIMBLE_REF_WRITE 0x40000000u
+static void prefetch_answer(uint32_t port_ref, const bb_answer_t *answer);
+
 static struct {
     uint32_t ref;          /* port_ref of the open question, 0: none */
     uint32_t next_ref;
+    uint32_t next_write;   /* counter of store write refs (BB_NIMBLE_REF_WRITE) */
     bool closed;           /* radio going off: no new questions, defaults at once */
     bool answered;
     bool found;
@@ -443,7 +451,7 @@ static uint32_t question_open(void)
     uint32_t ref = 0;
     bb_port_critical_enter();
     if (!s_q.closed) {
-        s_q.next_ref++;
+        s_q.next_ref = (s_q.next_ref + 1u) & BB_NIMBLE_REF_MASK;
         if (s_q.next_ref == 0) {
             s_q.next_ref = 1;
         }
@@ -490,6 +498,17 @@ static void questions_shut(bool shut)
 void bb_port_answer(bb_question_kind_t kind, uint32_t port_ref, const bb_answer_t *answer)
 {
     (void)kind;
+    if (port_ref & BB_NIMBLE_REF_PREFETCH) {
+        prefetch_answer(port_ref, answer);
+        return;
+    }
+    if (port_ref & BB_NIMBLE_REF_WRITE) {
+        if (!answer->found) {
+            bb_log(1, answer->timed_out ? "store: the host did not answer a bond record write"
+                                        : "store: the host did not store a bond record");
+        }
+        return;
+    }
     bool wake = false;
     bb_port_critical_enter();
     if (port_ref != 0 && port_ref == s_q.ref && !s_q.answered) {
@@ -736,11 +755,15 @@ static int store_read_claimed(int obj_type, const union ble_store_key *key, unio
     return BLE_HS_ENOENT;
 }
 
-/* Bond cache (host task only: store callbacks and the deferred restore; cleared at radio start
- * before the host task runs). A store callback holds ble_hs_lock and may ask the host only
- * while the core task is out of NimBLE (store_claim); a core task blocked on that very lock
- * never gets out, and under load that happens often. Security records seen since the radio
- * came on (every one the host holds is read at start, restore_bonds) answer such lookups. */
+/* Bond cache: the host's security records (a peer's keys, our keys for a peer), shared by the
+ * core task (the prefetch below fills it) and the host task (store callbacks); every access
+ * under bb_port_critical_*. NimBLE calls the store callbacks with ble_hs_lock held, so a store
+ * callback that asks the host blocks every NimBLE call of the core task (-EAGAIN, see "No
+ * deadlock") for a host round trip, or for QUESTION_TIMEOUT_MS when nobody answers, and under
+ * load it often cannot ask at all (store_claim). So at radio start the core task reads every
+ * security record the host holds (prefetch: GET_SECRET by index, nothing blocks on it), and
+ * while a type's records all fit here ("complete") its lookups are answered from here without
+ * a question; writes and deletes go through here first. CCCD records are still asked. */
 typedef struct {
     bool used;
     uint8_t obj_type;               /* BLE_STORE_OBJ_TYPE_PEER_SEC or _OUR_SEC */
@@ -748,6 +771,7 @@ typedef struct {
 } bb_bond_cache_t;
 static bb_bond_cache_t s_bond_cache[BB_NIMBLE_BOND_CACHE];
 static uint8_t s_bond_cache_next; /* slot replaced next when none is free or matching */
+static bool s_bond_complete[2];   /* [PEER_SEC, OUR_SEC]: every host record of the type is here */
 static bool s_store_unclaimed;    /* a store read found the core task in NimBLE (restore_bonds) */
 
 static bool is_sec_type(int obj_type)
@@ -755,6 +779,12 @@ static bool is_sec_type(int obj_type)
     return obj_type == BLE_STORE_OBJ_TYPE_PEER_SEC || obj_type == BLE_STORE_OBJ_TYPE_OUR_SEC;
 }
 
+static unsigned sec_index(int obj_type)
+{
+    return obj_type == BLE_STORE_OBJ_TYPE_PEER_SEC ? 0u : 1u;
+}
+
+/* Caller holds the critical section. */
 static bb_bond_cache_t *bond_cache_find(int obj_type, const ble_addr_t *peer)
 {
     for (unsigned i = 0; i < BB_ARRAY_LEN(s_bond_cache); i++) {
@@ -766,36 +796,163 @@ static bb_bond_cache_t *bond_cache_find(int obj_type, const ble_addr_t *peer)
     return NULL;
 }
 
-static void bond_cache_put(int obj_type, const union ble_store_value *v)
+/* Keep a record. With no free slot another one is replaced and its type is no longer complete,
+ * unless `may_evict` is false: then nothing is kept and false returned. */
+static bool bond_cache_put(int obj_type, const union ble_store_value *v, bool may_evict)
 {
     if (!is_sec_type(obj_type)) {
-        return;
+        return true;
     }
+    bool kept = true;
+    bb_port_critical_enter();
     bb_bond_cache_t *e = bond_cache_find(obj_type, &v->sec.peer_addr);
     for (unsigned i = 0; e == NULL && i < BB_ARRAY_LEN(s_bond_cache); i++) {
         if (!s_bond_cache[i].used) {
             e = &s_bond_cache[i];
         }
     }
-    if (e == NULL) {
+    if (e == NULL && may_evict) {
         e = &s_bond_cache[s_bond_cache_next];
         s_bond_cache_next = (uint8_t)((s_bond_cache_next + 1u) % BB_ARRAY_LEN(s_bond_cache));
+        s_bond_complete[sec_index(e->obj_type)] = false;
     }
-    e->used = true;
-    e->obj_type = (uint8_t)obj_type;
-    e->sec = v->sec;
+    if (e != NULL) {
+        e->used = true;
+        e->obj_type = (uint8_t)obj_type;
+        e->sec = v->sec;
+    } else {
+        kept = false;
+    }
+    bb_port_critical_exit();
+    return kept;
 }
 
 /* A deleted record (peer ANY: every record of the type) leaves the cache too. */
 static void bond_cache_drop(int obj_type, const ble_addr_t *peer)
 {
     bool all = ble_addr_cmp(peer, BLE_ADDR_ANY) == 0;
+    bb_port_critical_enter();
     for (unsigned i = 0; i < BB_ARRAY_LEN(s_bond_cache); i++) {
         bb_bond_cache_t *e = &s_bond_cache[i];
         if (e->used && e->obj_type == (uint8_t)obj_type && (all || ble_addr_cmp(&e->sec.peer_addr, peer) == 0)) {
             e->used = false;
         }
     }
+    bb_port_critical_exit();
+}
+
+/* A security record lookup answered from the cache: true with *rc (0 and *value filled, or
+ * BLE_HS_ENOENT) when the answer is the host's (the type is complete, or `any` and the peer's
+ * record is here), false when the host must be asked. Peer ANY: the idx-th record. */
+static bool bond_cache_lookup(int obj_type, const struct ble_store_key_sec *key, bool any,
+                              union ble_store_value *value, int *rc)
+{
+    bool by_addr = ble_addr_cmp(&key->peer_addr, BLE_ADDR_ANY) != 0;
+    bool answered = false;
+    *rc = BLE_HS_ENOENT;
+    bb_port_critical_enter();
+    bool complete = s_bond_complete[sec_index(obj_type)];
+    unsigned n = 0;
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_bond_cache); i++) {
+        const bb_bond_cache_t *e = &s_bond_cache[i];
+        if (!e->used || e->obj_type != (uint8_t)obj_type) {
+            continue;
+        }
+        if (by_addr ? ble_addr_cmp(&e->sec.peer_addr, &key->peer_addr) == 0 && key->idx == 0
+                    : n++ == key->idx) {
+            memset(value, 0, sizeof(*value));
+            value->sec = e->sec;
+            *rc = 0;
+            answered = true;
+            break;
+        }
+    }
+    bb_port_critical_exit();
+    return answered ? (complete || (any && by_addr)) : complete;
+}
+
+/* Prefetch (core task): GET_SECRET questions by index, PEER_SEC then OUR_SEC, one at a time,
+ * answered in bb_port_answer; "not found" (or the core's default when nobody answers, which is
+ * "not found" too) ends a type, which is then complete. Then the host task restores the peers'
+ * IRKs (restore_bonds), its reads answered here. */
+static const int s_prefetch_types[2] = {BLE_STORE_OBJ_TYPE_PEER_SEC, BLE_STORE_OBJ_TYPE_OUR_SEC};
+static struct {
+    uint32_t ref;  /* the open prefetch question (BB_NIMBLE_REF_PREFETCH set), 0: none */
+    uint32_t next; /* counter of prefetch refs */
+    uint8_t type;  /* index into s_prefetch_types */
+    uint8_t idx;   /* host record index asked */
+} s_prefetch;
+
+static void prefetch_done(void)
+{
+    s_prefetch.ref = 0;
+    if (defer(BB_DEFER_RESTORE_BONDS, 0) != 0) {
+        bb_log(1, "ble_active: peer IRKs not restored (defer queue full)");
+    }
+}
+
+static void prefetch_ask(void)
+{
+    s_prefetch.next = (s_prefetch.next + 1u) & BB_NIMBLE_REF_MASK;
+    if (s_prefetch.next == 0) {
+        s_prefetch.next = 1;
+    }
+    s_prefetch.ref = BB_NIMBLE_REF_PREFETCH | s_prefetch.next;
+    int obj_type = s_prefetch_types[s_prefetch.type];
+    if (bb_on_question_get_secret(s_prefetch.ref, store_sec_type(obj_type), s_prefetch.idx, NULL, 0) < 0) {
+        bb_log(1, "ble_active: bond prefetch not sent (question table full); bonds asked when needed");
+        prefetch_done();
+    }
+}
+
+static void prefetch_start(void)
+{
+    bb_port_critical_enter();
+    memset(s_bond_cache, 0, sizeof(s_bond_cache));
+    s_bond_cache_next = 0;
+    s_bond_complete[0] = s_bond_complete[1] = false;
+    bb_port_critical_exit();
+    s_prefetch.type = 0;
+    s_prefetch.idx = 0;
+    prefetch_ask();
+}
+
+static void prefetch_stop(void)
+{
+    s_prefetch.ref = 0; /* a late answer is ignored */
+}
+
+static void prefetch_answer(uint32_t port_ref, const bb_answer_t *answer)
+{
+    if (port_ref != s_prefetch.ref || s_prefetch.ref == 0) {
+        return;
+    }
+    int obj_type = s_prefetch_types[s_prefetch.type];
+    if (answer->found) {
+        union ble_store_value v;
+        if (!store_value_decode(obj_type, answer->data, answer->len, &v)) {
+            bb_log(1, "store: host returned a secret of the wrong length; bond prefetch ends");
+            prefetch_done();
+            return;
+        }
+        if (!bond_cache_put(obj_type, &v, false) || s_prefetch.idx == UINT8_MAX) {
+            /* More records than the cache holds: this type and the rest are asked when needed. */
+            prefetch_done();
+            return;
+        }
+        s_prefetch.idx++;
+        prefetch_ask();
+        return;
+    }
+    bb_port_critical_enter();
+    s_bond_complete[s_prefetch.type] = true;
+    bb_port_critical_exit();
+    if (++s_prefetch.type == BB_ARRAY_LEN(s_prefetch_types)) {
+        prefetch_done();
+        return;
+    }
+    s_prefetch.idx = 0;
+    prefetch_ask();
 }
 
 static int store_read(int obj_type, const union ble_store_key *key, union ble_store_value *value)
@@ -805,24 +962,23 @@ static int store_read(int obj_type, const union ble_store_key *key, union ble_st
     if (store_sec_type(obj_type) == 0 || !in_host_task()) {
         return BLE_HS_ENOENT;
     }
+    int rc;
+    if (is_sec_type(obj_type) && bond_cache_lookup(obj_type, &key->sec, false, value, &rc)) {
+        return rc;
+    }
     if (!store_claim()) {
         /* Security records by peer address come from the cache (by-index scans do not). */
-        if (is_sec_type(obj_type) && ble_addr_cmp(&key->sec.peer_addr, BLE_ADDR_ANY) != 0) {
-            const bb_bond_cache_t *e = bond_cache_find(obj_type, &key->sec.peer_addr);
-            if (e != NULL) {
-                memset(value, 0, sizeof(*value));
-                value->sec = e->sec;
-                return 0;
-            }
+        if (is_sec_type(obj_type) && bond_cache_lookup(obj_type, &key->sec, true, value, &rc) && rc == 0) {
+            return 0;
         }
         s_store_unclaimed = true;
         bb_log(1, "store: core task busy in NimBLE; bond record reported missing");
         return BLE_HS_ENOENT;
     }
-    int rc = store_read_claimed(obj_type, key, value);
+    rc = store_read_claimed(obj_type, key, value);
     api_exit();
     if (rc == 0) {
-        bond_cache_put(obj_type, value);
+        bond_cache_put(obj_type, value, true);
     }
     return rc;
 }
@@ -831,9 +987,10 @@ static int store_read(int obj_type, const union ble_store_key *key, union ble_st
  * sync_cb: then store reads cannot reach the host (the host task is not known yet, and the core
  * task is waiting for the sync, so no question could go out), and bonded peers using
  * resolvable private addresses (phones) would not be recognised. So it is done again here, in
- * the host task, once ble_active(True) is done (activate_on): the same NimBLE routine (ble_hs_misc.c, not in NimBLE's
- * public headers; mynewt-nimble 1.x and esp-nimble 1.5/1.6 have it with this signature), its
- * reads answered by the host. Our own records are read too, to fill the bond cache. */
+ * the host task, once ble_active(True) is done and the prefetch has read the host's records:
+ * the same NimBLE routine (ble_hs_misc.c, not in NimBLE's public headers; mynewt-nimble 1.x and
+ * esp-nimble 1.5/1.6 have it with this signature), its reads answered from the bond cache (or
+ * by the host, for records the cache could not hold). */
 int ble_hs_misc_restore_irks(void);
 
 static int restore_visit(int obj_type, union ble_store_value *val, void *cookie)
@@ -863,15 +1020,16 @@ static void restore_bonds(void)
     bb_log(1, "ble_active: bonds not fully restored (peer IRKs, bond cache)");
 }
 
-/* Write (value) or delete (value NULL) one record: 0, or the BLE_HS_* code NimBLE expects. */
+/* Write (value) or delete (value NULL) one record: 0, or the BLE_HS_* code NimBLE expects.
+ * The cache takes it at once; the host is told with a SET_SECRET question nobody waits for
+ * (bb_port_answer logs a refusal), so a write never holds ble_hs_lock for a host round trip
+ * and the core task is never refused (-EAGAIN) for one. Questions go out in order, so a later
+ * GET_SECRET of the same record is answered after the host has stored it. */
 static int store_set(int obj_type, const union ble_store_key *key, const union ble_store_value *value)
 {
     int fail = value != NULL ? BLE_HS_ESTORE_FAIL : BLE_HS_ENOENT;
     if (store_sec_type(obj_type) == 0) {
         return value != NULL ? BLE_HS_ENOTSUP : BLE_HS_ENOENT; /* a record kind we do not keep */
-    }
-    if (!in_host_task()) {
-        return fail;
     }
     uint8_t kbuf[BB_STORE_KEY_MAX];
     uint8_t vbuf[BB_STORE_SEC_LEN];
@@ -879,26 +1037,26 @@ static int store_set(int obj_type, const union ble_store_key *key, const union b
     uint16_t vlen = value != NULL ? store_value_encode(obj_type, value, vbuf) : 0;
     if (value == NULL && is_sec_type(obj_type)) {
         bond_cache_drop(obj_type, &key->sec.peer_addr); /* gone from the cache whatever the host says */
+    } else if (value != NULL) {
+        bond_cache_put(obj_type, value, true);
     }
-    if (!store_claim()) {
-        bb_log(1, "store: core task busy in NimBLE; bond record not written");
+    bb_port_critical_enter();
+    bool closed = s_q.closed;
+    uint32_t ref = 0;
+    if (!closed) {
+        s_q.next_write = (s_q.next_write + 1u) & BB_NIMBLE_REF_MASK;
+        ref = BB_NIMBLE_REF_WRITE | s_q.next_write;
+    }
+    bb_port_critical_exit();
+    if (closed) {
         return fail;
     }
-    int rc = fail;
-    uint32_t ref = question_open();
-    if (ref != 0) {
-        if (bb_on_question_set_secret(ref, store_sec_type(obj_type), kbuf, klen,
-                                      value != NULL ? vbuf : NULL, vlen) < 0) {
-            question_close();
-        } else if (question_wait(ref) && s_q.found) {
-            rc = 0;
-        }
+    if (bb_on_question_set_secret(ref, store_sec_type(obj_type), kbuf, klen,
+                                  value != NULL ? vbuf : NULL, vlen) < 0) {
+        bb_log(1, "store: bond record not sent to the host (question table full)");
+        return fail;
     }
-    api_exit();
-    if (value != NULL && rc == 0) {
-        bond_cache_put(obj_type, value);
-    }
-    return rc;
+    return 0;
 }
 
 static int store_write(int obj_type, const union ble_store_value *value)
@@ -1399,8 +1557,10 @@ static int activate_on(void)
     memset(&s_defer_ev, 0, sizeof(s_defer_ev));
     ble_npl_event_init(&s_defer_ev, defer_run, NULL);
     s_defer_ev_ready = true;
+    prefetch_stop();
     memset(s_bond_cache, 0, sizeof(s_bond_cache)); /* the host task is not running yet */
     s_bond_cache_next = 0;
+    s_bond_complete[0] = s_bond_complete[1] = false;
     ble_hs_cfg.sync_cb = host_sync_cb;
     ble_hs_cfg.reset_cb = host_reset_cb;
     ble_hs_cfg.gatts_register_cb = gatts_register_cb;
@@ -1445,12 +1605,11 @@ static int activate_on(void)
             bb_log(1, "ble_active: configuration not fully applied");
         }
     }
-    /* Only now, with the configuration applied (a store question claims the API), the host task
-     * restores the peers' IRKs that ble_hs_sync could not read (restore_bonds). A later
-     * re-sync after a host reset reads them itself: the host task is known by then. */
-    if (defer(BB_DEFER_RESTORE_BONDS, 0) != 0) {
-        bb_log(1, "ble_active: peer IRKs not restored (defer queue full)");
-    }
+    /* Only now the host's bond records are read into the bond cache (prefetch: questions the
+     * core task answers itself, nothing waits) and then the host task restores the peers' IRKs
+     * that ble_hs_sync could not read (restore_bonds). A later re-sync after a host reset reads
+     * them itself: the host task is known by then. */
+    prefetch_start();
     return 0;
 }
 
@@ -1467,6 +1626,7 @@ int bb_port_ble_activate(bool on)
     /* Release a host task waiting for an answer and let it answer any further question with the
      * default at once: nimble_port_stop below waits for the host task. */
     questions_shut(true);
+    prefetch_stop();
     s_adv_active = false;
 #if MYNEWT_VAL(BLE_EXT_ADV)
     ble_gap_ext_adv_stop(0);

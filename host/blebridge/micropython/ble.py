@@ -358,10 +358,6 @@ class BLE:
     def _setup(self, session: ble_session.Session) -> None:
         self.session = session
         self.board = board = session.board
-        # NimBLE's busy EAGAIN is retried in _rpc, between the IRQ handlers, not in Board.call
-        # (which would hold them back: the answer to the store question may be theirs).
-        if hasattr(board, "nimble_busy_retry_s"):
-            board.nimble_busy_retry_s = 0
         self._owned = owned = session.owned
         self._irq: Optional[Callable[[int, tuple], Any]] = None
         self._lock = threading.Lock()

@@ -101,14 +101,6 @@ def _fail(fut: Any, exc: BaseException) -> None:
             pass
 
 
-#: How long (s) Board.call retries a NimBLE board's "bond-store question open" EAGAIN: the
-#: question is answered or defaulted within QUESTION_TIMEOUT_MS, plus a margin.
-NIMBLE_BUSY_RETRY_S = P.CONSTANTS["defaults"]["QUESTION_TIMEOUT_MS"] / 1000 + 1.0
-#: Pause between two tries, s.
-NIMBLE_BUSY_POLL_S = 0.005
-#: Methods whose EAGAIN is their answer, not a busy stack (the previous SDU waits for credits).
-_EAGAIN_IS_AN_ANSWER = frozenset({"l2cap_send"})
-
 class Board:
     """A board running blebridge firmware, reached over one transport.
 
@@ -123,8 +115,6 @@ class Board:
         self._transport_kw = dict(transport_kw or {})
         self.timeout = timeout
         self.info: Optional[BoardInfo] = None
-        #: How long (s) call() retries a NimBLE board's EAGAIN (see call()); 0: never.
-        self.nimble_busy_retry_s = NIMBLE_BUSY_RETRY_S
         self._ser: Any = None
         self._token: Optional[ReadToken] = None   # set while a descriptor-backed port is attached
         self._decoder = FrameDecoder()
@@ -311,32 +301,7 @@ class Board:
         return fut
 
     def call(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
-        """Call ``method`` and wait for its result (s of ``timeout``, default self.timeout).
-
-        A NimBLE board (handshake port ``nimble``) answers EAGAIN while NimBLE's host task
-        waits for the host's answer to a bond-store question (firmware/ports/nimble/README.md,
-        "Threads"): such a call is tried again for up to ``nimble_busy_retry_s`` (0: never;
-        the MicroPython layer sets 0 and retries itself, letting its IRQ handlers answer in
-        between). l2cap_send's EAGAIN is an answer of its own and is not retried."""
-        retry_s = self.nimble_busy_retry_s
-        info = self.info
-        if (not retry_s or method in _EAGAIN_IS_AN_ANSWER or info is None
-                or getattr(info, "port", None) != "nimble"):
-            return self._call_once(method, *args, timeout=timeout)
-        deadline: Optional[float] = None
-        while True:
-            try:
-                return self._call_once(method, *args, timeout=timeout)
-            except BoardError as exc:
-                if exc.status != P.STATUS["EAGAIN"]:
-                    raise
-                now = time.monotonic()
-                deadline = now + retry_s if deadline is None else deadline
-                if now >= deadline:
-                    raise
-            time.sleep(NIMBLE_BUSY_POLL_S)
-
-    def _call_once(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
+        """Call ``method`` and wait for its result (s of ``timeout``, default self.timeout)."""
         me = threading.get_ident()
         reader = self._reader
         if reader is not None and reader.ident == me:

@@ -568,6 +568,9 @@ int main(int argc, char **argv)
     /* NimBLE logs to stdout (printf, dprintf(1, ...)): after the PTY line that goes to the
      * board's log (stderr), not into a pipe nobody reads any more. */
     dup2(STDERR_FILENO, STDOUT_FILENO);
+    /* Line by line: the board is ended with a signal, and a log cut at a buffer's end hides the
+     * last thing it did. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     bb_core_init();
 
     uint32_t hup_since = 0;

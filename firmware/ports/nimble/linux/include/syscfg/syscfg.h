@@ -31,7 +31,11 @@
 #define MYNEWT_VAL_BLE_TRANSPORT_EVT_COUNT (8)
 #define MYNEWT_VAL_BLE_TRANSPORT_EVT_DISCARDABLE_COUNT (32)
 #define MYNEWT_VAL_BLE_TRANSPORT_ACL_COUNT (24)
-#define MYNEWT_VAL_BLE_TRANSPORT_ACL_FROM_LL_COUNT (24)
+/* Packets from the controller waiting for the host task. The simulated air delivers a burst
+ * (notifications, Write Commands) with no air time between its packets, where a real link
+ * gives a few per connection interval; NimBLE's socket transport drops a packet it has no buffer
+ * for (ble_hci_socket.c, stat imem), so this holds several of the bursts tests send (48). */
+#define MYNEWT_VAL_BLE_TRANSPORT_ACL_FROM_LL_COUNT (256)
 #define MYNEWT_VAL_BLE_TRANSPORT_ACL_FROM_HS_COUNT (24)
 /* ATT and L2CAP signalling buffers (mbufs from msys): room for several long values in flight. */
 #define MYNEWT_VAL_MSYS_1_BLOCK_COUNT (64)
