@@ -121,6 +121,10 @@ class AirController(Controller):
         #: Peer terminates not yet delivered, by peer address: (timer, connection, reason).
         self._pending_terminates: dict[hci.Address,
                                        tuple[asyncio.TimerHandle, Connection, int]] = {}
+        #: The resolving list a host of its own gave (LE Add Device To Resolving List): peer
+        #: identity address -> peer IRK. Kept so tests can see which bonded peers' IRKs reached
+        #: the controller; addresses are not resolved with it (nor by the stock controller).
+        self.resolving_list: dict[hci.Address, bytes] = {}
 
     # Advertising ---------------------------------------------------------------------------
     def on_hci_le_set_extended_advertising_parameters_command(self, command):
@@ -406,6 +410,15 @@ class AirController(Controller):
 
         asyncio.get_running_loop().call_later(self.connection_interval_s(connection), send)
 
+    # Privacy ------------------------------------------------------------------------------
+    def on_hci_le_add_device_to_resolving_list_command(self, command):
+        self.resolving_list[command.peer_identity_address] = bytes(command.peer_irk)
+        return super().on_hci_le_add_device_to_resolving_list_command(command)
+
+    def on_hci_le_clear_resolving_list_command(self, command):
+        self.resolving_list.clear()
+        return super().on_hci_le_clear_resolving_list_command(command)
+
     # Reset and removal (a bare controller driven by a board's own host: hci_server.py) -----
     def on_hci_reset_command(self, _command):
         # The stock controller's Reset changes nothing. A host of its own (NimBLE resets at
@@ -414,6 +427,7 @@ class AirController(Controller):
         # peers lose the link as after a supervision timeout).
         self.stop_activities()
         self.drop_all_connections(hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR, report=False)
+        self.resolving_list.clear()
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
     def _route_acl_from_own_address(self, connection: Connection) -> None:
