@@ -22,6 +22,8 @@ _IRQ_CENTRAL_DISCONNECT = 2
 _IRQ_PERIPHERAL_CONNECT = 7
 _IRQ_PERIPHERAL_DISCONNECT = 8
 _IRQ_ENCRYPTION_UPDATE = 28
+_IRQ_GATTC_SERVICE_RESULT = 9
+_IRQ_GATTC_SERVICE_DONE = 10
 _IRQ_GATTC_CHARACTERISTIC_RESULT = 11
 _IRQ_GATTC_CHARACTERISTIC_DONE = 12
 _IRQ_GATTC_READ_RESULT = 15
@@ -118,6 +120,21 @@ def test_central_reads_a_characteristic_of_a_peripheral(open_ble, central_stack,
     central = open_ble("cen", central_stack)
     handle = serve(peripheral, b"hello")
     assert read_from(central, peripheral, handle) == b"hello"
+
+
+def test_service_discovered_by_uuid_on_a_nimble_peripheral_ends_at_its_last_handle(open_ble):
+    # NimBLE's server ends the last service at 0xFFFF in Read By Group Type (allowed); a
+    # discovery by UUID is Find By Type Value on MicroPython's stacks, which gives the real end
+    # (multi_bluetooth ble_irq_calls prints the range).
+    peripheral = open_ble("svc-end", "nimble")
+    central = open_ble("svc-finder", "bumble")
+    serve(peripheral, b"x")
+    central.gap_connect(*peripheral.config("mac"))
+    conn = wait(central, _IRQ_PERIPHERAL_CONNECT)[0]
+    central.gattc_discover_services(conn, SVC)
+    wait(central, _IRQ_GATTC_SERVICE_DONE)
+    (start, end, uuid), = [d[1:] for e, d in central.events if e == _IRQ_GATTC_SERVICE_RESULT]
+    assert (end - start, uuid) == (2, SVC)  # declaration, characteristic, value
 
 
 def test_nimble_peripheral_serves_services_registered_after_radio_off_and_on(open_ble):
