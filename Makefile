@@ -96,15 +96,16 @@ soak: firmware
 NIMBLE_STACK_PAIRS := nimble,nimble nimble,bumble bumble,nimble
 conformance: firmware
 	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
-	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB))
 ifneq ($(NIMBLE),)
 	$(MAKE) nimble-sim NIMBLE=$(NIMBLE)
-	@rc=0; for s in $(NIMBLE_STACK_PAIRS); do \
+endif
+	@rc=0; \
+	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) || rc=1; \
+	for s in $(if $(NIMBLE),$(NIMBLE_STACK_PAIRS)); do \
 	    $(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) --stacks $$s || rc=1; \
 	done; \
-	BLEBRIDGE_SIM_STACK=nimble $(VPY) -m pytest -q -p no:randomly tests/micropython/test_boards_end_to_end.py tests/sim/test_nimble_board.py || rc=1; \
+	$(if $(NIMBLE),BLEBRIDGE_SIM_STACK=nimble $(VPY) -m pytest -q -p no:randomly tests/micropython/test_boards_end_to_end.py tests/sim/test_nimble_board.py || rc=1;) \
 	exit $$rc
-endif
 
 # The nimble port on the real NimBLE host, natively, as a simulated board (build/nimble-sim/;
 # firmware/ports/nimble/linux.mk). Needs libmbedtls-dev; not part of `make test` or CI: the
