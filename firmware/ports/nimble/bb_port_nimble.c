@@ -871,37 +871,44 @@ static bool bond_cache_lookup(int obj_type, const struct ble_store_key_sec *key,
     return answered ? (complete || (any && by_addr)) : complete;
 }
 
-/* Prefetch (core task): GET_SECRET questions by index, PEER_SEC then OUR_SEC, one at a time,
- * answered in bb_port_answer; "not found" (or the core's default when nobody answers, which is
- * "not found" too) ends a type, which is then complete. Then the host task restores the peers'
- * IRKs (restore_bonds), its reads answered here. */
+/* Prefetch (core task): GET_SECRET questions by index, PEER_SEC and OUR_SEC side by side, one
+ * open question per type, answered in bb_port_answer; "not found" (or the core's default when
+ * nobody answers, which is "not found" too) ends a type, which is then complete. The first
+ * question of each type goes out inside ble_active(True), as MicroPython's NimBLE binding reads
+ * the store inside active(True): with no bonds, no question follows the call (a script sets
+ * its IRQ handler after active(True); it would be asked a question it does not expect). Then
+ * the host task restores the peers' IRKs (restore_bonds), its reads answered here. */
 static const int s_prefetch_types[2] = {BLE_STORE_OBJ_TYPE_PEER_SEC, BLE_STORE_OBJ_TYPE_OUR_SEC};
 static struct {
-    uint32_t ref;  /* the open prefetch question (BB_NIMBLE_REF_PREFETCH set), 0: none */
-    uint32_t next; /* counter of prefetch refs */
-    uint8_t type;  /* index into s_prefetch_types */
-    uint8_t idx;   /* host record index asked */
+    uint32_t ref[2]; /* the open question per type (BB_NIMBLE_REF_PREFETCH set), 0: none */
+    uint32_t next;   /* counter of prefetch refs */
+    uint8_t idx[2];  /* host record index asked, per type */
+    bool running;    /* started and not done: restore_bonds follows when both types end */
 } s_prefetch;
 
-static void prefetch_done(void)
+static void prefetch_type_ended(void)
 {
-    s_prefetch.ref = 0;
+    if (!s_prefetch.running || s_prefetch.ref[0] != 0 || s_prefetch.ref[1] != 0) {
+        return;
+    }
+    s_prefetch.running = false;
     if (defer(BB_DEFER_RESTORE_BONDS, 0) != 0) {
         bb_log(1, "ble_active: peer IRKs not restored (defer queue full)");
     }
 }
 
-static void prefetch_ask(void)
+static void prefetch_ask(unsigned t)
 {
     s_prefetch.next = (s_prefetch.next + 1u) & BB_NIMBLE_REF_MASK;
     if (s_prefetch.next == 0) {
         s_prefetch.next = 1;
     }
-    s_prefetch.ref = BB_NIMBLE_REF_PREFETCH | s_prefetch.next;
-    int obj_type = s_prefetch_types[s_prefetch.type];
-    if (bb_on_question_get_secret(s_prefetch.ref, store_sec_type(obj_type), s_prefetch.idx, NULL, 0) < 0) {
+    s_prefetch.ref[t] = BB_NIMBLE_REF_PREFETCH | s_prefetch.next;
+    if (bb_on_question_get_secret(s_prefetch.ref[t], store_sec_type(s_prefetch_types[t]),
+                                  s_prefetch.idx[t], NULL, 0) < 0) {
         bb_log(1, "ble_active: bond prefetch not sent (question table full); bonds asked when needed");
-        prefetch_done();
+        s_prefetch.ref[t] = 0; /* the type stays incomplete */
+        prefetch_type_ended();
     }
 }
 
@@ -912,47 +919,50 @@ static void prefetch_start(void)
     s_bond_cache_next = 0;
     s_bond_complete[0] = s_bond_complete[1] = false;
     bb_port_critical_exit();
-    s_prefetch.type = 0;
-    s_prefetch.idx = 0;
-    prefetch_ask();
+    s_prefetch.running = false; /* both asked before either may end the prefetch */
+    for (unsigned t = 0; t < BB_ARRAY_LEN(s_prefetch_types); t++) {
+        s_prefetch.idx[t] = 0;
+        prefetch_ask(t);
+    }
+    s_prefetch.running = true;
+    prefetch_type_ended();
 }
 
 static void prefetch_stop(void)
 {
-    s_prefetch.ref = 0; /* a late answer is ignored */
+    s_prefetch.ref[0] = s_prefetch.ref[1] = 0; /* a late answer is ignored */
+    s_prefetch.running = false;
 }
 
 static void prefetch_answer(uint32_t port_ref, const bb_answer_t *answer)
 {
-    if (port_ref != s_prefetch.ref || s_prefetch.ref == 0) {
+    unsigned t = 0;
+    while (t < BB_ARRAY_LEN(s_prefetch_types) && (s_prefetch.ref[t] == 0 || s_prefetch.ref[t] != port_ref)) {
+        t++;
+    }
+    if (t == BB_ARRAY_LEN(s_prefetch_types)) {
         return;
     }
-    int obj_type = s_prefetch_types[s_prefetch.type];
+    int obj_type = s_prefetch_types[t];
     if (answer->found) {
         union ble_store_value v;
         if (!store_value_decode(obj_type, answer->data, answer->len, &v)) {
             bb_log(1, "store: host returned a secret of the wrong length; bond prefetch ends");
-            prefetch_done();
+        } else if (bond_cache_put(obj_type, &v, false) && s_prefetch.idx[t] != UINT8_MAX) {
+            s_prefetch.idx[t]++;
+            prefetch_ask(t);
             return;
         }
-        if (!bond_cache_put(obj_type, &v, false) || s_prefetch.idx == UINT8_MAX) {
-            /* More records than the cache holds: this type and the rest are asked when needed. */
-            prefetch_done();
-            return;
-        }
-        s_prefetch.idx++;
-        prefetch_ask();
+        /* More records than the cache holds: the type's lookups ask the host when needed. */
+        s_prefetch.ref[t] = 0;
+        prefetch_type_ended();
         return;
     }
     bb_port_critical_enter();
-    s_bond_complete[s_prefetch.type] = true;
+    s_bond_complete[sec_index(obj_type)] = true;
     bb_port_critical_exit();
-    if (++s_prefetch.type == BB_ARRAY_LEN(s_prefetch_types)) {
-        prefetch_done();
-        return;
-    }
-    s_prefetch.idx = 0;
-    prefetch_ask();
+    s_prefetch.ref[t] = 0;
+    prefetch_type_ended();
 }
 
 static int store_read(int obj_type, const union ble_store_key *key, union ble_store_value *value)
@@ -1020,8 +1030,32 @@ static void restore_bonds(void)
     bb_log(1, "ble_active: bonds not fully restored (peer IRKs, bond cache)");
 }
 
+/* Delete one record, waiting for the host's answer (host task; claims the API): 0 or
+ * BLE_HS_ENOENT. */
+static int store_delete_waited(int obj_type, const uint8_t *kbuf, uint16_t klen)
+{
+    if (!in_host_task()) {
+        return BLE_HS_ENOENT;
+    }
+    if (!store_claim()) {
+        bb_log(1, "store: core task busy in NimBLE; bond record not deleted");
+        return BLE_HS_ENOENT;
+    }
+    int rc = BLE_HS_ENOENT;
+    uint32_t ref = question_open();
+    if (ref != 0) {
+        if (bb_on_question_set_secret(ref, store_sec_type(obj_type), kbuf, klen, NULL, 0) < 0) {
+            question_close();
+        } else if (question_wait(ref) && s_q.found) {
+            rc = 0;
+        }
+    }
+    api_exit();
+    return rc;
+}
+
 /* Write (value) or delete (value NULL) one record: 0, or the BLE_HS_* code NimBLE expects.
- * The cache takes it at once; the host is told with a SET_SECRET question nobody waits for
+ * A write goes to the cache at once; the host is told with a SET_SECRET question nobody waits for
  * (bb_port_answer logs a refusal), so a write never holds ble_hs_lock for a host round trip
  * and the core task is never refused (-EAGAIN) for one. Questions go out in order, so a later
  * GET_SECRET of the same record is answered after the host has stored it. */
@@ -1035,11 +1069,16 @@ static int store_set(int obj_type, const union ble_store_key *key, const union b
     uint8_t vbuf[BB_STORE_SEC_LEN];
     uint16_t klen = store_key_encode(obj_type, key, kbuf);
     uint16_t vlen = value != NULL ? store_value_encode(obj_type, value, vbuf) : 0;
-    if (value == NULL && is_sec_type(obj_type)) {
-        bond_cache_drop(obj_type, &key->sec.peer_addr); /* gone from the cache whatever the host says */
-    } else if (value != NULL) {
-        bond_cache_put(obj_type, value, true);
+    if (value == NULL) {
+        if (is_sec_type(obj_type)) {
+            bond_cache_drop(obj_type, &key->sec.peer_addr); /* gone whatever the host says */
+        }
+        /* NimBLE's ble_store_clear reads and deletes until nothing is left, so a delete the
+         * host refused must fail here, or that loop never ends: deletes wait (they are rare:
+         * erasing bonds, a peer pairing again). */
+        return store_delete_waited(obj_type, kbuf, klen);
     }
+    bond_cache_put(obj_type, value, true);
     bb_port_critical_enter();
     bool closed = s_q.closed;
     uint32_t ref = 0;
