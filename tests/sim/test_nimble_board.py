@@ -164,6 +164,17 @@ def test_nimble_peripheral_serves_no_old_services_after_radio_off_and_on(open_bl
     assert CHR not in found
 
 
+def test_nimble_board_listens_again_on_its_psm_after_radio_off_and_on(open_ble):
+    # Upstream NimBLE keeps its L2CAP servers across ble_hs_stop and refuses a second one on a
+    # PSM (EALREADY); MicroPython's binding listens again after active(False)/(True) (aioble
+    # multitest ble_shutdown).
+    ble = open_ble("relisten", "nimble")
+    ble.l2cap_listen(0x80, 512)
+    ble.active(False)
+    ble.active(True)
+    ble.l2cap_listen(0x80, 512)
+
+
 # -- bonds (issue 12 part 3, findings 3 and 6) -------------------------------------------------
 
 def bond(central: Any, peripheral: Any) -> None:

@@ -2766,9 +2766,14 @@ typedef struct {
 } bb_l2cap_slot_t;
 
 static bb_l2cap_slot_t s_chans[BB_NIMBLE_L2CAP_CHANS > 0 ? BB_NIMBLE_L2CAP_CHANS : 1];
+/* PSMs NimBLE has a server for (psm 0: free entry), kept across radio off/on: upstream
+ * ble_hs_stop keeps NimBLE's servers (ESP-IDF's nimble_port_deinit may drop them; then the
+ * next listen creates the server again). `listening`: listened on since the radio came on
+ * (others refuse channels, as MicroPython after active(False)/(True)). */
 static struct {
     uint16_t psm;
     uint16_t mtu;
+    bool listening;
 } s_servers[BB_NIMBLE_L2CAP_SERVERS];
 static volatile bool s_l2cap_held;       /* some slot holds an SDU */
 static volatile bool s_l2cap_retry_queued; /* a BB_DEFER_L2CAP_RETRY is in the defer ring */
@@ -2963,7 +2968,7 @@ static bool server_known(uint16_t psm)
 {
     for (unsigned i = 0; i < BB_ARRAY_LEN(s_servers); i++) {
         if (s_servers[i].psm == psm) {
-            return true;
+            return s_servers[i].listening;
         }
     }
     return false;
@@ -3084,8 +3089,9 @@ static void l2cap_reset(void)
             chan_free(&s_chans[i]);
         }
     }
-    /* Stopping the host drops every NimBLE server. */
-    memset(s_servers, 0, sizeof(s_servers));
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_servers); i++) {
+        s_servers[i].listening = false;
+    }
     s_l2cap_held = false;
     s_l2cap_retry_queued = false;
 }
@@ -3096,24 +3102,31 @@ static int l2cap_listen(uint16_t psm, uint16_t mtu)
     if (mtu > BB_MAX_L2CAP_SDU) {
         return BB_ERR(EINVAL); /* receive buffers are sized for BB_MAX_L2CAP_SDU */
     }
+    unsigned slot = BB_ARRAY_LEN(s_servers);
     for (unsigned i = 0; i < BB_ARRAY_LEN(s_servers); i++) {
-        if (s_servers[i].psm == psm) {
-            /* NimBLE keeps a server until the host stops and cannot change its MTU. */
-            return s_servers[i].mtu == mtu ? 0 : BB_ERR(EALREADY);
-        }
-    }
-    for (unsigned i = 0; i < BB_ARRAY_LEN(s_servers); i++) {
-        if (s_servers[i].psm == 0) {
-            int rc = ble_l2cap_create_server(psm, mtu, l2cap_event, NULL);
-            if (rc != 0) {
-                return hs_errno(rc);
+        if (s_servers[i].psm == psm || (s_servers[i].psm == 0 && slot == BB_ARRAY_LEN(s_servers))) {
+            slot = i;
+            if (s_servers[i].psm == psm) {
+                break;
             }
-            s_servers[i].psm = psm;
-            s_servers[i].mtu = mtu;
-            return 0;
         }
     }
-    return BB_ERR(ENOMEM);
+    if (slot == BB_ARRAY_LEN(s_servers)) {
+        return BB_ERR(ENOMEM);
+    }
+    int rc = ble_l2cap_create_server(psm, mtu, l2cap_event, NULL);
+    if (rc == BLE_HS_EALREADY && s_servers[slot].psm == psm) {
+        /* NimBLE keeps a server (across radio off/on too) and cannot change its MTU. */
+        if (s_servers[slot].mtu != mtu) {
+            return BB_ERR(EALREADY);
+        }
+    } else if (rc != 0) {
+        return hs_errno(rc);
+    }
+    s_servers[slot].psm = psm;
+    s_servers[slot].mtu = mtu;
+    s_servers[slot].listening = true;
+    return 0;
 #else
     (void)psm;
     (void)mtu;
