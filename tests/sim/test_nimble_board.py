@@ -137,6 +137,25 @@ def test_service_discovered_by_uuid_on_a_nimble_peripheral_ends_at_its_last_hand
     assert (end - start, uuid) == (2, SVC)  # declaration, characteristic, value
 
 
+def test_nimble_central_finds_every_characteristic_up_to_the_end_of_the_range(open_ble):
+    # NimBLE's characteristic discovery stops with two handles left after a value handle
+    # (mynewt-nimble 1d866e41a): the last characteristic, declaration and value only, was lost.
+    peripheral = open_ble("chr-p", "bumble")
+    central = open_ble("chr-c", "nimble")
+    second = UUID("7e1a0012-5c4b-4d55-9a1e-000000000003")
+    peripheral.gatts_register_services(((SVC, ((CHR, FLAG_READ), (second, FLAG_READ))),))
+    peripheral.gap_advertise(20_000, b"\x02\x01\x06")
+    central.gap_connect(*peripheral.config("mac"))
+    conn = wait(central, _IRQ_PERIPHERAL_CONNECT)[0]
+    central.gattc_discover_services(conn, SVC)
+    wait(central, _IRQ_GATTC_SERVICE_DONE)
+    (start, end, _uuid), = [d[1:] for e, d in central.events if e == _IRQ_GATTC_SERVICE_RESULT]
+    central.gattc_discover_characteristics(conn, start, end)
+    wait(central, _IRQ_GATTC_CHARACTERISTIC_DONE)
+    found = [d[4] for e, d in central.events if e == _IRQ_GATTC_CHARACTERISTIC_RESULT]
+    assert found == [CHR, second]
+
+
 def test_nimble_peripheral_serves_services_registered_after_radio_off_and_on(open_ble):
     peripheral = open_ble("again", "nimble")
     central = open_ble("reader", "bumble")
