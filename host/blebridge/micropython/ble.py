@@ -419,10 +419,11 @@ class BLE:
         runs (see runtime._CallGate).
 
         A NimBLE board refuses a radio call with EAGAIN while NimBLE's host task waits for the
-        host's answer to a bond-store question (firmware/ports/nimble/README.md, "Threads":
-        right after ble_active(True), during pairing); MicroPython's NimBLE binding has no such
-        refusal, so the call is tried again, the IRQ handlers let through in between (the
-        answer may be theirs), for at most NIMBLE_BUSY_RETRY_S."""
+        host's answer to a bond-store question (firmware/ports/nimble/README.md, "Threads": a
+        bonded peer's CCCD records when it re-encrypts, bond lookups beyond the board's cache,
+        deletes); MicroPython's NimBLE binding has no such refusal, so the call is tried
+        again, the IRQ handlers let through in between (the answer may be theirs: this layer
+        passes GET_SECRET / SET_SECRET to them), for at most NIMBLE_BUSY_RETRY_S."""
         deadline: Optional[float] = None
         while True:
             gate = self._gate
