@@ -21,7 +21,7 @@ help:
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>] [NIMBLE=<mynewt-nimble>]"
+	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>] [ZERYNTH=<dir of zerynth lib checkouts>] [NIMBLE=<mynewt-nimble>]"
 	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
 	@echo "                   multitests (upstream aioble and ours) and its example pairs;"
 	@echo "                   with NIMBLE also on NimBLE boards"
@@ -95,12 +95,13 @@ soak: firmware
 # against the simulator's own boards, then the MicroPython end-to-end suite on NimBLE boards.
 NIMBLE_STACK_PAIRS := nimble,nimble nimble,bumble bumble,nimble
 conformance: firmware
-	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
+	@test -n "$(MICROPYTHON)$(ZERYNTH)" || { echo "usage: make conformance [MICROPYTHON=<path to a micropython checkout>] [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ZERYNTH=<dir holding lib-nordic-nrf52_ble and lib-espressif-esp32ble>] [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
 ifneq ($(NIMBLE),)
+	@test -n "$(MICROPYTHON)" || { echo "make conformance: NIMBLE= runs the MicroPython suites on NimBLE boards: give MICROPYTHON= too"; exit 2; }
 	$(MAKE) nimble-sim NIMBLE=$(NIMBLE)
 endif
 	@rc=0; \
-	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) || rc=1; \
+	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ZERYNTH),--zerynth $(ZERYNTH)) || rc=1; \
 	for s in $(if $(NIMBLE),$(NIMBLE_STACK_PAIRS)); do \
 	    $(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) --stacks $$s || rc=1; \
 	done; \

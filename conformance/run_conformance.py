@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""MicroPython's own BLE test suite, and micropython-lib's aioble, against blebridge boards.
+"""MicroPython's own BLE test suite, micropython-lib's aioble, and Zerynth's BLE examples,
+against blebridge boards.
 
-    python conformance/run_conformance.py --micropython ~/src/micropython \\
-        [--micropython-lib ~/src/micropython-lib] [--suite NAME ...] [-k NAME] [--trace] \\
-        [--stacks A,B]
-    make conformance MICROPYTHON=~/src/micropython [MICROPYTHON_LIB=~/src/micropython-lib] \\
-        [NIMBLE=<mynewt-nimble checkout>]
+    python conformance/run_conformance.py [--micropython ~/src/micropython] \\
+        [--micropython-lib ~/src/micropython-lib] [--zerynth ~/src/zerynth] \\
+        [--suite NAME ...] [-k NAME] [--trace] [--stacks A,B]
+    make conformance [MICROPYTHON=~/src/micropython] [MICROPYTHON_LIB=~/src/micropython-lib] \\
+        [ZERYNTH=~/src/zerynth] [NIMBLE=<mynewt-nimble checkout>]
 
 Suites (each reported on its own as "n of N"; default: every suite the checkouts given allow):
 
@@ -22,6 +23,11 @@ Suites (each reported on its own as "n of N"; default: every suite the checkouts
                      client got the size of a file and "not found" for a missing one over GATT,
                      and downloaded the file intact over L2CAP).
 ``examples-upstream`` the same pairs on upstream aioble (PYTHONPATH); only when asked for.
+``zerynth``          Zerynth's own BLE examples, unmodified, from the directory given with
+                     --zerynth, which holds the checkouts of zerynth/lib-nordic-nrf52_ble and
+                     zerynth/lib-espressif-esp32ble under those names: each runs under
+                     ``blebridge run --api zerynth`` on a simulated board and is checked by a
+                     peer written with MicroPython's ``bluetooth`` (conformance/zerynth/pairs.py).
 
 The multitests run under ``tests/run-multitests.py`` of the MicroPython checkout, with two
 ``exec:`` instances that are ``blebridge run`` against two simulated boards on one private air.
@@ -34,7 +40,7 @@ Prints pass/fail per test, then one line per suite, and exits 1 if any test fail
 BLE host (blebridge.sim.launcher.STACKS: ``bumble``, the air's Bumble host, or ``nimble``, the
 real NimBLE host running the nimble port, ``make nimble-sim``): ``--stacks nimble,nimble`` is
 NimBLE against NimBLE, ``nimble,bumble`` NimBLE (instance 0) against the simulator's own
-boards. Default: ``bumble,bumble``.
+boards. Default: ``bumble,bumble``. The ``zerynth`` suite starts its own boards and ignores it.
 
 Upstream's L2CAP file pair does not work as it stands, on a board either (its client is marked
 work in progress): ``l2cap_file_client.py`` looks for a service of UUID 0x1234 while the server
@@ -72,7 +78,7 @@ NEEDS_A_BOARD = ("stress_",)
 #: aioble's package directory in a micropython-lib checkout (its parent goes on PYTHONPATH).
 AIOBLE_DIR = Path("micropython") / "bluetooth" / "aioble"
 
-SUITES = ("micropython", "aioble-upstream", "aioble-ours", "examples", "examples-upstream")
+SUITES = ("micropython", "aioble-upstream", "aioble-ours", "examples", "examples-upstream", "zerynth")
 #: Run when no --suite is given (and a micropython-lib checkout is, for the aioble ones).
 DEFAULT_SUITES = SUITES[:4]
 
@@ -311,12 +317,44 @@ def run_examples(suite: SuiteResult, examples: Path, work: Path, air: str, pytho
     return suite
 
 
+def run_zerynth(suite: SuiteResult, zerynth: Path, work: Path, air: str, python: str,
+                patterns: list[str], trace: bool) -> SuiteResult:
+    """Zerynth's examples under ``zerynth`` (conformance/zerynth/pairs.py), one by one."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "zerynth"))
+    import pairs
+    print(f"\n== {suite.title}", flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+    checks = [c for c in pairs.upstream_checks() if not patterns or any(p in c.name for p in patterns)]
+    suite.total = 0
+    for i, check in enumerate(checks):
+        if not (zerynth / check.script).is_file():
+            print(f"{check.name}: FAIL ({zerynth / check.script} not found)", flush=True)
+            suite.total += 1
+            suite.results[check.name] = "fail"
+            continue
+        secrets = work / f"secrets-{i}"
+        secrets.mkdir(exist_ok=True)
+        outcome = pairs.run_check(check, zerynth, (f"zerynth-{i}a", f"zerynth-{i}b"),
+                                  pairs.base_env(air, secrets), python)
+        suite.total += 1
+        suite.results[check.name] = "pass" if outcome.ok else "fail"
+        print(f"{check.name}: {'pass' if outcome.ok else 'FAIL (' + outcome.why + ')'}", flush=True)
+        if trace or not outcome.ok:
+            _show(check.name, "zerynth", outcome.zerynth)
+            if outcome.peer:
+                _show(check.name, "peer", outcome.peer)
+    return suite
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--micropython", required=True, type=Path,
+    parser.add_argument("--micropython", type=Path, default=None,
                         help="path to a MicroPython checkout (its tests/ and tools/ are used)")
     parser.add_argument("--micropython-lib", type=Path, default=None,
                         help="path to a micropython-lib checkout (its aioble is used)")
+    parser.add_argument("--zerynth", type=Path, default=None,
+                        help="directory holding the lib-nordic-nrf52_ble and lib-espressif-esp32ble "
+                             "checkouts (their examples are run)")
     parser.add_argument("--suite", action="append", choices=SUITES, default=[],
                         help="run only this suite (repeatable; default: all the checkouts allow)")
     parser.add_argument("-k", action="append", default=[], metavar="NAME",
@@ -333,9 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
 
-    mp_tests = ns.micropython.resolve() / "tests"
+    if ns.micropython is None and ns.zerynth is None:
+        print("conformance: give --micropython and/or --zerynth", file=sys.stderr)
+        return 2
+    if ns.micropython is None and any(s != "zerynth" for s in ns.suite):
+        print("conformance: the MicroPython and aioble suites need --micropython", file=sys.stderr)
+        return 2
+    mp_tests = ns.micropython.resolve() / "tests" if ns.micropython is not None else Path()
     runner = mp_tests / "run-multitests.py"
-    if not runner.is_file():
+    if ns.micropython is not None and not runner.is_file():
         print(f"conformance: {runner} not found; --micropython must be a MicroPython checkout",
               file=sys.stderr)
         return 2
@@ -346,8 +390,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"conformance: {aioble_parent / 'aioble'} not found; --micropython-lib must be "
                   "a micropython-lib checkout", file=sys.stderr)
             return 2
-    suites = ns.suite or [s for s in DEFAULT_SUITES if s == "micropython" or aioble_parent is not None]
-    if aioble_parent is None and any(s != "micropython" for s in suites):
+    suites = ns.suite or ([s for s in DEFAULT_SUITES if ns.micropython is not None and
+                           (s == "micropython" or aioble_parent is not None)]
+                          + (["zerynth"] if ns.zerynth is not None else []))
+    if "zerynth" in suites and ns.zerynth is None:
+        print("conformance: the zerynth suite needs --zerynth", file=sys.stderr)
+        return 2
+    if aioble_parent is None and any(s not in ("micropython", "zerynth") for s in suites):
         print("conformance: the aioble suites need --micropython-lib", file=sys.stderr)
         return 2
 
@@ -373,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
                 if tests:
                     run_multitests(suite, runner, tests, work, air, ns.python,
                                    [aioble_parent] if upstream else [], ns.trace, stacks)
+            elif name == "zerynth":
+                suite = SuiteResult(name, "Zerynth's BLE examples, checked by MicroPython peers", 0)
+                run_zerynth(suite, ns.zerynth.resolve(), work / name, air, ns.python, ns.k, ns.trace)
             else:
                 assert aioble_parent is not None
                 upstream = name == "examples-upstream"
@@ -387,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         if stacks != ("bumble", "bumble"):
             print(f"conformance: instance 0 on {stacks[0]}, instance 1 on {stacks[1]}")
         for suite in results:
-            unit = "pairs" if suite.name.startswith("examples") else "tests"
+            unit = "pairs" if suite.name.startswith("examples") else "examples" if suite.name == "zerynth" else "tests"
             print(f"conformance: {suite.title}: {suite.passed}/{suite.total} {unit} passed"
                   + (f" ({suite.note})" if suite.note else ""))
             for test, result in suite.results.items():

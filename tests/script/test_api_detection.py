@@ -79,12 +79,17 @@ def test_unknown_api_name_is_an_error():
         api_named("arduino")
 
 
+def test_zerynth_runtime_provides_its_shims_folder():
+    runtime = load_runtime(api_named("zerynth"))
+    assert runtime.SHIMS_DIR.replace("\\", "/").endswith("blebridge/zerynth/shims")
+
+
 def test_micropython_runtime_provides_its_shims_folder():
     runtime = load_runtime(api_named("micropython"))
     assert runtime.SHIMS_DIR.replace("\\", "/").endswith("blebridge/micropython/shims")
 
 
-@pytest.mark.parametrize("name, title", [("circuitpython", "CircuitPython _bleio"), ("zerynth", "Zerynth ble")])
+@pytest.mark.parametrize("name, title", [("circuitpython", "CircuitPython _bleio")])
 def test_api_without_runtime_is_unavailable(name, title):
     with pytest.raises(ApiUnavailable) as info:
         load_runtime(api_named(name))

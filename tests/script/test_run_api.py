@@ -19,10 +19,9 @@ def test_explicit_circuitpython_is_unavailable_with_status_2_and_one_line():
     assert r.stderr == f"blebridge: error: {UNAVAILABLE_CP}\n"
 
 
-def test_explicit_zerynth_is_unavailable_with_status_2():
-    r = run("--api", "zerynth", "-c", "print('ran')")
-    assert (r.returncode, r.stdout) == (2, "")
-    assert "the Zerynth ble API is not available yet in this blebridge version" in r.stderr
+def test_explicit_zerynth_runs_with_zerynth_builtins():
+    r = run("--api", "zerynth", "-c", "print(hex(255), random(3, 3))")
+    assert (r.returncode, r.stdout) == (0, "0xFF 3\n"), r.stderr
 
 
 def test_detected_circuitpython_is_unavailable_naming_the_import(tmp_path):

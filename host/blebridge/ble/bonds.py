@@ -29,10 +29,22 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
+from .. import protocol as P
 from ..errors import SecretStoreError
 
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
+
+#: Secret type of a peer's keys; its key names the peer.
+_PEER_SEC = P.CONSTANTS["secret_type"]["PEER_SEC"]
+#: Bytes of a key naming a peer: address type + address.
+_PEER_KEY_LEN = 7
+
+
+def _is_peer_key(key_hex: str, addr: bytes) -> bool:
+    key = bytes.fromhex(key_hex)
+    return len(key) == _PEER_KEY_LEN and key[1:] == addr
+
 
 #: The file's contents in memory: secret type (decimal string) -> [[key hex, value hex], ...].
 _Data = dict[str, list[list[str]]]
@@ -140,6 +152,31 @@ class SecretStore:
                 data[str(sec_type)] = entries
             else:
                 data.pop(str(sec_type), None)
+            self._save(data)
+            self._data = data
+            return True
+
+    def peers(self) -> list[tuple[int, bytes]]:
+        """The bonded peers: (address type, address as the wire carries it), one per PEER_SEC
+        record (its key is the peer's identity: type byte + 6 address bytes), in bonding order."""
+        with self._lock:
+            entries = self._data.get(str(_PEER_SEC), [])
+            keys = [bytes.fromhex(k) for k, _ in entries]
+        return [(k[0], k[1:]) for k in keys if len(k) == _PEER_KEY_LEN]
+
+    def forget_peer(self, addr: bytes) -> bool:
+        """Delete every secret kept for the peer at ``addr`` (6 bytes as the wire carries them,
+        any address type): records whose key is that peer's identity. True if one was deleted.
+        A failed write raises SecretStoreError and leaves the store as it was."""
+        addr = bytes(addr)
+        with self._lock:
+            data: _Data = {}
+            for t, entries in self._data.items():
+                kept = [e for e in entries if not _is_peer_key(e[0], addr)]
+                if kept:
+                    data[t] = kept
+            if data == self._data:
+                return False
             self._save(data)
             self._data = data
             return True

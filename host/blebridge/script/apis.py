@@ -48,7 +48,8 @@ APIS = (
     Api("circuitpython", "CircuitPython _bleio",
         frozenset({"_bleio", "adafruit_ble", "board"}), frozenset(), None),
     Api("zerynth", "Zerynth ble",
-        frozenset({"wireless", "streams", "nordic", "espressif"}), frozenset(), None),
+        frozenset({"wireless", "streams", "nordic", "espressif"}), frozenset(),
+        "blebridge.zerynth.run"),
 )
 API_NAMES = tuple(api.name for api in APIS)
 #: The API of a script that imports none of the modules above.

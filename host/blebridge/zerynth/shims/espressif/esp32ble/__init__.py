@@ -1,0 +1,1 @@
+"""Zerynth's esp32ble driver package, served by blebridge."""

@@ -1,0 +1,7 @@
+"""Zerynth's ESP32 BLE driver, served by blebridge: ``init()`` binds ``wireless.ble`` to the
+board at ``--port`` (env BLEBRIDGE_PORT), with this driver's ways (passkeys as int)."""
+
+
+def init():
+    from blebridge.zerynth.ble import init_driver
+    init_driver("esp32")

@@ -1,0 +1,1 @@
+"""Zerynth's nrf52_ble driver package, served by blebridge."""
