@@ -2423,27 +2423,50 @@ int bb_port_gatts_value_changed(uint16_t value_handle)
     return 0;
 }
 
+/* How long a send waits for NimBLE's buffers (msys mbufs) to come back, ms: a burst the host
+ * task has not passed to the controller yet holds them. The call is taken, as on the other
+ * ports (tests/sim/test_port_contract.py), unless the stack stays full that long. */
+#define BB_NIMBLE_TX_WAIT_MS 2000u
+
+/* Core task, API claimed: let go of the API for 1 ms (the host task frees buffers as it sends;
+ * a store callback may need the API meanwhile) and take it again. False when the wait is over. */
+static bool tx_wait(uint32_t *waited)
+{
+    if (*waited >= BB_NIMBLE_TX_WAIT_MS) {
+        return false;
+    }
+    api_exit();
+    do {
+        bb_nimble_sleep_ms(1);
+        (*waited)++;
+    } while (api_enter() != 0); /* only a store question holds it, for one host round trip */
+    return true;
+}
+
 /* One notification or indication: data, or (data NULL) the core's current value. Core task. */
 static int gatts_send_one(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len, bool indicate)
 {
-    struct os_mbuf *om;
-    if (data == NULL) {
-        uint16_t cap = 0;
-        const uint8_t *v = bb_core_gatts_value(value_handle, &len, &cap);
+    for (uint32_t waited = 0;;) {
+        const uint8_t *v = data;
         if (v == NULL) {
-            return BB_ERR(EINVAL);
+            uint16_t cap = 0;
+            v = bb_core_gatts_value(value_handle, &len, &cap);
+            if (v == NULL) {
+                return BB_ERR(EINVAL);
+            }
         }
-        om = ble_hs_mbuf_from_flat(v, len);
-    } else {
-        om = ble_hs_mbuf_from_flat(data, len);
+        struct os_mbuf *om = ble_hs_mbuf_from_flat(v, len);
+        int rc = BLE_HS_ENOMEM;
+        if (om != NULL) {
+            /* The *_custom calls consume om on success and on failure; with om given they never
+             * read the value through gatts_access. */
+            rc = indicate ? ble_gatts_indicate_custom(conn, value_handle, om)
+                          : ble_gatts_notify_custom(conn, value_handle, om);
+        }
+        if (rc != BLE_HS_ENOMEM || !tx_wait(&waited)) {
+            return hs_errno(rc);
+        }
     }
-    if (om == NULL) {
-        return BB_ERR(ENOMEM);
-    }
-    /* The *_custom calls consume om on success and on failure; with om given they never read
-     * the value through gatts_access. */
-    return hs_errno(indicate ? ble_gatts_indicate_custom(conn, value_handle, om)
-                             : ble_gatts_notify_custom(conn, value_handle, om));
 }
 
 static int gatts_send(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len, bool indicate)
@@ -2699,7 +2722,14 @@ static int gattc_write_cb(uint16_t conn, const struct ble_gatt_error *error, str
 static int gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len, bool with_response)
 {
     if (!with_response) {
-        return hs_errno(ble_gattc_write_no_rsp_flat(conn, value_handle, data, len));
+        int rc;
+        for (uint32_t waited = 0;;) {
+            rc = ble_gattc_write_no_rsp_flat(conn, value_handle, data, len);
+            if (rc != BLE_HS_ENOMEM || !tx_wait(&waited)) {
+                break;
+            }
+        }
+        return hs_errno(rc);
     }
     /* A Write Request longer than ATT MTU - 3 is cut to that by NimBLE (ble_att_cmd.c,
      * ble_att_truncate_to_mtu), as MicroPython's NimBLE binding does with ble_gattc_write
