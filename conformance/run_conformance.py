@@ -31,6 +31,9 @@ Suites (each reported on its own as "n of N"; default: every suite the checkouts
 
 The multitests run under ``tests/run-multitests.py`` of the MicroPython checkout, with two
 ``exec:`` instances that are ``blebridge run`` against two simulated boards on one private air.
+Each suite's boards keep their bonds in a directory of the run (BLEBRIDGE_SECRETS_DIR), so a
+run starts with no bonds whatever earlier runs left (a bond one board kept and its peer did
+not made pairing tests fail).
 run-multitests.py starts an ``exec:`` instance as ``[PROGRAM, "-c", script]`` with no other
 arguments, so each instance is a small wrapper script written into a temporary directory that
 runs ``python -m blebridge.script --port sim:NAME "$@"`` (with the suite's PYTHONPATH).
@@ -139,7 +142,8 @@ def _wrapper(directory: Path, index: int, python: str, air: str, pythonpath: lis
         "#!/bin/sh\n"
         f"PYTHONPATH={entries}\n"
         f"BLEBRIDGE_AIR={shlex.quote(air)}\n"
-        "export PYTHONPATH BLEBRIDGE_AIR\n"
+        f"BLEBRIDGE_SECRETS_DIR={shlex.quote(str(directory / 'secrets'))}\n"
+        "export PYTHONPATH BLEBRIDGE_AIR BLEBRIDGE_SECRETS_DIR\n"
         f"exec {shlex.quote(python)} -m blebridge.script "
         f"--port {shlex.quote(_port(index, stack))} \"$@\"\n")
     path.chmod(0o755)
@@ -197,7 +201,7 @@ def run_multitests(suite: SuiteResult, runner: Path, tests: list[Path], work: Pa
 
 def _start(script: Path, port: str, cwd: Path, air: str, python: str,
            pythonpath: list[Path]) -> subprocess.Popen:
-    env = dict(os.environ, BLEBRIDGE_AIR=air,
+    env = dict(os.environ, BLEBRIDGE_AIR=air, BLEBRIDGE_SECRETS_DIR=str(cwd / "secrets"),
                PYTHONPATH=os.pathsep.join(str(p) for p in [HOST] + pythonpath))
     return subprocess.Popen([python, "-m", "blebridge.script", "--port", port, str(script)],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
