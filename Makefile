@@ -21,20 +21,22 @@ help:
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>] [ZERYNTH=<dir of zerynth lib checkouts>] [NIMBLE=<mynewt-nimble>]"
+	@echo "make conformance [MICROPYTHON=<micropython checkout>] [MICROPYTHON_LIB=<micropython-lib checkout>] [ZERYNTH=<dir of zerynth lib checkouts>] [NIMBLE=<mynewt-nimble>]"
 	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
 	@echo "                   multitests (upstream aioble and ours) and its example pairs;"
-	@echo "                   with NIMBLE also on NimBLE boards"
+	@echo "                   [ADAFRUIT_BLE=<Adafruit_CircuitPython_BLE checkout>] its examples as pairs"
+	@echo "                   [ADAFRUIT_BLE_HEART_RATE=<..._BLE_Heart_Rate checkout>] and that library's example"
+	@echo "                   with NIMBLE also the MicroPython suites on NimBLE boards"
 	@echo "make nimble-sim NIMBLE=<mynewt-nimble checkout>   the NimBLE port as a simulated board (sim:NAME?stack=nimble)"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
-	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
+	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim,circuitpython] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e '.[test,sim]'
+	$(VPY) -m pip install --quiet -e '.[test,sim,circuitpython]'
 	touch $@
 
 venv: $(STAMP)
@@ -78,6 +80,7 @@ bench: firmware
 	$(VPY) -m blebridge.bench_scale
 	$(VPY) -m blebridge.micropython.bench
 	$(VPY) -m blebridge.aioble.bench
+	$(VPY) -m blebridge.circuitpython.bench
 
 # blebridge bench on one simulated board directly and behind ser2net, socat and pyserial's RFC
 # 2217 server (tests/remote/bench_remote.py; README "Remote boards").
@@ -91,17 +94,19 @@ SOAK_BOARDS  ?= 4
 soak: firmware
 	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
+# ADAFRUIT_BLE: the adafruit_ble examples also need the libraries two of them import
+# (Bluefruit Connect packets, HID keyboard): pyproject's test extra brings them into the venv.
 # With NIMBLE=<mynewt-nimble checkout> also: NimBLE boards (make nimble-sim) against NimBLE and
 # against the simulator's own boards, then the MicroPython end-to-end suite on NimBLE boards.
 NIMBLE_STACK_PAIRS := nimble,nimble nimble,bumble bumble,nimble
 conformance: firmware
-	@test -n "$(MICROPYTHON)$(ZERYNTH)" || { echo "usage: make conformance [MICROPYTHON=<path to a micropython checkout>] [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ZERYNTH=<dir holding lib-nordic-nrf52_ble and lib-espressif-esp32ble>] [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
+	@test -n "$(MICROPYTHON)$(ZERYNTH)$(ADAFRUIT_BLE)" || { echo "usage: make conformance [MICROPYTHON=<path to a micropython checkout>] [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ZERYNTH=<dir holding lib-nordic-nrf52_ble and lib-espressif-esp32ble>] [ADAFRUIT_BLE=<path to an Adafruit_CircuitPython_BLE checkout> [ADAFRUIT_BLE_HEART_RATE=<path>]] [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
 ifneq ($(NIMBLE),)
 	@test -n "$(MICROPYTHON)" || { echo "make conformance: NIMBLE= runs the MicroPython suites on NimBLE boards: give MICROPYTHON= too"; exit 2; }
 	$(MAKE) nimble-sim NIMBLE=$(NIMBLE)
 endif
 	@rc=0; \
-	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ZERYNTH),--zerynth $(ZERYNTH)) || rc=1; \
+	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ZERYNTH),--zerynth $(ZERYNTH)) $(if $(ADAFRUIT_BLE),--adafruit-ble $(ADAFRUIT_BLE)) $(if $(ADAFRUIT_BLE_HEART_RATE),--adafruit-ble-heart-rate $(ADAFRUIT_BLE_HEART_RATE)) || rc=1; \
 	for s in $(if $(NIMBLE),$(NIMBLE_STACK_PAIRS)); do \
 	    $(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) --stacks $$s || rc=1; \
 	done; \

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""MicroPython's own BLE test suite, micropython-lib's aioble, and Zerynth's BLE examples,
-against blebridge boards.
+"""MicroPython's own BLE test suite, micropython-lib's aioble, Adafruit's adafruit_ble examples
+and Zerynth's BLE examples, against blebridge boards.
 
     python conformance/run_conformance.py [--micropython ~/src/micropython] \\
         [--micropython-lib ~/src/micropython-lib] [--zerynth ~/src/zerynth] \\
+        [--adafruit-ble ~/src/Adafruit_CircuitPython_BLE
+        [--adafruit-ble-heart-rate ~/src/Adafruit_CircuitPython_BLE_Heart_Rate]]
         [--suite NAME ...] [-k NAME] [--trace] [--stacks A,B]
     make conformance [MICROPYTHON=~/src/micropython] [MICROPYTHON_LIB=~/src/micropython-lib] \\
-        [ZERYNTH=~/src/zerynth] [NIMBLE=<mynewt-nimble checkout>]
+        [ZERYNTH=~/src/zerynth] [ADAFRUIT_BLE=~/src/Adafruit_CircuitPython_BLE [ADAFRUIT_BLE_HEART_RATE=...]] \\
+        [NIMBLE=<mynewt-nimble checkout>]
+
+Any checkout may be left out (at least one of --micropython, --zerynth and --adafruit-ble is needed).
 
 Suites (each reported on its own as "n of N"; default: every suite the checkouts given allow):
 
@@ -28,6 +33,18 @@ Suites (each reported on its own as "n of N"; default: every suite the checkouts
                      zerynth/lib-espressif-esp32ble under those names: each runs under
                      ``blebridge run --api zerynth`` on a simulated board and is checked by a
                      peer written with MicroPython's ``bluetooth`` (conformance/zerynth/pairs.py).
+``adafruit-ble``     the ``examples/`` of an Adafruit_CircuitPython_BLE checkout, unmodified,
+                     under ``blebridge run`` (``--api circuitpython``, detected) with the
+                     adafruit_ble of the environment (PyPI): the two-device examples as pairs on
+                     two simulated boards, the one-board ones against a peer (see
+                     :data:`ADAFRUIT_PAIRS`, and conformance/circuitpython/README.md for the
+                     peers and hardware stand-ins the harness brings). Each pair runs until what
+                     it checks has been printed, then both sides are ended (the examples loop
+                     forever). ``ble_demo_*`` needs adafruit-circuitpython-bluefruitconnect and
+                     ``ble_hid_periph`` adafruit-circuitpython-hid (the environment ``make``
+                     sets up has them: pyproject's test extra). With ``--adafruit-ble-heart-rate`` (an
+                     Adafruit_CircuitPython_BLE_Heart_Rate checkout) also that library's example
+                     against a heart-rate sensor written with MicroPython's ``bluetooth``.
 
 The multitests run under ``tests/run-multitests.py`` of the MicroPython checkout, with two
 ``exec:`` instances that are ``blebridge run`` against two simulated boards on one private air.
@@ -81,9 +98,14 @@ NEEDS_A_BOARD = ("stress_",)
 #: aioble's package directory in a micropython-lib checkout (its parent goes on PYTHONPATH).
 AIOBLE_DIR = Path("micropython") / "bluetooth" / "aioble"
 
-SUITES = ("micropython", "aioble-upstream", "aioble-ours", "examples", "examples-upstream", "zerynth")
-#: Run when no --suite is given (and a micropython-lib checkout is, for the aioble ones).
-DEFAULT_SUITES = SUITES[:4]
+SUITES = ("micropython", "aioble-upstream", "aioble-ours", "examples", "examples-upstream",
+          "zerynth", "adafruit-ble")
+#: Run when no --suite is given (when the checkout each needs is given).
+DEFAULT_SUITES = SUITES[:4] + ("zerynth", "adafruit-ble")
+#: What the adafruit-ble suite brings: peers and hardware stand-ins (its README.md).
+CP_HARNESS = ROOT / "conformance" / "circuitpython"
+#: The CircuitPython tests' scripts, some of which are peers of upstream examples.
+CP_TEST_SCRIPTS = ROOT / "tests" / "circuitpython" / "scripts"
 
 #: The temperature pair passes once the client has printed this many readings.
 TEMP_READINGS = 3
@@ -350,6 +372,194 @@ def run_zerynth(suite: SuiteResult, zerynth: Path, work: Path, air: str, python:
     return suite
 
 
+# -- adafruit_ble's examples -----------------------------------------------------------------
+
+#: Seconds an adafruit_ble pair may take (scans of up to 5 s, connect, discovery, pairing, the
+#: exchanges checked).
+CP_PAIR_TIMEOUT_S = 90.0
+#: Round trips the echo pairs must show.
+CP_ECHOES = 2
+#: Readings the JSON central must print.
+CP_READINGS = 3
+#: What the HID pair types into the peripheral's stdin (its example types what it reads there).
+CP_TYPED = "hello blebridge"
+#: ble_demo_central.py's colour for the stand-in accelerometer's reading (hardware/adafruit_lis3dh.py).
+CP_DEMO_COLOR = "(127, 0, 63)"
+
+
+@dataclass
+class CpPair:
+    """An adafruit_ble example pair: ``server`` on the first board, ``client`` on the second."""
+
+    name: str
+    server: str                 # examples/ file; "harness:FILE" (conformance/circuitpython),
+                                # "tests:FILE" (tests/circuitpython/scripts), "hr:FILE" (the
+                                # heart-rate library checkout's examples/)
+    client: str
+    done: object                # (server output, client output) -> bool
+    pythonpath: tuple = ()      # extra directories (harness ones by name: "hardware", "alias")
+    #: (text the client prints when ready, text then written to the server's stdin)
+    server_stdin: Optional[tuple[str, str]] = None
+    #: (text the server prints, text then written to the client's stdin)
+    client_stdin: Optional[tuple[str, str]] = None
+    also: Optional[str] = None  # another examples/ file run alone on the second board (status 0)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()]
+
+
+ADAFRUIT_PAIRS = (
+    CpPair("ble_uart_echo_test+ble_uart_echo_client", "ble_uart_echo_test.py",
+           "ble_uart_echo_client.py",
+           lambda s, c: _lines(c).count("b'echo'") >= CP_ECHOES),
+    CpPair("ble_json_peripheral+ble_json_central", "ble_json_peripheral.py", "ble_json_central.py",
+           lambda s, c: sum(line.startswith("Sensors:  {'temperature'") for line in _lines(c))
+           >= CP_READINGS and "Settings:  {'unit': 'celsius'}" in s),
+    CpPair("ble_packet_buffer_test+ble_packet_buffer_client", "ble_packet_buffer_test.py",
+           "ble_packet_buffer_client.py",
+           lambda s, c: _lines(c).count("bytearray(b'echo')") >= CP_ECHOES, pythonpath=("alias",)),
+    CpPair("ble_demo_periph+ble_demo_central", "ble_demo_periph.py", "ble_demo_central.py",
+           lambda s, c: _lines(s).count(CP_DEMO_COLOR) >= CP_ECHOES, pythonpath=("hardware",)),
+    CpPair("ble_hid_periph+hid_central (tests)", "ble_hid_periph.py", "tests:hid_central.py",
+           lambda s, c: f"typed: {CP_TYPED}" in _lines(c),
+           server_stdin=("subscribed", CP_TYPED + "\n"),
+           also="ble_hid_central.py"),
+    CpPair("ble_advertising_simpletest+ble_simpletest", "ble_advertising_simpletest.py",
+           "ble_simpletest.py", lambda s, c: any("short_name=HELLO" in line for line in _lines(c))),
+    CpPair("ble_advertising_simpletest+ble_detailed_scan", "ble_advertising_simpletest.py",
+           "ble_detailed_scan.py", lambda s, c: any("short_name=HELLO" in line for line in _lines(c))),
+    CpPair("ble_advertising_simpletest+connect_and_leave (harness)", "ble_advertising_simpletest.py",
+           "harness:connect_and_leave.py",
+           lambda s, c: "connected" in _lines(s) and "disconnected" in _lines(s),
+           client_stdin=("connected", "\n")),
+)
+
+
+#: With --adafruit-ble-heart-rate: that library's example reading a heart-rate sensor written
+#: with MicroPython's bluetooth module (tests/circuitpython/scripts/heart_rate_sensor.py).
+HEART_RATE_PAIR = CpPair(
+    "heart_rate_sensor (tests, MicroPython)+ble_heart_rate_simpletest", "tests:heart_rate_sensor.py",
+    "hr:ble_heart_rate_simpletest.py",
+    lambda s, c: "Location: Chest" in _lines(c) and "Device: blebridge HR-1" in _lines(c)
+    and sum(line.startswith("HeartRateMeasurementValues(heart_rate=") for line in _lines(c))
+    >= CP_READINGS)
+
+
+def _cp_start(script: Path, board: str, air: str, python: str, pythonpath: list[Path],
+              stdin: bool = False) -> subprocess.Popen:
+    env = dict(os.environ, BLEBRIDGE_AIR=air,
+               PYTHONPATH=os.pathsep.join(str(p) for p in [HOST] + pythonpath))
+    proc = subprocess.Popen([python, "-m", "blebridge.script", "--port", f"sim:{board}", str(script)],
+                            cwd=script.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+    return proc
+
+
+def _read_both(procs: list[subprocess.Popen], outs: list[bytes], done, deadline: float) -> bool:
+    """Read the processes' output into ``outs`` until ``done(*texts)``, they all end, or the
+    deadline passes."""
+    while time.monotonic() < deadline:
+        texts = [o.decode(errors="replace") for o in outs]
+        if done(*texts):
+            return True
+        streams = {p.stdout.fileno(): i for i, p in enumerate(procs)
+                   if p.stdout is not None and not p.stdout.closed}
+        ready, _, _ = select.select(list(streams), [], [], POLL_S)
+        for fd in ready:
+            chunk = os.read(fd, 4096)
+            if chunk:
+                outs[streams[fd]] += chunk
+        if not ready and all(p.poll() is not None for p in procs):
+            break
+    return done(*[o.decode(errors="replace") for o in outs])
+
+
+def run_cp_pair(pair: CpPair, examples: Path, heart_rate_examples: Optional[Path], paths: dict,
+                air: str, python: str, trace: bool) -> bool:
+    def script(name: str) -> Path:
+        where, _, file = name.rpartition(":")
+        return {"": examples, "harness": CP_HARNESS, "tests": CP_TEST_SCRIPTS,
+                "hr": heart_rate_examples}[where] / file
+
+    extra = [paths[p] for p in pair.pythonpath]
+    srv = _cp_start(script(pair.server), BOARD_NAMES[0], air, python, extra,
+                    stdin=pair.server_stdin is not None)
+    procs = [srv]
+    outs = [b"", b""]
+    ok = False
+    fed: set[int] = set()
+
+    def feed(i: int, proc: subprocess.Popen, cue: Optional[tuple[str, str]], out: str) -> None:
+        # Written once, when the other side has printed the cue; the pipe stays open.
+        if cue is not None and i not in fed and cue[0] in out:
+            assert proc.stdin is not None
+            proc.stdin.write(cue[1].encode())
+            proc.stdin.flush()
+            fed.add(i)
+
+    def done(server_out: str, client_out: str) -> bool:
+        # The HID example types what it reads on stdin once the client is ready to see it;
+        # the advertiser's visitor leaves once the advertiser has seen it come.
+        feed(0, srv, pair.server_stdin, client_out)
+        if len(procs) > 1:
+            feed(1, procs[1], pair.client_stdin, server_out)
+        return pair.done(server_out, client_out)
+
+    try:
+        _read_both([srv], outs, lambda s, *rest: False, time.monotonic() + SERVER_START_S)
+        cli = _cp_start(script(pair.client), BOARD_NAMES[1], air, python, extra,
+                        stdin=pair.client_stdin is not None)
+        procs.append(cli)
+        ok = _read_both(procs, outs, done, time.monotonic() + CP_PAIR_TIMEOUT_S)
+        return ok
+    finally:
+        for i, proc in enumerate(procs):
+            if proc.stdin is not None:
+                proc.stdin.close()
+            outs[i] += _stop(proc).encode()
+        if trace or not ok:
+            _show(pair.name, "server", outs[0].decode(errors="replace"))
+            _show(pair.name, "client", outs[1].decode(errors="replace"))
+
+
+def run_adafruit_examples(suite: SuiteResult, checkout: Path, heart_rate: Optional[Path], work: Path,
+                          air: str, python: str, patterns: list[str], trace: bool) -> SuiteResult:
+    print(f"\n== {suite.title}", flush=True)
+    examples = checkout / "examples"
+    work.mkdir()
+    # ble_packet_buffer_test.py imports its service as packet_buffer_service; the checkout's
+    # file is ble_packet_buffer_service.py. A module of the imported name re-exports it.
+    alias = work / "alias"
+    alias.mkdir()
+    (alias / "packet_buffer_service.py").write_text("from ble_packet_buffer_service import *  # noqa\n")
+    paths = {"alias": alias, "hardware": CP_HARNESS / "hardware"}
+    # Bonds go to this run's own store: the boards' names, hence addresses, are the same in
+    # every run, and the HID pair pairs.
+    os.environ["BLEBRIDGE_SECRETS_DIR"] = str(work / "secrets")
+    heart_rate_examples = heart_rate / "examples" if heart_rate is not None else None
+    pairs = ADAFRUIT_PAIRS + ((HEART_RATE_PAIR,) if heart_rate is not None else ())
+    for pair in pairs:
+        if patterns and not any(k in pair.name for k in patterns):
+            continue
+        suite.total += 1
+        ok = run_cp_pair(pair, examples, heart_rate_examples, paths, air, python, trace)
+        if ok and pair.also:
+            # Upstream's counterpart that does nothing (all comments): it must run and end, 0.
+            proc = _cp_start(examples / pair.also, BOARD_NAMES[1], air, python, [])
+            try:
+                ok = proc.wait(CP_PAIR_TIMEOUT_S) == 0
+            except subprocess.TimeoutExpired:
+                ok = False
+            out = _stop(proc)
+            if trace or not ok:
+                _show(pair.name, pair.also, out)
+        suite.results[pair.name] = "pass" if ok else "fail"
+        print(f"{pair.name:56} {'PASS' if ok else 'FAIL'}", flush=True)
+    return suite
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--micropython", type=Path, default=None,
@@ -359,6 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zerynth", type=Path, default=None,
                         help="directory holding the lib-nordic-nrf52_ble and lib-espressif-esp32ble "
                              "checkouts (their examples are run)")
+    parser.add_argument("--adafruit-ble", type=Path, default=None,
+                        help="path to an Adafruit_CircuitPython_BLE checkout (its examples/ are run)")
+    parser.add_argument("--adafruit-ble-heart-rate", type=Path, default=None,
+                        help="with --adafruit-ble: path to an Adafruit_CircuitPython_BLE_Heart_Rate "
+                             "checkout (its example runs against a heart-rate sensor of ours)")
     parser.add_argument("--suite", action="append", choices=SUITES, default=[],
                         help="run only this suite (repeatable; default: all the checkouts allow)")
     parser.add_argument("-k", action="append", default=[], metavar="NAME",
@@ -375,18 +590,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
 
-    if ns.micropython is None and ns.zerynth is None:
-        print("conformance: give --micropython and/or --zerynth", file=sys.stderr)
+    if ns.micropython is None and ns.adafruit_ble is None and ns.zerynth is None:
+        print("conformance: give --micropython, --zerynth and/or --adafruit-ble", file=sys.stderr)
         return 2
-    if ns.micropython is None and any(s != "zerynth" for s in ns.suite):
-        print("conformance: the MicroPython and aioble suites need --micropython", file=sys.stderr)
-        return 2
-    mp_tests = ns.micropython.resolve() / "tests" if ns.micropython is not None else Path()
-    runner = mp_tests / "run-multitests.py"
-    if ns.micropython is not None and not runner.is_file():
-        print(f"conformance: {runner} not found; --micropython must be a MicroPython checkout",
-              file=sys.stderr)
-        return 2
+    runner: Optional[Path] = None
+    mp_tests: Optional[Path] = None
+    if ns.micropython is not None:
+        mp_tests = ns.micropython.resolve() / "tests"
+        runner = mp_tests / "run-multitests.py"
+        if not runner.is_file():
+            print(f"conformance: {runner} not found; --micropython must be a MicroPython checkout",
+                  file=sys.stderr)
+            return 2
     aioble_parent: Optional[Path] = None
     if ns.micropython_lib is not None:
         aioble_parent = ns.micropython_lib.resolve() / AIOBLE_DIR
@@ -394,14 +609,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"conformance: {aioble_parent / 'aioble'} not found; --micropython-lib must be "
                   "a micropython-lib checkout", file=sys.stderr)
             return 2
-    suites = ns.suite or ([s for s in DEFAULT_SUITES if ns.micropython is not None and
-                           (s == "micropython" or aioble_parent is not None)]
-                          + (["zerynth"] if ns.zerynth is not None else []))
-    if "zerynth" in suites and ns.zerynth is None:
-        print("conformance: the zerynth suite needs --zerynth", file=sys.stderr)
+    adafruit: Optional[Path] = None
+    if ns.adafruit_ble is not None:
+        adafruit = ns.adafruit_ble.resolve()
+        if not (adafruit / "examples" / "ble_uart_echo_test.py").is_file():
+            print(f"conformance: {adafruit / 'examples'} has no ble_uart_echo_test.py; "
+                  "--adafruit-ble must be an Adafruit_CircuitPython_BLE checkout", file=sys.stderr)
+            return 2
+
+    if ns.adafruit_ble_heart_rate is not None and not (
+            ns.adafruit_ble_heart_rate / "examples" / "ble_heart_rate_simpletest.py").is_file():
+        print(f"conformance: {ns.adafruit_ble_heart_rate / 'examples'} has no "
+              "ble_heart_rate_simpletest.py; --adafruit-ble-heart-rate must be an "
+              "Adafruit_CircuitPython_BLE_Heart_Rate checkout", file=sys.stderr)
         return 2
-    if aioble_parent is None and any(s not in ("micropython", "zerynth") for s in suites):
-        print("conformance: the aioble suites need --micropython-lib", file=sys.stderr)
+
+    def available(suite: str) -> bool:
+        if suite == "adafruit-ble":
+            return adafruit is not None
+        if suite == "zerynth":
+            return ns.zerynth is not None
+        if suite == "micropython":
+            return runner is not None
+        return runner is not None and aioble_parent is not None
+
+    suites = ns.suite or [s for s in DEFAULT_SUITES if available(s)]
+    missing = [s for s in suites if not available(s)]
+    if missing:
+        print(f"conformance: suite {missing[0]} needs "
+              + ("--adafruit-ble" if missing[0] == "adafruit-ble" else
+                 "--zerynth" if missing[0] == "zerynth" else
+                 "--micropython" if missing[0] == "micropython" else
+                 "--micropython and --micropython-lib"), file=sys.stderr)
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="blebridge-conformance-"))
@@ -410,14 +649,22 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         for name in suites:
-            if name == "micropython":
+            if name == "adafruit-ble":
+                assert adafruit is not None
+                suite = SuiteResult(name, "adafruit_ble examples (Adafruit_CircuitPython_BLE), "
+                                    "blebridge's _bleio", 0)
+                hr = ns.adafruit_ble_heart_rate.resolve() if ns.adafruit_ble_heart_rate else None
+                run_adafruit_examples(suite, adafruit, hr, work / name, air, ns.python, ns.k,
+                                      ns.trace)
+            elif name == "micropython":
+                assert mp_tests is not None and runner is not None
                 tests = select_tests(mp_tests / "multi_bluetooth", ns.k)
                 suite = SuiteResult(name, "MicroPython tests/multi_bluetooth", len(tests))
                 if tests:
                     run_multitests(suite, runner, tests, work, air, ns.python, [], ns.trace,
                                    stacks)
             elif name in ("aioble-upstream", "aioble-ours"):
-                assert aioble_parent is not None
+                assert aioble_parent is not None and runner is not None
                 tests = select_tests(aioble_parent / "multitests", ns.k)
                 upstream = name == "aioble-upstream"
                 title = ("aioble multitests, upstream aioble (PYTHONPATH)" if upstream
@@ -443,7 +690,8 @@ def main(argv: list[str] | None = None) -> int:
         if stacks != ("bumble", "bumble"):
             print(f"conformance: instance 0 on {stacks[0]}, instance 1 on {stacks[1]}")
         for suite in results:
-            unit = "pairs" if suite.name.startswith("examples") else "examples" if suite.name == "zerynth" else "tests"
+            unit = ("pairs" if suite.name.startswith(("examples", "adafruit")) else
+                    "examples" if suite.name == "zerynth" else "tests")
             print(f"conformance: {suite.title}: {suite.passed}/{suite.total} {unit} passed"
                   + (f" ({suite.note})" if suite.note else ""))
             for test, result in suite.results.items():

@@ -172,7 +172,14 @@ static int svc_build(zcbor_state_t *st)
         }
         sv->chr_count++;
     }
-    if (!zcbor_list_end_decode(st) || !zcbor_list_end_decode(st)) {
+    if (!zcbor_list_end_decode(st)) {
+        return BB_STATUS_BAD_ARG_TYPE;
+    }
+    /* Optional third element: secondary (absent: a primary service). */
+    if (!zcbor_array_at_end(st) && !zcbor_bool_decode(st, &sv->secondary)) {
+        return BB_STATUS_BAD_ARG_TYPE;
+    }
+    if (!zcbor_list_end_decode(st)) {
         return BB_STATUS_BAD_ARG_TYPE;
     }
     return BB_STATUS_OK;

@@ -119,6 +119,7 @@ typedef struct {
 
 typedef struct {
     bb_uuid_t uuid;
+    bool secondary;           /* a secondary service (reached by includes, not primary discovery) */
     uint8_t chr_count;
     bb_gatts_chr_t *chrs;
     uint16_t handle;          /* out */

@@ -278,6 +278,55 @@ static void notify_with_null_data_sends_local_value(void)
     TB_CHECK_EQ(tb_rsp(14)->status, BB_STATUS_UNKNOWN_HANDLE);
 }
 
+/* One service 0x180F with no characteristic, then `third` as its optional third element:
+ * 0 none, 1 true, 2 a uint (not a bool). */
+static size_t one_service(uint8_t *out, size_t cap, int third)
+{
+    ZCBOR_STATE_E(st, 4, out, cap, 0);
+    bool ok = zcbor_list_start_encode(st, 1) && zcbor_list_start_encode(st, 3)
+              && zcbor_bstr_encode_ptr(st, "\x0F\x18", 2) && zcbor_list_start_encode(st, 0)
+              && zcbor_list_end_encode(st, 0);
+    if (third == 1) {
+        ok = ok && zcbor_bool_put(st, true);
+    } else if (third == 2) {
+        ok = ok && zcbor_uint32_put(st, 1);
+    }
+    ok = ok && zcbor_list_end_encode(st, 3) && zcbor_list_end_encode(st, 1);
+    return ok ? (size_t)(st->payload - out) : 0;
+}
+
+static int register_one_service(int third)
+{
+    uint8_t svc[32];
+    size_t n = one_service(svc, sizeof(svc), third);
+    tb_req(510, BB_M_GATTS_REGISTER_SERVICES, "r", svc, n);
+    tb_drain();
+    return tb_rsp(510) != NULL ? (int)tb_rsp(510)->status : -1;
+}
+
+static void service_is_primary_without_third_element(void)
+{
+    tb_boot();
+    tb_activate();
+    TB_CHECK_EQ(register_one_service(0), BB_STATUS_OK);
+    TB_CHECK(!bb_gatts_db.svcs[0].secondary);
+}
+
+static void service_third_element_true_is_secondary(void)
+{
+    tb_boot();
+    tb_activate();
+    TB_CHECK_EQ(register_one_service(1), BB_STATUS_OK);
+    TB_CHECK(bb_gatts_db.svcs[0].secondary);
+}
+
+static void service_third_element_not_bool_is_bad_arg_type(void)
+{
+    tb_boot();
+    tb_activate();
+    TB_CHECK_EQ(register_one_service(2), BB_STATUS_BAD_ARG_TYPE);
+}
+
 static void reregistering_resets_the_pool(void)
 {
     tb_boot();
@@ -308,4 +357,7 @@ void run_gatts_tests(void)
     TB_RUN(write_with_update_notifies_all_subscribers);
     TB_RUN(notify_with_null_data_sends_local_value);
     TB_RUN(reregistering_resets_the_pool);
+    TB_RUN(service_is_primary_without_third_element);
+    TB_RUN(service_third_element_true_is_secondary);
+    TB_RUN(service_third_element_not_bool_is_bad_arg_type);
 }

@@ -117,3 +117,10 @@ def test_default_directory_is_the_environment_variable_when_set(tmp_path, monkey
 def test_old_micropython_path_is_the_same_store():
     from blebridge.micropython.secrets import SecretStore as Old
     assert Old is SecretStore
+
+
+def test_clear_forgets_every_secret(tmp_path):
+    store = SecretStore(tmp_path / "board.json")
+    store.set(1, b"\x01", b"\x02")
+    store.clear()
+    assert store.get(1, 0, None) is None and SecretStore(tmp_path / "board.json").get(1, 0, None) is None

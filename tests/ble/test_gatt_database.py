@@ -166,3 +166,30 @@ def test_characteristic_properties_are_the_low_byte_of_its_flags():
 def test_has_names_a_permission_flag():
     char = gatt.Characteristic(b"\x19\x2a", READ | gatt.FLAG["WRITE_AUTHENTICATED"], 20)
     assert char.has("WRITE_AUTHENTICATED") and not char.has("READ_ENCRYPTED")
+
+
+def test_replace_registers_characteristics_added_to_a_registered_service():
+    board = FakeDatabaseBoard()
+    db = gatt.GattDatabase()
+    service = db.add_service(battery(), board.register, board.read)
+    added = gatt.Characteristic(b"\x1a\x2a", READ, 20, b"new")
+    service.characteristics.append(added)
+    db.replace(db.services, board.register, board.read)
+    assert added.handle and db.attribute(added.handle) is added
+
+
+def test_replace_keeps_the_values_the_board_holds():
+    board = FakeDatabaseBoard()
+    db = gatt.GattDatabase()
+    first = db.add_service(battery(), board.register, board.read)
+    board.values[first.characteristics[0].handle] = b"\x2a"
+    db.replace([first, device_info()], board.register, board.read)
+    assert board.values[first.characteristics[0].handle] == b"\x2a"
+
+
+def test_wire_form_of_a_secondary_service_says_so():
+    assert gatt.wire_form([gatt.Service(b"\x11\x18", secondary=True)]) == [[b"\x11\x18", [], True]]
+
+
+def test_wire_form_of_a_primary_service_has_two_elements():
+    assert gatt.wire_form([gatt.Service(b"\x11\x18")]) == [[b"\x11\x18", []]]

@@ -40,9 +40,9 @@ def test_exit_with_a_status_ends_the_repl_with_it():
 
 
 def test_api_not_available_yet_is_refused_as_run_refuses_it():
-    r = blebridge("repl", "--api", "circuitpython", input="print('ran')\n")
+    r = blebridge("repl", "--api", "zerynth", input="print('ran')\n")
     assert (r.returncode, r.stdout) == (2, "")
-    assert r.stderr == ("blebridge: error: the CircuitPython _bleio API is not available yet in "
+    assert r.stderr == ("blebridge: error: the Zerynth ble API is not available yet in "
                         "this blebridge version\n")
 
 

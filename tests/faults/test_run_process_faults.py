@@ -77,6 +77,42 @@ def test_run_ends_with_one_line_when_its_idle_board_process_is_killed(child, tmp
     assert_one_line_cause(status, err, "killed by SIGKILL")
 
 
+#: A CircuitPython script (adafruit_ble) that waits for a central the way Adafruit's examples
+#: do, polling in a busy loop.
+CP_POLLING = """
+    from adafruit_ble import BLERadio
+    from adafruit_ble.advertising import Advertisement
+    ble = BLERadio()
+    ble.start_advertising(Advertisement())
+    print("ready")
+    while not ble.connected:
+        pass
+"""
+
+
+def test_circuitpython_run_ends_with_one_line_when_its_board_process_is_killed(
+        child, tmp_path, spec_of, air_socket):
+    run = start_run(child, tmp_path, spec_of("run-cp-killed"), CP_POLLING)
+    os.kill(proc_table.one_board(air_socket, "run-cp-killed").pid, signal.SIGKILL)
+    status, _, err = run.finish(RUN_END_TIMEOUT_S)
+    assert_one_line_cause(status, err, "killed by SIGKILL")
+
+
+def test_circuitpython_run_on_the_default_port_ends_when_its_board_process_is_killed(
+        child, tmp_path, spec_of, air_socket, monkeypatch):
+    # No --port: the script opens its board itself, on first use of _bleio.adapter.
+    monkeypatch.delenv("BLEBRIDGE_PORT", raising=False)
+    script = tmp_path / "board_script.py"
+    script.write_text(textwrap.dedent(CP_POLLING).replace(
+        "ble = BLERadio()", f"import os\nos.environ['BLEBRIDGE_PORT'] = {spec_of('run-cp-default')!r}\n"
+                            "ble = BLERadio()"))
+    run = child("-m", "blebridge", "run", str(script))
+    run.wait_line("ready")
+    os.kill(proc_table.one_board(air_socket, "run-cp-default").pid, signal.SIGKILL)
+    status, _, err = run.finish(RUN_END_TIMEOUT_S)
+    assert_one_line_cause(status, err, "killed by SIGKILL")
+
+
 def test_run_ends_with_one_line_when_its_board_process_stops_answering(child, tmp_path, spec_of,
                                                                        air_socket):
     run = start_run(child, tmp_path, spec_of("run-stopped"), CALLING)

@@ -188,3 +188,27 @@ def test_installed_cli_starts_and_stops_a_detached_simulated_board(venv: Path) -
         stopped = subprocess.run([blebridge, "sim", "stop", "wheel-cli"], cwd=home, env=env,
                                  capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
     assert stopped.returncode == 0, stopped.stderr
+
+
+CIRCUITPYTHON = textwrap.dedent("""
+    import sys
+    import blebridge.circuitpython
+    import adafruit_ble
+    from adafruit_ble import BLERadio
+
+    radio = BLERadio(blebridge.circuitpython.adapter_for("sim:wheel-cp"))
+    print(adafruit_ble._bleio.__name__, "bleak" in sys.modules, radio.address_bytes is not None)
+""")
+
+
+def test_installed_circuitpython_extra_runs_adafruit_ble_on_blebridges_bleio(venv: Path, wheel: Path) -> None:
+    home = venv.parent
+    env = _clean_env(home)
+    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[sim,circuitpython]"],
+         env=env, cwd=home)
+    script = home / "cp.py"
+    script.write_text(CIRCUITPYTHON)
+    proc = subprocess.run([str(venv / "bin" / "python"), str(script)], cwd=home, env=env,
+                          capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.stdout == "blebridge.circuitpython._bleio False True\n"

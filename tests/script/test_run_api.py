@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 HOST = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "host"))
-UNAVAILABLE_CP = "the CircuitPython _bleio API is not available yet in this blebridge version"
 
 
 def run(*args, timeout=60):
@@ -13,24 +12,24 @@ def run(*args, timeout=60):
                           text=True, env=env, timeout=timeout)
 
 
-def test_explicit_circuitpython_is_unavailable_with_status_2_and_one_line():
-    r = run("--api", "circuitpython", "-c", "print('ran')")
-    assert (r.returncode, r.stdout) == (2, "")
-    assert r.stderr == f"blebridge: error: {UNAVAILABLE_CP}\n"
-
-
 def test_explicit_zerynth_runs_with_zerynth_builtins():
     r = run("--api", "zerynth", "-c", "print(hex(255), random(3, 3))")
     assert (r.returncode, r.stdout) == (0, "0xFF 3\n"), r.stderr
 
 
-def test_detected_circuitpython_is_unavailable_naming_the_import(tmp_path):
-    script = tmp_path / "cp.py"
-    script.write_text("import board\nimport _bleio\nprint('ran')\n")
+def test_detected_zerynth_runs_under_the_zerynth_runtime(tmp_path):
+    script = tmp_path / "zy.py"
+    script.write_text("import streams\nstreams.serial()\nprint(hex(16))\n")
     r = run(str(script))
-    assert (r.returncode, r.stdout) == (2, "")
-    assert r.stderr.count("\n") == 1 and UNAVAILABLE_CP in r.stderr and "board, line 1" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert (r.returncode, r.stdout) == (0, "0x10\n"), r.stderr
+
+
+def test_detected_circuitpython_runs_under_the_circuitpython_runtime(tmp_path):
+    script = tmp_path / "cp.py"
+    script.write_text("try:\n    import board\nexcept ImportError:\n    pass\n"
+                      "import sys\nprint(sys.implementation.name)\n")
+    r = run(str(script))
+    assert (r.returncode, r.stdout) == (0, "circuitpython\n"), r.stderr
 
 
 def test_conflicting_imports_stop_before_the_script_runs():

@@ -2290,7 +2290,7 @@ static int gatts_build(const bb_gatts_svc_t *svcs, uint8_t svc_count)
         if (uuid_from_bb(&svc->uuid, &s_svc_uuids[s]) != 0) {
             return BB_ERR(EINVAL);
         }
-        s_svc_defs[s].type = BLE_GATT_SVC_TYPE_PRIMARY;
+        s_svc_defs[s].type = svc->secondary ? BLE_GATT_SVC_TYPE_SECONDARY : BLE_GATT_SVC_TYPE_PRIMARY;
         s_svc_defs[s].uuid = &s_svc_uuids[s].u;
         s_svc_defs[s].characteristics = svc->chr_count ? &s_chr_defs[nchr_def] : NULL;
         for (uint8_t c = 0; c < svc->chr_count; c++) {

@@ -249,7 +249,9 @@ int bb_port_gatts_register(bb_gatts_svc_t *svcs, uint8_t svc_count)
         ble_uuid_t uuid;
         int err = bb_nrf_uuid_to_sd(&uuid, &svcs[s].uuid);
         if (err) return err;
-        err = bb_nrf_err(sd_ble_gatts_service_add(BLE_GATTS_SRVC_TYPE_PRIMARY, &uuid, &svcs[s].handle));
+        err = bb_nrf_err(sd_ble_gatts_service_add(svcs[s].secondary ? BLE_GATTS_SRVC_TYPE_SECONDARY
+                                                                      : BLE_GATTS_SRVC_TYPE_PRIMARY,
+                                                  &uuid, &svcs[s].handle));
         if (err) return err;
         for (uint8_t c = 0; c < svcs[s].chr_count; c++) {
             err = add_chr(svcs[s].handle, &svcs[s].chrs[c]);

@@ -630,7 +630,7 @@ int bb_port_gatts_register(bb_gatts_svc_t *svcs, uint8_t svc_count)
     ok = ok && zcbor_list_start_encode(zs, svc_count);
     for (uint8_t s = 0; ok && s < svc_count; s++) {
         const bb_gatts_svc_t *svc = &svcs[s];
-        ok = zcbor_list_start_encode(zs, 2) && put_uuid(zs, &svc->uuid)
+        ok = zcbor_list_start_encode(zs, 3) && put_uuid(zs, &svc->uuid)
              && zcbor_list_start_encode(zs, svc->chr_count);
         for (uint8_t c = 0; ok && c < svc->chr_count; c++) {
             const bb_gatts_chr_t *chr = &svc->chrs[c];
@@ -649,7 +649,8 @@ int bb_port_gatts_register(bb_gatts_svc_t *svcs, uint8_t svc_count)
             }
             ok = ok && zcbor_list_end_encode(zs, chr->dsc_count) && zcbor_list_end_encode(zs, 5);
         }
-        ok = ok && zcbor_list_end_encode(zs, svc->chr_count) && zcbor_list_end_encode(zs, 2);
+        ok = ok && zcbor_list_end_encode(zs, svc->chr_count) && zcbor_bool_put(zs, svc->secondary)
+             && zcbor_list_end_encode(zs, 3);
     }
     ok = ok && zcbor_list_end_encode(zs, svc_count);
     reg_ctx_t ctx = {.svcs = svcs, .count = svc_count};

@@ -144,6 +144,12 @@ class SecretStore:
                     return bytes.fromhex(ev)
             return None
 
+    def clear(self) -> None:
+        """Forget every secret (erase the bonds); SecretStoreError if the file cannot be written."""
+        with self._lock:
+            self._save({})
+            self._data = {}
+
     def set(self, sec_type: int, key: bytes, value: Optional[bytes]) -> bool:
         """Store (value bytes) or delete (value None); True once the file holds the change.
         A failed write raises SecretStoreError and leaves the store (memory and file) as it was."""

@@ -91,14 +91,19 @@ class Characteristic:
 
 @dataclass(eq=False)
 class Service:
-    """A local primary service; ``handle`` is its declaration handle (0 until registered)."""
+    """A local service, primary unless ``secondary``; ``handle`` is its declaration handle
+    (0 until registered)."""
 
     uuid: bytes
     characteristics: list[Characteristic] = field(default_factory=list)
     handle: int = 0
+    secondary: bool = False
 
     def _wire(self) -> list:
-        return [bytes(self.uuid), [c._wire() for c in self.characteristics]]
+        wire = [bytes(self.uuid), [c._wire() for c in self.characteristics]]
+        if self.secondary:   # the optional third element (schema gatts_register_services)
+            wire.append(True)
+        return wire
 
 
 #: A local attribute with a value: what a handle names.
@@ -130,10 +135,18 @@ class GattDatabase:
         """Add one service (as ``_bleio`` and Zerynth do). The board replaces its whole database,
         so every attribute registered before is sent again with the value it holds on the board
         now (``read_value``), and keeps it."""
+        self.replace([*self.services, service], send, read_value)
+        return service
+
+    def replace(self, services: list[Service], send: Send, read_value: ReadValue) -> list[Service]:
+        """Register ``services``: those registered before (possibly with characteristics or
+        descriptors added since) and new ones, all at once. Every attribute registered before
+        is sent with the value it holds on the board now (``read_value``), and keeps it; a
+        layer that adds services one at a time registers them in one go before it needs
+        handles."""
         for attr in self._by_handle.values():
             attr.value = bytes(read_value(attr.handle))
-        self.register([*self.services, service], send)
-        return service
+        return self.register(list(services), send)
 
     def attribute(self, handle: int) -> Optional[Attribute]:
         """The characteristic (by value handle) or descriptor with this handle, or None."""

@@ -46,7 +46,7 @@ APIS = (
         frozenset({"bluetooth", "ubluetooth", "aioble", "machine"}), frozenset({"micropython"}),
         "blebridge.micropython.run"),
     Api("circuitpython", "CircuitPython _bleio",
-        frozenset({"_bleio", "adafruit_ble", "board"}), frozenset(), None),
+        frozenset({"_bleio", "adafruit_ble", "board"}), frozenset(), "blebridge.circuitpython.run"),
     Api("zerynth", "Zerynth ble",
         frozenset({"wireless", "streams", "nordic", "espressif"}), frozenset(),
         "blebridge.zerynth.run"),

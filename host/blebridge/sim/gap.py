@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ADV = CONSTANTS["adv_type"]
+ADDR_MODE = CONSTANTS["addr_mode"]
 
 #: Longest wait (s) for a just-started connection attempt to reach the controller before a
 #: connect_cancel is sent to it (it takes a few loop steps: one HCI command round trip).
@@ -137,7 +138,7 @@ class Gap:
         )
         self.adv_set = await device.create_advertising_set(
             advertising_parameters=params,
-            random_address=board.address,
+            random_address=self._advertising_address(device),
             advertising_data=bytes(adv_data) if not (directed and not extended) else b"",
             scan_response_data=bytes(resp_data) if scannable and not directed else b"",
             auto_start=True,
@@ -147,6 +148,17 @@ class Gap:
             self.adv_timer = asyncio.get_running_loop().call_later(
                 timeout_ms / 1000,
                 lambda: board.spawn(self._adv_timed_out(), "advertising timeout"))
+
+    def _advertising_address(self, device: Any) -> hci.Address:
+        """The address an advertisement goes out from, by the board's address mode (schema
+        constants.addr_mode): a fresh resolvable private address (from the device's IRK) for
+        RPA, a fresh non-resolvable one for NRPA, else the board's own."""
+        mode = self.board.config.addr_mode
+        if mode == ADDR_MODE["RPA"]:
+            return hci.Address.generate_private_address(bytes(device.irk))
+        if mode == ADDR_MODE["NRPA"]:
+            return hci.Address.generate_private_address()
+        return self.board.address
 
     async def _adv_timed_out(self) -> None:
         self.adv_timer = None

@@ -233,7 +233,10 @@ class GattServer:
         device = self.board.dev("gatts_register")
         built: list[tuple[gatt.Service, list[tuple[gatt.Characteristic, list[Any], list[Any], int]]]] = []
         boxes: list[tuple[list[int], int, bytes]] = []
-        for svc_uuid, chrs in services:
+        for entry in services:
+            # [uuid, characteristics] or [uuid, characteristics, secondary] (schema).
+            svc_uuid, chrs = entry[0], entry[1]
+            secondary = len(entry) > 2 and bool(entry[2])
             chr_objs = []
             # max_len is the core's business (it truncates writes to its buffer): not kept here.
             for chr_uuid, flags, _max_len, init, dscs in chrs:
@@ -258,7 +261,8 @@ class GattServer:
                 boxes.append((box, flags, bytes(init)))
                 chr_objs.append((characteristic, box, dsc_boxes, flags))
             built.append((gatt.Service(core.UUID.from_bytes(bytes(svc_uuid)),
-                                       [c for c, _b, _d, _f in chr_objs]), chr_objs))
+                                       [c for c, _b, _d, _f in chr_objs], primary=not secondary),
+                          chr_objs))
 
         server = device.gatt_server
         server.services.clear()

@@ -1,0 +1,5 @@
+"""Stand-in for a Circuit Playground Bluefruit's ``board`` (conformance only): pin names."""
+NEOPIXEL = "NEOPIXEL"
+ACCELEROMETER_SCL = "ACCELEROMETER_SCL"
+ACCELEROMETER_SDA = "ACCELEROMETER_SDA"
+ACCELEROMETER_INTERRUPT = "ACCELEROMETER_INTERRUPT"
