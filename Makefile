@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BB     := $(VENV)/bin/blebridge
 
 .PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
-        conformance firmware-check firmware-link-nrf hil fuzz soak clean help
+        conformance nimble-sim firmware-check firmware-link-nrf hil fuzz soak clean help
 
 all: firmware
 
@@ -21,11 +21,13 @@ help:
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance [MICROPYTHON=<micropython checkout>] [MICROPYTHON_LIB=<micropython-lib checkout>] [ZERYNTH=<dir of zerynth lib checkouts>]"
+	@echo "make conformance [MICROPYTHON=<micropython checkout>] [MICROPYTHON_LIB=<micropython-lib checkout>] [ZERYNTH=<dir of zerynth lib checkouts>] [NIMBLE=<mynewt-nimble>]"
 	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
 	@echo "                   multitests (upstream aioble and ours) and its example pairs;"
 	@echo "                   [ADAFRUIT_BLE=<Adafruit_CircuitPython_BLE checkout>] its examples as pairs"
 	@echo "                   [ADAFRUIT_BLE_HEART_RATE=<..._BLE_Heart_Rate checkout>] and that library's example"
+	@echo "                   with NIMBLE also the MicroPython suites on NimBLE boards"
+	@echo "make nimble-sim NIMBLE=<mynewt-nimble checkout>   the NimBLE port as a simulated board (sim:NAME?stack=nimble)"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
@@ -104,9 +106,28 @@ soak: firmware
 
 # ADAFRUIT_BLE: the adafruit_ble examples also need the libraries two of them import
 # (Bluefruit Connect packets, HID keyboard): pyproject's test extra brings them into the venv.
+# With NIMBLE=<mynewt-nimble checkout> also: NimBLE boards (make nimble-sim) against NimBLE and
+# against the simulator's own boards, then the MicroPython end-to-end suite on NimBLE boards.
+NIMBLE_STACK_PAIRS := nimble,nimble nimble,bumble bumble,nimble
 conformance: firmware
-	@test -n "$(MICROPYTHON)$(ZERYNTH)$(ADAFRUIT_BLE)" || { echo "usage: make conformance [MICROPYTHON=<path to a micropython checkout>] [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ZERYNTH=<dir holding lib-nordic-nrf52_ble and lib-espressif-esp32ble>] [ADAFRUIT_BLE=<path to an Adafruit_CircuitPython_BLE checkout> [ADAFRUIT_BLE_HEART_RATE=<path>]]"; exit 2; }
-	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ZERYNTH),--zerynth $(ZERYNTH)) $(if $(ADAFRUIT_BLE),--adafruit-ble $(ADAFRUIT_BLE)) $(if $(ADAFRUIT_BLE_HEART_RATE),--adafruit-ble-heart-rate $(ADAFRUIT_BLE_HEART_RATE))
+	@test -n "$(MICROPYTHON)$(ZERYNTH)$(ADAFRUIT_BLE)" || { echo "usage: make conformance [MICROPYTHON=<path to a micropython checkout>] [MICROPYTHON_LIB=<path to a micropython-lib checkout>] [ZERYNTH=<dir holding lib-nordic-nrf52_ble and lib-espressif-esp32ble>] [ADAFRUIT_BLE=<path to an Adafruit_CircuitPython_BLE checkout> [ADAFRUIT_BLE_HEART_RATE=<path>]] [NIMBLE=<mynewt-nimble checkout>]"; exit 2; }
+ifneq ($(NIMBLE),)
+	@test -n "$(MICROPYTHON)" || { echo "make conformance: NIMBLE= runs the MicroPython suites on NimBLE boards: give MICROPYTHON= too"; exit 2; }
+	$(MAKE) nimble-sim NIMBLE=$(NIMBLE)
+endif
+	@rc=0; \
+	$(VPY) conformance/run_conformance.py $(if $(MICROPYTHON),--micropython $(MICROPYTHON)) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) $(if $(ZERYNTH),--zerynth $(ZERYNTH)) $(if $(ADAFRUIT_BLE),--adafruit-ble $(ADAFRUIT_BLE)) $(if $(ADAFRUIT_BLE_HEART_RATE),--adafruit-ble-heart-rate $(ADAFRUIT_BLE_HEART_RATE)) || rc=1; \
+	for s in $(if $(NIMBLE),$(NIMBLE_STACK_PAIRS)); do \
+	    $(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB)) --stacks $$s || rc=1; \
+	done; \
+	$(if $(NIMBLE),BLEBRIDGE_SIM_STACK=nimble $(VPY) -m pytest -q -p no:randomly tests/micropython/test_boards_end_to_end.py tests/sim/test_nimble_board.py || rc=1;) \
+	exit $$rc
+
+# The nimble port on the real NimBLE host, natively, as a simulated board (build/nimble-sim/;
+# firmware/ports/nimble/linux.mk). Needs libmbedtls-dev; not part of `make test` or CI: the
+# NimBLE tree is fetched by hand.
+nimble-sim: firmware
+	$(MAKE) -C firmware -f ports/nimble/linux.mk PYTHON=$(abspath $(VPY)) nimble-sim NIMBLE=$(NIMBLE)
 
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"

@@ -6,9 +6,10 @@ and Zerynth's BLE examples, against blebridge boards.
         [--micropython-lib ~/src/micropython-lib] [--zerynth ~/src/zerynth] \\
         [--adafruit-ble ~/src/Adafruit_CircuitPython_BLE
         [--adafruit-ble-heart-rate ~/src/Adafruit_CircuitPython_BLE_Heart_Rate]]
-        [--suite NAME ...] [-k NAME] [--trace]
+        [--suite NAME ...] [-k NAME] [--trace] [--stacks A,B]
     make conformance [MICROPYTHON=~/src/micropython] [MICROPYTHON_LIB=~/src/micropython-lib] \\
-        [ZERYNTH=~/src/zerynth] [ADAFRUIT_BLE=~/src/Adafruit_CircuitPython_BLE [ADAFRUIT_BLE_HEART_RATE=...]]
+        [ZERYNTH=~/src/zerynth] [ADAFRUIT_BLE=~/src/Adafruit_CircuitPython_BLE [ADAFRUIT_BLE_HEART_RATE=...]] \\
+        [NIMBLE=<mynewt-nimble checkout>]
 
 Any checkout may be left out (at least one of --micropython, --zerynth and --adafruit-ble is needed).
 
@@ -48,11 +49,20 @@ Suites (each reported on its own as "n of N"; default: every suite the checkouts
 The multitests run under ``tests/run-multitests.py`` of the MicroPython checkout, with two
 ``exec:`` instances that are ``blebridge run`` against two simulated boards on a private air
 per suite (its connection interval for a connect that names none: SUITE_CONN_INTERVAL_MS).
+Each suite's boards keep their bonds in a directory of the run (BLEBRIDGE_SECRETS_DIR), so a
+run starts with no bonds whatever earlier runs left (a bond one board kept and its peer did
+not made pairing tests fail).
 run-multitests.py starts an ``exec:`` instance as ``[PROGRAM, "-c", script]`` with no other
 arguments, so each instance is a small wrapper script written into a temporary directory that
 runs ``python -m blebridge.script --port sim:NAME "$@"`` (with the suite's PYTHONPATH).
 Prints pass/fail and seconds per test, then one line per suite with its time, and exits 1 if
 any test failed.
+
+``--stacks A,B`` gives instance 0 (an example pair's server) and instance 1 (its client) their
+BLE host (blebridge.sim.launcher.STACKS: ``bumble``, the air's Bumble host, or ``nimble``, the
+real NimBLE host running the nimble port, ``make nimble-sim``): ``--stacks nimble,nimble`` is
+NimBLE against NimBLE, ``nimble,bumble`` NimBLE (instance 0) against the simulator's own
+boards. Default: ``bumble,bumble``. The ``zerynth`` suite starts its own boards and ignores it.
 
 Upstream's L2CAP file pair does not work as it stands, on a board either (its client is marked
 work in progress): ``l2cap_file_client.py`` looks for a service of UUID 0x1234 while the server
@@ -123,6 +133,26 @@ SERVER_START_S = 2.0
 
 _RESULT = re.compile(r"^(?P<test>\S+\.py) on (?P<inst>\S+): (?P<result>pass|FAIL|skip)\s*$")
 
+#: The boards' BLE hosts (blebridge.sim.launcher.STACKS).
+STACKS = ("bumble", "nimble")
+
+
+def parse_stacks(text: str) -> tuple[str, str]:
+    """``A,B`` -> (A, B), each one of STACKS. Raises ValueError naming the bad one."""
+    parts = tuple(p.strip() for p in text.split(","))
+    if len(parts) != 2:
+        raise ValueError(f"--stacks needs two stacks, one per instance (A,B), not {text!r}")
+    for part in parts:
+        if part not in STACKS:
+            raise ValueError(f"unknown stack {part!r} in --stacks: the stacks are {', '.join(STACKS)}")
+    return parts[0], parts[1]
+
+
+def _port(index: int, stack: str) -> str:
+    """Instance ``index``'s port spec: its board, with its BLE host named (so a
+    BLEBRIDGE_SIM_STACK in the environment does not change a run's pairing)."""
+    return f"sim:{BOARD_NAMES[index]}?stack={stack}"
+
 
 @dataclass
 class SuiteResult:
@@ -142,15 +172,18 @@ class SuiteResult:
         return self.passed == self.total and self.total > 0
 
 
-def _wrapper(directory: Path, index: int, python: str, air: str, pythonpath: list[Path]) -> Path:
+def _wrapper(directory: Path, index: int, python: str, air: str, pythonpath: list[Path],
+             stack: str = "bumble") -> Path:
     path = directory / f"inst{index}"
     entries = ":".join(shlex.quote(str(p)) for p in [HOST] + pythonpath)
     path.write_text(
         "#!/bin/sh\n"
         f"PYTHONPATH={entries}\n"
         f"BLEBRIDGE_AIR={shlex.quote(air)}\n"
-        "export PYTHONPATH BLEBRIDGE_AIR\n"
-        f"exec {shlex.quote(python)} -m blebridge.script --port sim:{BOARD_NAMES[index]} \"$@\"\n")
+        f"BLEBRIDGE_SECRETS_DIR={shlex.quote(str(directory / 'secrets'))}\n"
+        "export PYTHONPATH BLEBRIDGE_AIR BLEBRIDGE_SECRETS_DIR\n"
+        f"exec {shlex.quote(python)} -m blebridge.script "
+        f"--port {shlex.quote(_port(index, stack))} \"$@\"\n")
     path.chmod(0o755)
     return path
 
@@ -163,11 +196,12 @@ def select_tests(directory: Path, patterns: list[str]) -> list[Path]:
 
 
 def run_multitests(suite: SuiteResult, runner: Path, tests: list[Path], work: Path, air: str,
-                   python: str, pythonpath: list[Path], trace: bool) -> SuiteResult:
+                   python: str, pythonpath: list[Path], trace: bool,
+                   stacks: tuple[str, str] = ("bumble", "bumble")) -> SuiteResult:
     """Run ``tests`` under run-multitests.py on two simulated boards; fills suite.results."""
     directory = work / suite.name
     directory.mkdir()
-    inst = [_wrapper(directory, i, python, air, pythonpath) for i in range(2)]
+    inst = [_wrapper(directory, i, python, air, pythonpath, stacks[i]) for i in range(2)]
     cmd = [python, str(runner), "-t", f"exec:{inst[0]}", "-t", f"exec:{inst[1]}",
            "-r", str(directory / "results")]
     if trace:
@@ -206,11 +240,11 @@ def run_multitests(suite: SuiteResult, runner: Path, tests: list[Path], work: Pa
 
 # -- example pairs ---------------------------------------------------------------------------
 
-def _start(script: Path, board: str, cwd: Path, air: str, python: str,
+def _start(script: Path, port: str, cwd: Path, air: str, python: str,
            pythonpath: list[Path]) -> subprocess.Popen:
-    env = dict(os.environ, BLEBRIDGE_AIR=air,
+    env = dict(os.environ, BLEBRIDGE_AIR=air, BLEBRIDGE_SECRETS_DIR=str(cwd / "secrets"),
                PYTHONPATH=os.pathsep.join(str(p) for p in [HOST] + pythonpath))
-    return subprocess.Popen([python, "-m", "blebridge.script", "--port", f"sim:{board}", str(script)],
+    return subprocess.Popen([python, "-m", "blebridge.script", "--port", port, str(script)],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -255,18 +289,19 @@ def _show(name: str, role: str, text: str) -> None:
 
 
 def run_pair(name: str, server: Path, client: Path, cwd: Path, air: str, python: str,
-             pythonpath: list[Path], client_done, trace: bool) -> bool:
+             pythonpath: list[Path], client_done, trace: bool,
+             stacks: tuple[str, str] = ("bumble", "bumble")) -> bool:
     """Start ``server``, then ``client``; True when ``client_done(output, status)`` says the
     client did its job. Both are ended afterwards (the servers never end by themselves, and
     end with SIGINT: a traceback of theirs after that is the interrupt's). Their output is
     shown when the pair failed (always with ``trace``)."""
     ok = False
-    srv = _start(server, BOARD_NAMES[0], cwd, air, python, pythonpath)
+    srv = _start(server, _port(0, stacks[0]), cwd, air, python, pythonpath)
     cli = None
     srv_out = cli_out = ""
     try:
         srv_out, _ = _read_until(srv, lambda t: False, time.monotonic() + SERVER_START_S)
-        cli = _start(client, BOARD_NAMES[1], cwd, air, python, pythonpath)
+        cli = _start(client, _port(1, stacks[1]), cwd, air, python, pythonpath)
         cli_out, ok = _read_until(cli, lambda t: client_done(t, None),
                                   time.monotonic() + PAIR_TIMEOUT_S)
         if not ok:
@@ -286,7 +321,8 @@ def run_pair(name: str, server: Path, client: Path, cwd: Path, air: str, python:
 
 
 def run_examples(suite: SuiteResult, examples: Path, work: Path, air: str, python: str,
-                 pythonpath: list[Path], patterns: list[str], trace: bool) -> SuiteResult:
+                 pythonpath: list[Path], patterns: list[str], trace: bool,
+                 stacks: tuple[str, str] = ("bumble", "bumble")) -> SuiteResult:
     print(f"\n== {suite.title}", flush=True)
     pairs = []
 
@@ -320,7 +356,7 @@ def run_examples(suite: SuiteResult, examples: Path, work: Path, air: str, pytho
             continue
         suite.total += 1
         ok = run_pair(name, server, client_script, cwd or work, air, python, pythonpath, done,
-                      trace)
+                      trace, stacks)
         suite.results[name] = "pass" if ok else "fail"
         print(f"{name:36} {'PASS' if ok else 'FAIL'}", flush=True)
     return suite
@@ -567,7 +603,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conn-interval", type=float, default=None, metavar="MS",
                         help="connection interval (ms) of a connect that names none, every "
                              "suite (default: 7.5 for micropython, else the air's 50)")
+    parser.add_argument("--stacks", default="bumble,bumble", metavar="A,B",
+                        help="BLE host of instance 0 and 1: bumble or nimble (default bumble,bumble)")
     ns = parser.parse_args(argv)
+    try:
+        stacks = parse_stacks(ns.stacks)
+    except ValueError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 2
 
     if ns.micropython is None and ns.adafruit_ble is None and ns.zerynth is None:
         print("conformance: give --micropython, --zerynth and/or --adafruit-ble", file=sys.stderr)
@@ -654,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
                 tests = select_tests(mp_tests / "multi_bluetooth", ns.k)
                 suite = SuiteResult(name, "MicroPython tests/multi_bluetooth", len(tests))
                 if tests:
-                    run_multitests(suite, runner, tests, work, air, ns.python, [], ns.trace)
+                    run_multitests(suite, runner, tests, work, air, ns.python, [], ns.trace,
+                                   stacks)
             elif name in ("aioble-upstream", "aioble-ours"):
                 assert aioble_parent is not None and runner is not None
                 tests = select_tests(aioble_parent / "multitests", ns.k)
@@ -664,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
                 suite = SuiteResult(name, title, len(tests))
                 if tests:
                     run_multitests(suite, runner, tests, work, air, ns.python,
-                                   [aioble_parent] if upstream else [], ns.trace)
+                                   [aioble_parent] if upstream else [], ns.trace, stacks)
             elif name == "zerynth":
                 suite = SuiteResult(name, "Zerynth's BLE examples, checked by MicroPython peers", 0)
                 run_zerynth(suite, ns.zerynth.resolve(), work / name, air, ns.python, ns.k, ns.trace)
@@ -675,11 +719,13 @@ def main(argv: list[str] | None = None) -> int:
                          else "aioble examples as pairs, blebridge's aioble")
                 suite = SuiteResult(name, title, 0)
                 run_examples(suite, aioble_parent / "examples", work / name, air, ns.python,
-                             [aioble_parent] if upstream else [], ns.k, ns.trace)
+                             [aioble_parent] if upstream else [], ns.k, ns.trace, stacks)
             suite.seconds = time.monotonic() - suite_t0
             results.append(suite)
         elapsed = time.monotonic() - t0
         print()
+        if stacks != ("bumble", "bumble"):
+            print(f"conformance: instance 0 on {stacks[0]}, instance 1 on {stacks[1]}")
         for suite in results:
             unit = ("pairs" if suite.name.startswith(("examples", "adafruit")) else
                     "examples" if suite.name == "zerynth" else "tests")

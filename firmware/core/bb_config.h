@@ -132,10 +132,11 @@
 #define BB_NIMBLE_GATTC_READS 2     /* concurrent long reads, each buffering BB_MAX_ATTR_LEN bytes */
 #endif
 #ifndef BB_NIMBLE_BOND_CACHE
-/* Security records (a peer's keys, or ours for a peer) kept on the board, 88 bytes each: a bond
- * lookup NimBLE makes while the core task is inside NimBLE (so no store question can be asked)
- * is answered from here instead of "not found". Filled at radio start and by every lookup. */
-#define BB_NIMBLE_BOND_CACHE 8
+/* Security records (a peer's keys, or ours for a peer; two per bond) kept on the board, 88 bytes
+ * each: read from the host at radio start, so NimBLE's bond lookups are answered here without
+ * a store question (which would hold ble_hs_lock for a host round trip). A host with more
+ * records than this is asked for the rest when NimBLE needs them. */
+#define BB_NIMBLE_BOND_CACHE 16
 #endif
 #ifndef BB_NIMBLE_DEFER_QUEUE
 #define BB_NIMBLE_DEFER_QUEUE 16    /* calls handed from the core task to the NimBLE host task */

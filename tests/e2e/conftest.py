@@ -38,7 +38,7 @@ def air(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An air process of this test module only; its socket path."""
     pytest.importorskip("bumble")
     try:
-        launcher.firmware_path()
+        launcher.firmware_path(launcher.default_stack())
     except FileNotFoundError as exc:
         pytest.skip(f"sim firmware not built: {exc}")
     sock = str(tmp_path_factory.mktemp("air") / "air.sock")

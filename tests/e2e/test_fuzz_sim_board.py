@@ -63,6 +63,9 @@ def sanitized_firmware(tmp_path_factory: pytest.TempPathFactory) -> str:
 def fuzz_board(sanitized_firmware: str, start_board: Callable[..., Any],
                monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("BLEBRIDGE_SIM_FIRMWARE", sanitized_firmware)
+    # The sanitized build is bb_sim, the sim port's board: a run on NimBLE boards
+    # (BLEBRIDGE_SIM_STACK=nimble) fuzzes it too, not bb_nimble_sim.
+    monkeypatch.setenv("BLEBRIDGE_SIM_STACK", "bumble")
     monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
     monkeypatch.setenv("UBSAN_OPTIONS", "print_stacktrace=1")
     return start_board()

@@ -48,7 +48,7 @@ def air(request: pytest.FixtureRequest, air_dir: str) -> Iterator[AirThread]:
 @pytest.fixture(scope="session")
 def sim_firmware() -> str:
     try:
-        return launcher.firmware_path()
+        return launcher.firmware_path(launcher.default_stack())
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
 

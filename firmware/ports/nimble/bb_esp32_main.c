@@ -66,6 +66,8 @@ static StaticStreamBuffer_t s_rx_stream_struct;
 static StreamBufferHandle_t s_rx_stream;
 static StaticSemaphore_t s_answer_sem_struct;
 static SemaphoreHandle_t s_answer_sem;
+static StaticSemaphore_t s_events_hold_struct;
+static SemaphoreHandle_t s_events_hold; /* bb_nimble_events_hold: the core task drains outside it */
 static StaticTask_t s_core_tcb, s_rx_tcb;
 static StackType_t s_core_stack[BB_CORE_STACK_BYTES / sizeof(StackType_t)];
 static StackType_t s_rx_stack[BB_RX_STACK_BYTES / sizeof(StackType_t)];
@@ -168,6 +170,7 @@ int bb_port_init(void)
     s_boot_id = esp_random();
     s_rx_stream = xStreamBufferCreateStatic(BB_NIMBLE_RX_STREAM_BYTES, 1, s_rx_storage, &s_rx_stream_struct);
     s_answer_sem = xSemaphoreCreateBinaryStatic(&s_answer_sem_struct);
+    s_events_hold = xSemaphoreCreateMutexStatic(&s_events_hold_struct);
     bb_nimble_init();
     return link_init();
 }
@@ -219,6 +222,17 @@ bool bb_nimble_answer_wait(uint32_t timeout_ms)
 void bb_nimble_answer_signal(void)
 {
     xSemaphoreGive(s_answer_sem);
+}
+
+void bb_nimble_events_hold(void)
+{
+    xSemaphoreTake(s_events_hold, portMAX_DELAY);
+}
+
+void bb_nimble_events_release(void)
+{
+    xSemaphoreGive(s_events_hold);
+    xTaskNotifyGive(s_core_task);
 }
 
 void bb_nimble_sleep_ms(uint32_t ms)
@@ -278,7 +292,9 @@ static void core_task(void *param)
             bb_core_rx(buf, n);
         }
         bb_nimble_poll();
+        xSemaphoreTake(s_events_hold, portMAX_DELAY); /* never between a held pair of events */
         bb_core_poll();
+        xSemaphoreGive(s_events_hold);
     }
 }
 

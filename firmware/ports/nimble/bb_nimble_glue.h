@@ -30,6 +30,13 @@ void bb_nimble_answer_drain(void);
 bool bb_nimble_answer_wait(uint32_t timeout_ms);
 void bb_nimble_answer_signal(void);
 
+/* Events the host task queues between hold and release reach the host in one frame: the core
+ * task does not drain the event queue in between (a read result and its done, which
+ * MicroPython delivers back to back). Host task; never nested; the core task takes the same
+ * hold around bb_core_poll. */
+void bb_nimble_events_hold(void);
+void bb_nimble_events_release(void);
+
 void bb_nimble_sleep_ms(uint32_t ms);
 void bb_nimble_random(void *buf, size_t len);
 /* Nearest supported advertising TX power at or below dbm; 0 or a negative BB_STATUS errno. */

@@ -121,11 +121,16 @@ class SecretStore:
     @classmethod
     def of_board(cls, board: Any, directory: Optional[Path] = None) -> "SecretStore":
         """The store of an open board: named after its radio address (from the handshake),
-        else its port spec."""
+        else its port spec; with the firmware port appended unless it is ``sim``: each port
+        keeps its records in its own layout (a NimBLE simulated board has the address of the
+        Bumble-hosted board of the same name, and must not read that board's bonds)."""
         from .address import ident
         info = getattr(board, "info", None)
         addr = getattr(info, "addr", b"") if info is not None else b""
         board_id = ident(addr) if addr else str(getattr(board, "spec", "board"))
+        port = getattr(info, "port", None) if info is not None else None
+        if isinstance(port, str) and port and port != "sim":
+            board_id = f"{board_id}-{port}"
         return cls.for_board(board_id, directory)
 
     def get(self, sec_type: int, index: int, key: Optional[bytes]) -> Optional[bytes]:

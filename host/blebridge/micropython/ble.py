@@ -308,6 +308,12 @@ def close_all() -> None:
     _LAYER.close_all(owned_only=True)
 
 
+#: How long (s) a NimBLE board's EAGAIN "bond-store question open" is retried (BLE._rpc): the
+#: question is answered or defaulted within QUESTION_TIMEOUT_MS, plus a margin.
+NIMBLE_BUSY_RETRY_S = P.CONSTANTS["defaults"]["QUESTION_TIMEOUT_MS"] / 1000 + 1.0
+#: Pause between two tries, s.
+NIMBLE_BUSY_POLL_S = 0.005
+
 class BLE:
     """MicroPython's ``bluetooth.BLE`` on a blebridge board.
 
@@ -389,13 +395,38 @@ class BLE:
 
     def _rpc(self, call: Callable[..., Any], /, **args: Any) -> Any:
         """A typed call (blebridge.calls) on the board, with IRQ handlers held back while it
-        runs (see runtime._CallGate)."""
-        gate = self._gate
-        gate.call_started()
-        try:
-            return call(self.board, **args)
-        finally:
-            gate.call_finished()
+        runs (see runtime._CallGate).
+
+        A NimBLE board refuses a radio call with EAGAIN while NimBLE's host task waits for the
+        host's answer to a bond-store question (firmware/ports/nimble/README.md, "Threads": a
+        bonded peer's CCCD records when it re-encrypts, bond lookups beyond the board's cache,
+        deletes); MicroPython's NimBLE binding has no such refusal, so the call is tried
+        again, the IRQ handlers let through in between (the answer may be theirs: this layer
+        passes GET_SECRET / SET_SECRET to them), for at most NIMBLE_BUSY_RETRY_S."""
+        deadline: Optional[float] = None
+        while True:
+            gate = self._gate
+            gate.call_started()
+            try:
+                return call(self.board, **args)
+            except BoardError as exc:
+                if not self._nimble_busy(exc, call):
+                    raise
+                now = time.monotonic()
+                deadline = now + NIMBLE_BUSY_RETRY_S if deadline is None else deadline
+                if now >= deadline:
+                    raise
+            finally:
+                gate.call_finished()
+            gate.script_waits()  # this thread waits: the handlers due (the answer) may run
+            time.sleep(NIMBLE_BUSY_POLL_S)
+
+    def _nimble_busy(self, exc: BoardError, call: Callable[..., Any]) -> bool:
+        # l2cap_send's EAGAIN is its own answer (the previous SDU still waits for credits).
+        if exc.status != _S["EAGAIN"] or call is calls.l2cap_send:
+            return False
+        info = getattr(self.board, "info", None)
+        return getattr(info, "port", None) == "nimble"
 
     def _call(self, call: Callable[..., Any], /, *, op: Optional[str] = None, **args: Any) -> Any:
         try:

@@ -3,7 +3,10 @@
 Run it as ``python -m blebridge.sim.air --socket PATH [--idle-exit SECONDS] [--log FILE]``; the
 launcher (blebridge.sim.launcher) does this when a ``sim:NAME`` board needs an air. Each board
 process (firmware/ports/sim, ``bb_sim``) connects to the Unix socket, says ``hello(NAME)`` and
-then forwards every port call as an op (see port_link.py and firmware/ports/sim/README.md).
+then forwards every port call as an op (see port_link.py and firmware/ports/sim/README.md). A
+board that brings its own BLE host (the NimBLE board, ``bb_nimble_sim``) says
+``controller(NAME)`` instead and gets a bare controller on the same link, served over H4/TCP
+(hci_server.py).
 
 Every op is performed for real on Bumble's host API (advertising sets, scanning, LE
 connections, ATT/GATT server and client, L2CAP credit-based channels, SMP pairing), so peers see
@@ -15,6 +18,7 @@ genuine protocol behaviour. The package, one module per layer:
   gap.py gatt_server.py gatt_client.py l2cap.py security.py   the ops, by BLE layer
   controller.py   :class:`AirController`, the virtual controller with the stock one's
                   advertising, scanning and connection-cancel quirks fixed
+  hci_server.py   a bare AirController over H4/TCP for a board with its own host
 
 Captures: a connection whose first request is ``capture(NAME, PATH)`` (instead of ``hello``)
 asks the air to write the HCI traffic of the next board NAME that joins to PATH, in btsnoop
@@ -51,6 +55,7 @@ from bumble.snoop import BtSnooper
 
 from .board import EVENT_RECORD_OVERHEAD, EVENT_WINDOW_BYTES, Board, address_for_name
 from .controller import new_controller_and_host
+from .hci_server import HciControllerServer
 from .linklayer import (CODED_S2, CODED_S8, CONN_INTERVAL_ENV, PHY_2M, PHY_CODED, TIMINGS,
                         TimedLink, conn_interval_from_env, timing_from_env)
 from .port_link import MSG_REQ, MSG_RSP, FrameDecoder, addr_fields, decode_message, encode_message
@@ -106,6 +111,8 @@ class Air:
                                          conn_interval_ms)
         self.boards: dict[str, Board] = {}
         self.peers: dict[str, Device] = {}
+        #: Bare controllers of boards that bring their own host (NimBLE), by board name.
+        self.controllers: dict[str, HciControllerServer] = {}
         self.idle_exit = idle_exit
         self.socket_path: Optional[Path] = None
         self._server: Optional[asyncio.base_events.Server] = None
@@ -137,6 +144,9 @@ class Air:
             if board.snooper is not None:
                 board.snooper.close()
         self.boards.clear()
+        for served in list(self.controllers.values()):
+            served.close()
+        self.controllers.clear()
         for capture in self.pending_captures.values():
             capture.close()
         self.pending_captures.clear()
@@ -159,7 +169,7 @@ class Air:
         The address defaults to the one a board called NAME would get. The caller owns the
         device: give it services, advertise, scan, connect, pair with Bumble's own API.
         """
-        if name in self.peers or name in self.boards:
+        if name in self.peers or name in self.boards or name in self.controllers:
             raise ValueError(f"a device named {name!r} is already on the air")
         _controller, host = new_controller_and_host(self.link, f"peer:{name}")
         device = Device(name=name, address=address or address_for_name(name), host=host)
@@ -182,18 +192,19 @@ class Air:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if self.idle_exit is not None and not self.boards:
+        if self.idle_exit is not None and not self.boards and not self.controllers:
             self._idle_timer = asyncio.get_running_loop().call_later(
                 self.idle_exit, lambda: asyncio.ensure_future(self._idle_close()))
 
     async def _idle_close(self) -> None:
-        if not self.boards:
+        if not self.boards and not self.controllers:
             logger.info("no board for %.0f s: exiting", self.idle_exit or 0)
             await self.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = FrameDecoder()
         board: Optional[Board] = None
+        served: Optional[HciControllerServer] = None
         try:
             while True:
                 chunk = await reader.read(65536)
@@ -204,6 +215,13 @@ class Air:
                         msg = decode_message(payload)
                     except (ValueError, cbor2.CBORDecodeError) as exc:
                         logger.warning("undecodable air message: %s", exc)
+                        continue
+                    if served is not None:
+                        continue  # a controller's board says nothing more on this socket
+                    if board is None and _is_controller_request(msg):
+                        served = await self._serve_controller(msg, writer)
+                        if served is None:
+                            return
                         continue
                     if board is None:
                         board = self._hello(msg, writer)
@@ -226,9 +244,42 @@ class Air:
                 if board.snooper is not None:
                     board.snooper.close()
                     logger.info("capture of board %s written to %s", board.name, board.snooper.path)
+            if served is not None:
+                logger.info("board %s (own host) left", served.name)
+                served.close()
+                if self.controllers.get(served.name) is served:
+                    del self.controllers[served.name]
             writer.close()
             if self._server is not None:
                 self._arm_idle_timer()
+
+    async def _serve_controller(self, msg: list[Any],
+                                writer: asyncio.StreamWriter) -> Optional[HciControllerServer]:
+        # controller(NAME): a bare controller on the link for a board with its own host
+        # (hci_server.py); the answer is the TCP port it is served on.
+        name = msg[3]
+        if name in self.boards or name in self.peers or name in self.controllers:
+            logger.warning("board %s is already on the air", name)
+            writer.write(encode_message([MSG_RSP, msg[1], -errno.EADDRINUSE, None]))
+            return None
+        # Its public address is the one a Bumble-hosted board of that name uses (as public).
+        address = hci.Address(bytes(address_for_name(name)), hci.Address.PUBLIC_DEVICE_ADDRESS)
+        served = HciControllerServer(self.link, name, address)
+        self.controllers[name] = served  # before the await: the name is taken from now on
+        try:
+            port = await served.start()
+        except OSError as exc:
+            logger.warning("no TCP port for the controller of %s: %s", name, exc)
+            served.close()
+            del self.controllers[name]
+            writer.write(encode_message([MSG_RSP, msg[1], -(exc.errno or errno.EIO), None]))
+            return None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        logger.info("board %s joined with its own host, controller %s", name, address)
+        writer.write(encode_message([MSG_RSP, msg[1], 0, port]))
+        return served
 
     def _capture_request(self, msg: list[Any], writer: asyncio.StreamWriter) -> None:
         # [REQ, id, "capture", name, path] -> [RSP, id, 0 | -errno, None | why]
@@ -253,7 +304,7 @@ class Air:
                                          -errno.EPROTO, None]))
             return None
         name = msg[3]
-        if name in self.boards or name in self.peers:
+        if name in self.boards or name in self.peers or name in self.controllers:
             logger.warning("board %s is already on the air", name)
             writer.write(encode_message([MSG_RSP, msg[1], -errno.EADDRINUSE, None]))
             return None
@@ -273,6 +324,11 @@ class Air:
         logger.info("board %s joined as %s", name, board.address)
         board.respond(msg[1], 0, list(addr_fields(board.address)))
         return board
+
+
+def _is_controller_request(msg: list[Any]) -> bool:
+    return (len(msg) >= 4 and msg[0] == MSG_REQ and msg[2] == "controller"
+            and isinstance(msg[3], str) and bool(msg[3]))
 
 
 class AirThread:

@@ -141,6 +141,26 @@ def _pick_phy(bits: int) -> Optional[int]:
         if bits & (1 << (phy - 1)):
             return phy
     return None
+#: Unit of the extended scan duration, seconds (Vol 4 Part E 7.8.65: 10 ms).
+SCAN_DURATION_UNIT_S = 10e-3
+#: H4 bytes of HCI LE Scan Timeout (event 0x3E, 1 parameter byte, subevent 0x11), which Bumble
+#: has no class for.
+LE_SCAN_TIMEOUT_EVENT = bytes([hci.HCI_EVENT_PACKET, hci.HCI_LE_META_EVENT, 1,
+                               hci.HCI_LE_SCAN_TIMEOUT_EVENT])
+
+
+class _RawHciPacket:
+    """A packet Bumble cannot build, as the bytes the controller sends (and a name for logs)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    def __str__(self) -> str:
+        return self.name
 
 
 @dataclasses.dataclass
@@ -224,6 +244,10 @@ class AirController(Controller):
         #: Peer terminates not yet delivered, by peer address: (timer, connection, reason).
         self._pending_terminates: dict[hci.Address,
                                        tuple[asyncio.TimerHandle, Connection, int]] = {}
+        #: The resolving list a host of its own gave (LE Add Device To Resolving List): peer
+        #: identity address -> peer IRK. Kept so tests can see which bonded peers' IRKs reached
+        #: the controller; addresses are not resolved with it (nor by the stock controller).
+        self.resolving_list: dict[hci.Address, bytes] = {}
 
     # Advertising ---------------------------------------------------------------------------
     def on_hci_le_set_extended_advertising_parameters_command(self, command):
@@ -253,7 +277,26 @@ class AirController(Controller):
             self._seen_reports.clear()
             if not self.le_scan_enable:
                 self._scan_started = asyncio.get_running_loop().time()
+        self._arm_scan_timeout(command.duration if command.enable else 0)
         return super().on_hci_le_set_extended_scan_enable_command(command)
+
+    def _arm_scan_timeout(self, duration: int) -> None:
+        # The stock controller ignores the scan duration (10 ms units, Vol 4 Part E 7.8.65):
+        # a host that lets the controller end its scan (NimBLE's extended discovery) would scan
+        # for ever. When it elapses, scanning stops and LE Scan Timeout is sent (7.7.65.17).
+        timer = getattr(self, "_scan_timer", None)
+        if timer is not None:
+            timer.cancel()
+        self._scan_timer = None
+        if duration:
+            self._scan_timer = asyncio.get_running_loop().call_later(
+                duration * SCAN_DURATION_UNIT_S, self._scan_timed_out)
+
+    def _scan_timed_out(self) -> None:
+        self._scan_timer = None
+        if self.le_scan_enable:
+            self.le_scan_enable = False
+            self.send_hci_packet(_RawHciPacket(LE_SCAN_TIMEOUT_EVENT, "HCI_LE_SCAN_TIMEOUT_EVENT"))
 
     def on_hci_le_set_scan_enable_command(self, command):
         if command.le_scan_enable:
@@ -364,6 +407,10 @@ class AirController(Controller):
         link_connection = self.link_connection(connection)
         if link_connection is not None and enabled:
             link_connection.encrypted = True  # a MIC on every non-empty packet from now on
+        if not self._encryption_change_v2_enabled():
+            # A host that did not ask for v2 (NimBLE) gets v1 (Vol 4 Part E 7.7.8).
+            super().on_le_encryption_change(connection, status)
+            return
         self.send_hci_packet(
             hci.HCI_Encryption_Change_V2_Event(
                 status=status,
@@ -372,6 +419,12 @@ class AirController(Controller):
                 encryption_key_size=LE_ENCRYPTION_KEY_SIZE if enabled else 0,
             )
         )
+
+    def _encryption_change_v2_enabled(self) -> bool:
+        # Set Event Mask Page 2 (Vol 4 Part E 7.3.69): the v2 event is sent only when its bit
+        # is set; Bumble's host sets it, NimBLE's does not.
+        bit = hci.HCI_Set_Event_Mask_Page_2_Command.mask([hci.HCI_ENCRYPTION_CHANGE_V2_EVENT])
+        return bool(self.event_mask_page_2 & int.from_bytes(bit, "little"))
 
     # Connection ----------------------------------------------------------------------------
     def on_hci_le_create_connection_cancel_command(self, _command):
@@ -399,6 +452,7 @@ class AirController(Controller):
         connection = self.le_connections.get(pending.peer_address)
         if connection is None:
             return
+        self._route_acl_from_own_address(connection)
         # The interval the stock controller puts in its CONNECT_IND and Connection Complete
         # (the maximum, set above).
         if isinstance(pending, hci.HCI_LE_Extended_Create_Connection_Command):
@@ -425,6 +479,7 @@ class AirController(Controller):
         if connection is not None and connection is not before:
             self._intervals[connection.handle] = packet.interval
             self._connection_established(connection)
+            self._route_acl_from_own_address(connection)
 
     def _advertises_as(self, address: hci.Address) -> bool:
         legacy = self.le_legacy_advertiser
@@ -759,6 +814,101 @@ class AirController(Controller):
                 central_clock_accuracy=0,
             )
         )
+
+
+    # A bare controller driven by a board's own host (hci_server.py) ------------------------
+    #: True for a controller whose host is not Bumble's (hci_server.py sets it): the fixes
+    #: below that only such a host needs are limited to it.
+    own_host = False
+
+    def on_hci_le_enable_encryption_command(self, command):
+        # The stock controller sends LL_ENC_REQ at once, so the peer's keys (SMP key
+        # distribution right after its Encryption Change) can reach the host within the same
+        # millisecond as the Command Status. NimBLE handles the HCI command inside its loop over
+        # queued ACL data: the keys then overtake the Encryption Change event and its pairing
+        # fails ("proc not found" in key exchange, SMP Pairing Failed 0x08). On a radio the
+        # request goes out at the next connection event: so it does here, one connection
+        # interval after the Command Status.
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        if not self.own_host or self.link is None or connection is None:
+            return super().on_hci_le_enable_encryption_command(command)
+        self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+        request = ll.EncReq(rand=command.random_number, ediv=command.encrypted_diversifier,
+                            ltk=command.long_term_key)
+
+        def send() -> None:
+            if self.le_connections.get(connection.peer_address) is connection:
+                connection.send_ll_control_pdu(request)
+
+        asyncio.get_running_loop().call_later(self.connection_interval_s(connection), send)
+
+    # Privacy ------------------------------------------------------------------------------
+    def on_hci_le_add_device_to_resolving_list_command(self, command):
+        self.resolving_list[command.peer_identity_address] = bytes(command.peer_irk)
+        return super().on_hci_le_add_device_to_resolving_list_command(command)
+
+    def on_hci_le_clear_resolving_list_command(self, command):
+        self.resolving_list.clear()
+        return super().on_hci_le_clear_resolving_list_command(command)
+
+    # Reset and removal (a bare controller driven by a board's own host: hci_server.py) -----
+    def on_hci_reset_command(self, _command):
+        # The stock controller's Reset changes nothing. A host of its own (NimBLE resets at
+        # every start and at ble_hs_stop) expects what Core Vol 4 Part E 7.3.2 says: no
+        # advertising, scanning, initiating or connection left, without events for them (the
+        # peers lose the link as after a supervision timeout).
+        self.stop_activities()
+        self.drop_all_connections(hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR, report=False)
+        self.resolving_list.clear()
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def _route_acl_from_own_address(self, connection: Connection) -> None:
+        # The stock link sends LE ACL data from the sender controller's *random* address, so a
+        # device whose connection uses its public address (a board with its own host: NimBLE
+        # uses the controller's public address by default) is unknown to the receiving peer
+        # ("no connection for 00:00:00:00:00:00") and every ATT/L2CAP byte it sends is lost.
+        # Such a connection hands its reassembled PDUs to the peer's controller from the address
+        # it connected with. Connections from the random address keep the stock path.
+        if connection.self_address == self.random_address:
+            return
+
+        def send(pdu: bytes) -> None:
+            link = self.link
+            timed = getattr(link, "connection_between", None)
+            if timed is not None and timed(connection.self_address,
+                                           connection.peer_address)[0] is not None:
+                # The timed link sends from the connection's own address, in connection events.
+                link.send_acl_data(self, connection.peer_address, connection.transport, pdu)
+                return
+            peer = link.find_le_controller(connection.peer_address) if link else None
+            if peer is not None:
+                asyncio.get_running_loop().call_soon(
+                    peer.on_link_acl_data, connection.self_address, connection.transport, pdu)
+
+        connection.assembler = hci.HCI_AclDataPacketAssembler(send)
+
+    def stop_activities(self) -> None:
+        """Advertising (legacy and every set), scanning and a pending connection end."""
+        self.le_legacy_advertiser.stop()
+        for advertising_set in list(self.advertising_sets.values()):
+            advertising_set.stop()
+        self.advertising_sets.clear()
+        self.le_scan_enable = False
+        self._arm_scan_timeout(0)
+        self.pending_le_connection = None
+        self._seen_reports.clear()
+
+    def drop_all_connections(self, reason: int, report: bool = True) -> None:
+        """End every LE connection: each peer gets LL_TERMINATE_IND with ``reason``; our own
+        host gets Disconnection Complete only when ``report``."""
+        for connection in list(self.le_connections.values()):
+            if self.link:
+                connection.send_ll_control_pdu(ll.TerminateInd(reason))
+            if report:
+                self.on_le_disconnected(connection, reason)
+            else:
+                self.le_connections.pop(connection.peer_address, None)
+                self._intervals.pop(connection.handle, None)
 
 
 def new_controller_and_host(link: LocalLink, name: str) -> tuple[AirController, Host]:

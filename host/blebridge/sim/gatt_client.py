@@ -123,10 +123,36 @@ class GattClient:
 
         async def body(connection: Connection) -> None:
             want = _uuid_filter(uuid)
-            uuids = [want] if want is not None else []
-            for service in await connection.gatt_client.discover_services(uuids):
+            if want is not None:
+                await by_uuid(connection.gatt_client, want)
+                return
+            for service in await connection.gatt_client.discover_services():
                 board.emit("GATTC_SERVICE_RESULT", conn, service.handle,
                            service.end_group_handle, _uuid_bytes(service.uuid))
+
+        async def by_uuid(client: Any, want: core.UUID) -> None:
+            # Discover Primary Service by Service UUID (Core Vol 3 Part G 4.4.2, Find By Type
+            # Value), as MicroPython's NimBLE and BTstack bindings do: its end group handles are
+            # the service's own, where Read By Group Type may end the last service at 0xFFFF
+            # (NimBLE's server does).
+            handle = 1
+            while handle <= 0xFFFF:
+                response = await client.send_request(att.ATT_Find_By_Type_Value_Request(
+                    starting_handle=handle, ending_handle=0xFFFF,
+                    attribute_type=gatt.GATT_PRIMARY_SERVICE_ATTRIBUTE_TYPE,
+                    attribute_value=want.to_pdu_bytes()))
+                if response.op_code == att.Opcode.ATT_ERROR_RESPONSE:
+                    if response.error_code != att.ATT_ATTRIBUTE_NOT_FOUND_ERROR:
+                        raise att.ATT_Error(response.error_code)
+                    return
+                if not response.handles_information:
+                    return
+                for first, end in response.handles_information:
+                    board.emit("GATTC_SERVICE_RESULT", conn, first, end, _uuid_bytes(want))
+                last_end = response.handles_information[-1][1]
+                if last_end <= handle - 1 or last_end == 0xFFFF:
+                    return
+                handle = last_end + 1
 
         self._procedure(conn, "gattc_services", "GATTC_SERVICE_DONE", body)
 

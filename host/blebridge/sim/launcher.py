@@ -14,7 +14,16 @@ Socket (docs/design.md): env ``BLEBRIDGE_AIR``, else ``$XDG_RUNTIME_DIR/blebridg
 else ``/tmp/blebridge-$UID/air.sock``. Tests pass their own socket for an isolated air.
 Firmware (:func:`firmware_path`): env ``BLEBRIDGE_SIM_FIRMWARE``, else the binary installed with
 the package (``blebridge/sim/bin/bb_sim``, built into the wheel by setup.py), else a checkout's
-``<repo>/build/sim/bb_sim`` (``make firmware``), else ``bb_sim`` on PATH. Logs: ``<socket dir>/<socket stem>.log`` (air), ``<socket dir>/boards/NAME.log`` (boards).
+``<repo>/build/sim/bb_sim`` (``make firmware``), else ``bb_sim`` on PATH.
+
+Stacks: a board's BLE host is the air's Bumble host (``bumble``, the default: ``bb_sim``) or the
+real NimBLE host running firmware/ports/nimble (``nimble``: ``bb_nimble_sim``, built by
+``make nimble-sim NIMBLE=<mynewt-nimble checkout>``; env ``BLEBRIDGE_NIMBLE_SIM``, else
+``<repo>/build/nimble-sim/bb_nimble_sim``), which asks the air for a bare controller on the same
+link. ``sim:NAME?stack=nimble`` picks it per board; env ``BLEBRIDGE_SIM_STACK`` sets the default
+for boards opened without ``stack`` (tests and conformance runs use it to run whole suites on
+NimBLE boards).
+Logs: ``<socket dir>/<socket stem>.log`` (air), ``<socket dir>/boards/NAME.log`` (boards).
 """
 from __future__ import annotations
 
@@ -40,6 +49,8 @@ BOARD_START_TIMEOUT_S = 10.0
 BOARD_STOP_TIMEOUT_S = 3.0
 #: Default idle time after which an air started here exits (no boards), seconds.
 AIR_IDLE_EXIT_S = 30.0
+#: BLE hosts a simulated board can run (see the module doc), the first the default.
+STACKS = ("bumble", "nimble")
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `blebridge/`
 _REPO_ROOT = Path(__file__).resolve().parents[3]  # a checkout's root (when it is one)
@@ -130,6 +141,36 @@ def ensure_air(socket: Optional[str] = None, idle_exit: float = AIR_IDLE_EXIT_S)
     return path
 
 
+def default_stack() -> str:
+    """The stack of boards opened without one: env BLEBRIDGE_SIM_STACK, else ``bumble``.
+    Raises ValueError for an unknown name."""
+    stack = os.environ.get("BLEBRIDGE_SIM_STACK") or STACKS[0]
+    return check_stack(stack, "BLEBRIDGE_SIM_STACK")
+
+
+def check_stack(stack: str, where: str = "stack") -> str:
+    """``stack`` when it is one of STACKS, else ValueError naming ``where`` and the choices."""
+    if stack not in STACKS:
+        raise ValueError(f"unknown {where} {stack!r}: the stacks are {', '.join(STACKS)}")
+    return stack
+
+
+def nimble_firmware_path() -> str:
+    """The bb_nimble_sim binary. Raises FileNotFoundError naming `make nimble-sim`."""
+    env = os.environ.get("BLEBRIDGE_NIMBLE_SIM")
+    if env:
+        if not os.access(env, os.X_OK):
+            raise FileNotFoundError(f"BLEBRIDGE_NIMBLE_SIM={env} is not an executable file")
+        return env
+    built = _REPO_ROOT / "build" / "nimble-sim" / "bb_nimble_sim"
+    if built.is_file() and os.access(built, os.X_OK):
+        return str(built)
+    raise FileNotFoundError(
+        f"the NimBLE simulated board bb_nimble_sim is not built (looked for {built}): run "
+        "`make nimble-sim NIMBLE=<apache/mynewt-nimble checkout>` in the repository, or set "
+        "BLEBRIDGE_NIMBLE_SIM")
+
+
 #: Seconds the air may take to answer a capture request.
 CAPTURE_REQUEST_TIMEOUT_S = 10.0
 
@@ -167,8 +208,11 @@ def request_capture(name: str, path: str, air: Optional[str] = None) -> str:
             raise SimLaunchError(f"cannot ask the air at {air_path} for a capture: {exc}") from exc
 
 
-def firmware_path() -> str:
-    """The bb_sim binary to run. Raises FileNotFoundError saying how to get one."""
+def firmware_path(stack: str = "bumble") -> str:
+    """The board binary of ``stack`` (bb_sim for bumble). Raises FileNotFoundError naming the
+    make target that builds it."""
+    if check_stack(stack) == "nimble":
+        return nimble_firmware_path()
     env = os.environ.get("BLEBRIDGE_SIM_FIRMWARE")
     if env:
         if not os.access(env, os.X_OK):
@@ -224,6 +268,8 @@ class SimBoard:
     pid: int
     air: str
     detached: bool = False
+    #: The board's BLE host (STACKS).
+    stack: str = "bumble"
     _proc: Optional[subprocess.Popen[bytes]] = field(default=None, repr=False, compare=False)
     #: Size of the board's log when this process started it: what follows is this run's.
     _log_offset: Optional[int] = field(default=None, repr=False, compare=False)
@@ -285,8 +331,9 @@ class SimBoard:
             except ValueError:
                 how = f"signal {-status}"
             return f"the simulated board process was killed by {how}"
-        # bb_sim says why it stopped on stderr (the log), prefixed "bb_sim NAME: ".
-        prefix = f"bb_sim {self.name}: "
+        # bb_sim says why it stopped on stderr (the log), prefixed "bb_sim NAME: "
+        # (bb_nimble_sim: "bb_nimble_sim NAME: ").
+        prefix = f"{'bb_nimble_sim' if self.stack == 'nimble' else 'bb_sim'} {self.name}: "
         last = ""
         if self._log_offset is not None:
             with contextlib.suppress(OSError):
@@ -341,12 +388,14 @@ def _read_pty_line(proc: subprocess.Popen[bytes], name: str, log: Path) -> str:
 
 
 def start_board(name: str, air: Optional[str] = None, detached: bool = False,
-                capture: Optional[str] = None) -> SimBoard:
-    """Start bb_sim for NAME on the air (started if needed) and return it once its pty exists;
-    ``capture``: a file the air writes the board's HCI traffic to (:func:`request_capture`)."""
+                stack: Optional[str] = None, capture: Optional[str] = None) -> SimBoard:
+    """Start the board binary of ``stack`` (default: :func:`default_stack`) for NAME on the air
+    (started if needed) and return it once its pty exists; ``capture``: a file the air writes
+    the board's HCI traffic to (:func:`request_capture`)."""
     if not name or "/" in name:
         raise ValueError(f"invalid simulated board name {name!r}")
-    firmware = firmware_path()
+    stack = check_stack(stack) if stack is not None else default_stack()
+    firmware = firmware_path(stack)
     air_path = ensure_air(air)
     for running in list_boards(air_path):
         if running.name == name:
@@ -370,11 +419,12 @@ def start_board(name: str, air: Optional[str] = None, detached: bool = False,
                                 stderr=log_file, start_new_session=True, close_fds=True)
     pty = _read_pty_line(proc, name, log)
     board = SimBoard(name=name, pty=pty, pid=proc.pid, air=air_path, detached=detached,
-                     _proc=proc, _log_offset=log_offset)
+                     stack=stack, _proc=proc, _log_offset=log_offset)
     if detached:
         record = registry / f"{name}.json"
         tmp = record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"name": name, "pty": pty, "pid": proc.pid, "air": air_path}))
+        tmp.write_text(json.dumps({"name": name, "pty": pty, "pid": proc.pid, "air": air_path,
+                                   "stack": stack}))
         tmp.replace(record)
     return board
 
@@ -388,7 +438,8 @@ def list_boards(air: Optional[str] = None) -> list[SimBoard]:
         try:
             info = json.loads(record.read_text())
             board = SimBoard(name=info["name"], pty=info["pty"], pid=int(info["pid"]),
-                             air=info["air"], detached=True)
+                             air=info["air"], detached=True,
+                             stack=info.get("stack", STACKS[0]))
         except (OSError, ValueError, KeyError):
             continue
         if board.alive() and os.path.exists(board.pty):
@@ -416,9 +467,16 @@ def stop_all(air: Optional[str] = None) -> int:
     return len(boards)
 
 
-def resolve(name: str, air: Optional[str] = None) -> SimBoard:
-    """The running detached board NAME, else a new board NAME owned by this process."""
+def resolve(name: str, air: Optional[str] = None, stack: Optional[str] = None) -> SimBoard:
+    """The running detached board NAME, else a new board NAME owned by this process running
+    ``stack`` (default: :func:`default_stack`). A running board of another stack than the one
+    asked for explicitly is a SimLaunchError."""
+    if stack is not None:
+        check_stack(stack)
     for board in list_boards(air):
         if board.name == name:
+            if stack is not None and board.stack != stack:
+                raise SimLaunchError(f"sim board {name} is running with stack {board.stack}, "
+                                     f"not {stack}: stop it first (blebridge sim stop {name})")
             return board
-    return start_board(name, air=air, detached=False)
+    return start_board(name, air=air, detached=False, stack=stack)

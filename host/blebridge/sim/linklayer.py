@@ -457,8 +457,9 @@ class TimedLink(LocalLink):
         if connection is None:
             return super().send_acl_data(sender_controller, destination_address, transport, data)
         receiver = connection.controllers[1 - side]
-        source_address = sender_controller.random_address
-        sender_address = sender_connection.self_address
+        # From the address the connection was made with (the stock link uses the random
+        # address, unknown to the peer of a board whose own host connects from its public one).
+        source_address = sender_address = sender_connection.self_address
         acked = getattr(sender_controller, "acl_pdu_acked_callback", None)
 
         def deliver() -> None:

@@ -8,7 +8,8 @@ holds one CBOR array:
   post     ``[3, "op", args...]``                    sim -> air; performed in order with the
                                                     requests, no response (failures are logged)
 
-The first request of a connection is ``hello(name)`` (or, from a tool rather than a board,
+The first request of a connection is ``hello(name)`` (or ``controller(name)`` from a board with
+its own BLE host: air.py, hci_server.py; or, from a tool rather than a board,
 ``capture(name, path)``: blebridge.sim.air, "Captures"). The ops, their arguments and the events
 are listed in firmware/ports/sim/README.md (the contract both sides implement).
 """

@@ -1,5 +1,9 @@
-"""``sim:NAME[?air=SOCKET][&faults=KIND[.DIR]:RATE[:MS],...][&seed=N]``: a simulated board
-(firmware built natively, Bumble air).
+"""``sim:NAME[?air=SOCKET][&stack=bumble|nimble][&faults=KIND[.DIR]:RATE[:MS],...][&seed=N]``: a
+simulated board (firmware built natively, Bumble air).
+
+``stack`` is the board's BLE host: the air's Bumble host (``bumble``, the default unless env
+``BLEBRIDGE_SIM_STACK`` says otherwise) or the real NimBLE host running the nimble port
+(``nimble``, ``make nimble-sim NIMBLE=...``; see blebridge.sim.launcher).
 
 blebridge.sim.launcher.resolve(NAME, air=SOCKET) finds the board process NAME or starts one
 (and the air if none listens); its pseudo-terminal is then opened exactly like a USB port.
@@ -19,7 +23,10 @@ from urllib.parse import parse_qs
 from ..errors import BlebridgeError, PortOpenError
 from .serial_port import open_serial
 
-_OPTIONS = ("air", "faults", "seed")
+_OPTIONS = ("air", "stack", "faults", "seed")
+#: The simulated boards' BLE hosts (blebridge.sim.launcher.STACKS; not imported from there:
+#: the launcher needs the sim extra).
+_STACKS = ("bumble", "nimble")
 #: How long (s) to wait for a board process whose pty ended to exit, to say why it ended.
 LOSS_REASON_WAIT_S = 2.0
 
@@ -42,8 +49,22 @@ def _params(spec: str, query: str) -> dict[str, list[str]]:
     unknown = set(params) - set(_OPTIONS)
     if unknown:
         raise PortOpenError(spec, f"unknown option {sorted(unknown)[0]!r}",
-                            "the options are ?air=SOCKET&faults=KIND[.DIR]:RATE[:MS],...&seed=N")
+                            "the options are ?air=SOCKET&stack=bumble|nimble"
+                            "&faults=KIND[.DIR]:RATE[:MS],...&seed=N")
     return params
+
+
+def parse_sim_stack(spec: str) -> Optional[str]:
+    """The ``stack`` option of ``spec`` (None when absent). Raises PortOpenError for a stack
+    that does not exist."""
+    params = _params(spec, spec.partition("?")[2])
+    if "stack" not in params:
+        return None
+    stack = params["stack"][-1]
+    if stack not in _STACKS:
+        raise PortOpenError(spec, f"unknown stack {stack!r}: the stacks are {', '.join(_STACKS)}",
+                            f"write stack={' or stack='.join(_STACKS)}")
+    return stack
 
 
 def parse_sim_faults(spec: str) -> Optional[Any]:
@@ -120,6 +141,7 @@ class SimTransport:
 
 def open_sim(spec: str, **kw: Any) -> SimTransport:
     name, air = parse_sim_spec(spec)
+    stack = parse_sim_stack(spec)
     plan = parse_sim_faults(spec)
     try:
         from ..sim import launcher
@@ -127,10 +149,15 @@ def open_sim(spec: str, **kw: Any) -> SimTransport:
         raise PortOpenError(spec, f"the simulator is not available ({exc})",
                             "install the sim extra: pip install 'blebridge[sim]'") from exc
     try:
-        sim_board = launcher.resolve(name, air=air)
+        # stack only when the spec names one: resolve() otherwise picks the default itself.
+        sim_board = (launcher.resolve(name, air=air) if stack is None
+                     else launcher.resolve(name, air=air, stack=stack))
     except FileNotFoundError as exc:
-        raise PortOpenError(spec, f"cannot start the simulated board: {exc}",
-                            "build the sim firmware first: make firmware (or set BLEBRIDGE_SIM_FIRMWARE)") from exc
+        if "bb_nimble_sim" in str(exc):
+            hint = "build it first: make nimble-sim NIMBLE=<mynewt-nimble checkout> (or set BLEBRIDGE_NIMBLE_SIM)"
+        else:
+            hint = "build the sim firmware first: make firmware (or set BLEBRIDGE_SIM_FIRMWARE)"
+        raise PortOpenError(spec, f"cannot start the simulated board: {exc}", hint) from exc
     except (OSError, BlebridgeError, RuntimeError, ValueError) as exc:
         if isinstance(exc, PortOpenError):
             raise
