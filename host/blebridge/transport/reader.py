@@ -39,6 +39,11 @@ def read_into(fd: int, buf: bytearray) -> bytes:
     return bytes(memoryview(buf)[:n]) if n else b""
 
 
+def _is_raw_socket_port(port: Any) -> bool:
+    """True for pyserial's socket:// port (serial.urlhandler.protocol_socket.Serial)."""
+    return type(port).__module__ == "serial.urlhandler.protocol_socket"
+
+
 def make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
     """A function returning the next chunk (b"" when idle); raises OSError when the link dies.
 
@@ -63,7 +68,10 @@ def make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
                 raise EOFError("end of file on the port")
             return data
         return read_fd
-    sock = getattr(getattr(ser, "serial", ser), "_socket", None)
+    inner = getattr(ser, "serial", ser)
+    # Only pyserial's socket:// port is a bare socket: rfc2217.Serial has a ``_socket`` too, but
+    # its own Telnet thread reads it (reading it here would steal that thread's bytes).
+    sock = getattr(inner, "_socket", None) if _is_raw_socket_port(inner) else None
     if sock is not None:                    # socket:// — its in_waiting only says 0 or 1
         def read_sock() -> bytes:
             ready, _, _ = select.select([sock], [], [], poll_s)
