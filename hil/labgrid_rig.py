@@ -65,8 +65,7 @@ def load_lab_rig(env_file: str, coordinator: Optional[str]) -> LabRig:
         if len(remote) != 1:
             raise LabgridRigError(f"labgrid environment {env_file}: target {tname} needs exactly one "
                                   "RemotePlace (the place of its boards)")
-        (args,) = next(iter(remote.values()))
-        name = args.get("name")
+        name = next(iter(remote))          # normalize_config keys resources by their name
         if not name:
             raise LabgridRigError(f"labgrid environment {env_file}: target {tname}: RemotePlace has no name")
         drivers = list((tconfig or {}).get("drivers") or [])
@@ -194,7 +193,8 @@ class PlacePool:
         from labgrid.factory import target_factory
         lp = next(p for p in self.rig.places if p.place == place)
         resources = []
-        for (name, cls), entry in sorted(self.coord.resources(place).items()):
+        entries = sorted(self.coord.resources(place).items())
+        for (name, cls), entry in entries:
             resources.append({"cls": cls, "name": name, **entry.args})
         drivers = []
         bb_args: dict[str, dict] = {}
@@ -207,4 +207,9 @@ class PlacePool:
         for name in self._boards(place):
             args = bb_args.get(name, bb_args.get("", {}))
             drivers.append({"cls": "BlebridgeDriver", "name": name, "bindings": {"port": name}, **args})
-        return target_factory.make_target(lp.target, {"resources": resources, "drivers": drivers})
+        target = target_factory.make_target(lp.target, {"resources": resources, "drivers": drivers})
+        # What labgrid's RemotePlace adds to remote resources: the exporter's proxy settings.
+        extras = {name: entry.extra for (name, _), entry in entries}
+        for resource in target.resources:
+            resource.extra = extras.get(resource.name, {})
+        return target

@@ -107,6 +107,7 @@ class Coordinator:
 
         async def start() -> Any:
             session = ClientSession(grpc_address, self._loop)
+            await _own_channel(session)
             try:
                 await session.start()
             except BaseException:
@@ -268,6 +269,30 @@ class Coordinator:
                                        f"available within {timeout:.0f} s (is the board plugged "
                                        "in and its exporter running?)")
             time.sleep(PORTS_POLL_S)
+
+
+#: gRPC channel options of labgrid's ClientSession (keepalive: labgrid.remote.client), plus a
+#: subchannel pool of the channel's own.
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 7500),
+    ("grpc.keepalive_timeout_ms", 10000),
+    ("grpc.http2.ping_timeout_ms", 10000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.use_local_subchannel_pool", 1),
+]
+
+
+async def _own_channel(session: Any) -> None:
+    """Give the session a TCP connection of its own. gRPC shares one connection between the
+    channels of a process that have the same target and options, and the coordinator keys its
+    clients by the connection's address ("assert peer not in self.clients"): a second session in
+    one process (the hil plugin's and a ``labgrid:`` port's, or labgrid's own RemotePlace's)
+    would be refused."""
+    import grpc
+    from labgrid.remote.generated import labgrid_coordinator_pb2_grpc
+    await session.channel.close()
+    session.channel = grpc.aio.insecure_channel(target=session.address, options=_CHANNEL_OPTIONS)
+    session.stub = labgrid_coordinator_pb2_grpc.CoordinatorStub(session.channel)
 
 
 def _reason(exc: BaseException) -> str:

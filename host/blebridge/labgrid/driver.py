@@ -72,7 +72,8 @@ class BlebridgeDriver(Driver):
         if isinstance(self.port, NetworkSerialPort):
             entry = SerialPortEntry(name=self.port.name or "", host=self.port.host,
                                     port=self.port.port, protocol=self.port.protocol,
-                                    speed=self.port.speed, extra=dict(self.port.extra or {}))
+                                    speed=self.port.speed,
+                                    extra=dict(getattr(self.port, "extra", None) or {}))
             return reachable_url(entry)
         return self.port.port
 
