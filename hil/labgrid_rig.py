@@ -26,6 +26,8 @@ from typing import Any, Optional
 ACQUIRE_TIMEOUT_S = 300.0
 #: Poll period (s) while waiting for a busy place; jittered so workers do not move in step.
 ACQUIRE_POLL_S = 0.25
+#: Seconds a release may take (the exporter stops ser2net: about 2 s).
+RELEASE_TIMEOUT_S = 60.0
 
 
 class LabgridRigError(ValueError):
@@ -90,9 +92,29 @@ class PlacePool:
         self.coord = Coordinator(rig.coordinator)
         self.prepared: dict[str, list[str]] = {}     # place -> report lines
         self.board_counts: dict[str, int] = {}       # place -> boards, once seen
+        self._releasing: list[tuple[str, Any]] = []  # (place, future) of release_soon
 
     def close(self) -> None:
-        self.coord.close()
+        try:
+            self.wait_released()
+        finally:
+            self.coord.close()
+
+    def wait_released(self) -> None:
+        """Wait for the releases release_soon started (warning about those that failed)."""
+        pending, self._releasing = self._releasing, []
+        for place, future in pending:
+            try:
+                future.result(RELEASE_TIMEOUT_S)
+            except Exception as exc:
+                import warnings
+                warnings.warn(f"could not release labgrid place {place}: {exc}", RuntimeWarning)
+
+    def release_soon(self, places: list[str]) -> None:
+        """Release places without waiting (a test's teardown): the next test goes on meanwhile."""
+        self._releasing = [(p, f) for p, f in self._releasing if not f.done()]
+        for place in places:
+            self._releasing.append((place, self.coord.release_soon(place)))
 
     def _try(self, place: str) -> bool:
         from blebridge.labgrid.coordinator import PlaceBusyError

@@ -303,7 +303,7 @@ def board_urls(request: pytest.FixtureRequest, hil_rig: Rig) -> Callable[[int], 
             if n < 1:
                 raise ValueError(f"board_urls: n must be at least 1, got {n}")
             held, urls = pool.acquire(n)
-            request.addfinalizer(lambda: pool.release(held))
+            request.addfinalizer(lambda: pool.release_soon(held))
             try:
                 pool.prepare(held)
             except Exception as exc:  # a board that cannot be brought up fails the test, saying why

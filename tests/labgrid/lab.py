@@ -157,12 +157,32 @@ def start_lab(workdir: Path, ptys: list[str], prefix: str) -> Lab:
 
 def release_all(lab: Lab) -> None:
     """Release every place of the lab, whoever holds it (a test that failed midway)."""
-    for place in lab.places:
-        out = lab.client("-p", place, "show", check=False).stdout
-        if re.search(r"acquired: (?!None)", out):
-            lab.client("-p", place, "release", "--kick", check=False)
+    from blebridge.labgrid.coordinator import Coordinator
+    with Coordinator(lab.address) as coord:
+        for place in lab.places:
+            if coord.acquired_by(place):
+                coord.release(place)
 
 
 def place_holder(lab: Lab, place: str) -> Optional[str]:
-    m = re.search(r"acquired: (\S+)", lab.client("-p", place, "show").stdout)
-    return None if m is None or m.group(1) == "None" else m.group(1)
+    """Who holds the place (host/user), None when free."""
+    from blebridge.labgrid.coordinator import Coordinator
+    with Coordinator(lab.address) as coord:
+        return coord.acquired_by(place)
+
+
+def acquire_as(lab: Lab, place: str, user: Optional[str] = None) -> None:
+    """Acquire the place as this host's ``user`` (default: this user), as labgrid-client would."""
+    from blebridge.labgrid.coordinator import Coordinator
+    saved = os.environ.get("LG_USERNAME")
+    if user is not None:
+        os.environ["LG_USERNAME"] = user
+    try:
+        with Coordinator(lab.address) as coord:
+            coord.acquire(place)
+    finally:
+        if user is not None:
+            if saved is None:
+                os.environ.pop("LG_USERNAME", None)
+            else:
+                os.environ["LG_USERNAME"] = saved
