@@ -22,7 +22,7 @@ help:
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
 	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
-	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
+	@echo "make hil [HIL_RIG=rig.toml | LG_ENV=lab.yaml] [HIL_WORKERS=N]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -82,8 +82,11 @@ conformance: firmware
 firmware-check: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
 
+# LG_ENV: a labgrid environment naming the lab's places; HIL_WORKERS: pytest-xdist workers (-n),
+# one per board set the lab has (`make -n` is make's own dry run, hence a variable).
 hil: firmware
-	$(VPY) -m pytest -q -rs -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) tests
+	$(VPY) -m pytest -q -rs -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) \
+	    $(if $(LG_ENV),--lg-env $(LG_ENV)) $(if $(HIL_WORKERS),-n $(HIL_WORKERS)) tests
 
 clean:
 	rm -rf build
