@@ -89,3 +89,30 @@ def test_malformed_spec_is_a_port_open_error(spec):
 def test_spec_parts():
     assert parse_labgrid_spec("labgrid:rack-1/feather?coordinator=lab:20408") == ("rack-1", "feather", "lab:20408")
     assert parse_labgrid_spec("labgrid:rack-1") == ("rack-1", None, None)
+
+
+@pytest.fixture
+def pair_place(free_lab):
+    """A place holding two boards (the lab's first two), named a and b."""
+    from blebridge.labgrid.coordinator import Coordinator
+    place = "bb-pair"
+    if "bb-pair" not in free_lab.client("places").stdout:
+        free_lab.client("-p", place, "create")
+        free_lab.client("-p", place, "add-named-match", f"{free_lab.exporter}/bb-0/NetworkSerialPort", "a")
+        free_lab.client("-p", place, "add-named-match", f"{free_lab.exporter}/bb-1/NetworkSerialPort", "b")
+    yield place
+    with Coordinator(free_lab.address) as coord:
+        if coord.acquired_by(place):
+            coord.release(place)
+
+
+def test_place_of_several_boards_needs_a_name(free_lab, pair_place):
+    with pytest.raises(PortOpenError, match=f"2 serial ports \\(a, b\\).*labgrid:{pair_place}/NAME"):
+        open_board(url(free_lab, pair_place))
+
+
+def test_name_picks_one_board_of_a_place(free_lab, pair_place):
+    with open_board(url(free_lab, free_lab.places[1])) as board:
+        want = board.info.addr
+    with open_board(f"labgrid:{pair_place}/b?coordinator={free_lab.address}") as board:
+        assert board.info.addr == want
