@@ -45,8 +45,8 @@ else:  # pragma: no cover - Python 3.10
 ENV_PORTS = "BLEBRIDGE_HIL_PORTS"
 REPO = Path(__file__).resolve().parents[1]
 NO_RIG_MESSAGE = ("no HIL rig configured: pass --hil-rig rig.toml or --hil-port /dev/ttyACM0 "
-                  f"(repeatable), or set {ENV_PORTS}=/dev/ttyACM0,rfc2217://rig:4000; "
-                  "see hil/README.md")
+                  f"(repeatable), or set {ENV_PORTS}=/dev/ttyACM0,rfc2217://rig:4000, or "
+                  "pass --lg-env lab.yaml (labgrid places); see hil/README.md")
 
 
 class RigError(ValueError):
