@@ -36,6 +36,10 @@ class CoordinatorError(RuntimeError):
     """The coordinator cannot be reached, or refused an operation; the message says which."""
 
 
+class CoordinatorUnreachable(CoordinatorError):
+    """Nothing answers as a labgrid coordinator at the address."""
+
+
 class PlaceBusyError(CoordinatorError):
     """The place is acquired by someone else (``.acquired``: their ``host/user``)."""
 
@@ -99,6 +103,7 @@ class Coordinator:
                                    "install it with: pip install 'blebridge[labgrid]'") from exc
         self.address = coordinator_address(address)
         self._timeout = timeout
+        _quiet_unreachable_log()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="labgrid-coordinator",
                                         daemon=True)
@@ -119,7 +124,7 @@ class Coordinator:
             self._session = self._run(start(), timeout)
         except Exception as exc:
             self._stop_loop()
-            raise CoordinatorError(f"cannot reach the labgrid coordinator at {self.address}: "
+            raise CoordinatorUnreachable(f"cannot reach the labgrid coordinator at {self.address}: "
                                    f"{_reason(exc)}") from exc
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -299,6 +304,25 @@ async def _own_channel(session: Any) -> None:
     await session.channel.close()
     session.channel = grpc.aio.insecure_channel(target=session.address, options=_CHANNEL_OPTIONS)
     session.stub = labgrid_coordinator_pb2_grpc.CoordinatorStub(session.channel)
+
+
+class _UnreachableFilter:
+    """Drops labgrid's root-logger line "coordinator is unavailable: ...": the CoordinatorError
+    raised here says the same, and a command's error should be one line with its hint."""
+
+    def filter(self, record: Any) -> bool:
+        return not (record.pathname.endswith(os.path.join("labgrid", "remote", "client.py"))
+                    and str(record.msg).startswith("coordinator is unavailable"))
+
+
+_UNREACHABLE_FILTER = _UnreachableFilter()
+
+
+def _quiet_unreachable_log() -> None:
+    import logging
+    root = logging.getLogger()
+    if _UNREACHABLE_FILTER not in root.filters:
+        root.addFilter(_UNREACHABLE_FILTER)
 
 
 def _reason(exc: BaseException) -> str:

@@ -92,8 +92,8 @@ def open_labgrid(spec: str, **kw: Any) -> LabgridTransport:
     except ValueError as exc:
         raise PortOpenError(spec, str(exc), f"ports of labgrid places are {_GRAMMAR}") from exc
     try:
-        from ..labgrid.coordinator import (Coordinator, CoordinatorError, PlaceBusyError,
-                                           coordinator_address, reachable_url)
+        from ..labgrid.coordinator import (Coordinator, CoordinatorError, CoordinatorUnreachable,
+                                           PlaceBusyError, coordinator_address, reachable_url)
     except ImportError as exc:    # pragma: no cover - the module imports labgrid lazily
         raise PortOpenError(spec, str(exc), "install labgrid: pip install 'blebridge[labgrid]'") from exc
     address = coordinator_address(address)
@@ -113,6 +113,9 @@ def open_labgrid(spec: str, **kw: Any) -> LabgridTransport:
                 if owned:
                     coord.release(place)
                 raise
+    except CoordinatorUnreachable as exc:
+        raise PortOpenError(spec, str(exc), "check that labgrid-coordinator runs there; the address "
+                            "comes from ?coordinator=HOST:PORT, else LG_COORDINATOR") from exc
     except PlaceBusyError as exc:
         raise PortOpenError(spec, str(exc), f"wait until {exc.acquired} releases it "
                             f"(`labgrid-client -x {address} -p {place} who`)") from exc
