@@ -9,22 +9,27 @@ STAMP  := $(VENV)/.installed
 BB     := $(VENV)/bin/blebridge
 
 .PHONY: all venv firmware test test-c test-py protocol-check pio-check arm-size demo bench \
-        conformance firmware-check hil fuzz soak clean help
+        conformance firmware-check firmware-link-nrf hil fuzz soak clean help
 
 all: firmware
 
 help:
 	@echo "make demo          two simulated boards: a peripheral and a central talk (start here)"
 	@echo "make test          everything: protocol drift, C unit tests, PlatformIO config, pytest"
-	@echo "make bench         RPC and event benchmarks, then board-to-board BLE throughput"
+	@echo "make bench-remote  blebridge bench through ser2net, socat, pyserial's RFC 2217 server"
+	@echo "make bench         RPC and event benchmarks, 1-8 boards at once, then board-to-board BLE throughput"
 	@echo "make soak [SOAK_MINUTES=10]   four simulated boards under churn and floods; leak check"
 	@echo "make arm-size      Cortex-M4F build of the core, text/data/bss vs the budget"
 	@echo "make fuzz [FUZZ_SECONDS=60]   libFuzzer harnesses (clang, ASan+UBSan), N s each"
-	@echo "make conformance MICROPYTHON=<micropython checkout>   MicroPython's multi_bluetooth suite"
+	@echo "make conformance MICROPYTHON=<micropython checkout> [MICROPYTHON_LIB=<micropython-lib checkout>]"
+	@echo "                   MicroPython's multi_bluetooth suite; with MICROPYTHON_LIB also aioble's"
+	@echo "                   multitests (upstream aioble and ours) and its example pairs"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
+	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
 	@echo "make hil [HIL_RIG=rig.toml | LG_ENV=lab.yaml] [HIL_WORKERS=N]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
+	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e '.[test,sim]'
@@ -43,6 +48,7 @@ test-c: $(STAMP)
 	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) test
 
 pio-check: $(STAMP)
+	@$(VPY) -c 'import platformio' 2>/dev/null || echo "== installing PlatformIO into $(VENV) from PyPI (first time: about a minute)"
 	$(VPY) -m pip install --quiet platformio
 	$(VENV)/bin/pio project config --project-dir . > /dev/null
 	@echo "pio project config: ok"
@@ -67,7 +73,15 @@ demo: firmware
 
 bench: firmware
 	$(BB) bench --port sim:bench-board
+	$(VPY) -m blebridge.bench_scale
 	$(VPY) -m blebridge.micropython.bench
+	$(VPY) -m blebridge.aioble.bench
+
+# blebridge bench on one simulated board directly and behind ser2net, socat and pyserial's RFC
+# 2217 server (tests/remote/bench_remote.py; README "Remote boards").
+.PHONY: bench-remote
+bench-remote: firmware
+	$(VPY) tests/remote/bench_remote.py
 
 # Not part of `make test`: it runs for SOAK_MINUTES after a 30 s warm-up (README.md, Soak).
 SOAK_MINUTES ?= 10
@@ -76,11 +90,15 @@ soak: firmware
 	$(VPY) -m blebridge.soak --minutes $(SOAK_MINUTES) --boards $(SOAK_BOARDS)
 
 conformance: firmware
-	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout>"; exit 2; }
-	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON)
+	@test -n "$(MICROPYTHON)" || { echo "usage: make conformance MICROPYTHON=<path to a micropython checkout> [MICROPYTHON_LIB=<path to a micropython-lib checkout>]"; exit 2; }
+	$(VPY) conformance/run_conformance.py --micropython $(MICROPYTHON) $(if $(MICROPYTHON_LIB),--micropython-lib $(MICROPYTHON_LIB))
 
 firmware-check: $(STAMP)
-	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS=$(NIMBLE_HEADERS)
+	$(MAKE) -C firmware PYTHON=$(abspath $(VPY)) check NRF_HEADERS=$(NRF_HEADERS) $(if $(CMSIS_HEADERS),CMSIS_HEADERS=$(CMSIS_HEADERS)) NIMBLE_HEADERS="$(NIMBLE_HEADERS)"
+
+# Full link of the nrf_sd firmware for both nRF52840 boards (firmware/ports/nrf_sd/link.mk).
+firmware-link-nrf: $(STAMP)
+	$(MAKE) -C firmware -f ports/nrf_sd/link.mk PYTHON=$(abspath $(VPY)) firmware-link-nrf NRF_CORE=$(NRF_CORE) CMSIS=$(CMSIS)
 
 # LG_ENV: a labgrid environment naming the lab's places; HIL_WORKERS: pytest-xdist workers (-n),
 # one per board set the lab has (`make -n` is make's own dry run, hence a variable).

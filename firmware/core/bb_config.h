@@ -105,6 +105,13 @@
 #ifndef BB_NRF_SD_SCAN_DEDUP
 #define BB_NRF_SD_SCAN_DEDUP 32       /* advertisers remembered for filter_duplicates */
 #endif
+#ifndef BB_NRF_SD_TX_WAIT_MS
+/* Longest a notification or Write Command waits, in ms, for the SoftDevice's per-link queue
+ * (BB_NRF_HVN_QUEUE / BB_NRF_WRCMD_QUEUE) to free a slot before the call fails with EAGAIN: a
+ * slot frees after the peer's next connection event, so this covers intervals up to ~100 ms
+ * with a retransmission. The core, and so the host link, wait meanwhile. */
+#define BB_NRF_SD_TX_WAIT_MS 250
+#endif
 #ifndef BB_NRF_SD_QUEUED_WRITE_BYTES
 /* Peer long-write queue in the SoftDevice's format: 6 bytes of header per Prepare Write entry
  * plus a 2-byte terminator; a BB_MAX_ATTR_LEN value at ATT MTU 23 takes 18-byte entries. */
@@ -124,6 +131,12 @@
 #ifndef BB_NIMBLE_GATTC_READS
 #define BB_NIMBLE_GATTC_READS 2     /* concurrent long reads, each buffering BB_MAX_ATTR_LEN bytes */
 #endif
+#ifndef BB_NIMBLE_BOND_CACHE
+/* Security records (a peer's keys, or ours for a peer) kept on the board, 88 bytes each: a bond
+ * lookup NimBLE makes while the core task is inside NimBLE (so no store question can be asked)
+ * is answered from here instead of "not found". Filled at radio start and by every lookup. */
+#define BB_NIMBLE_BOND_CACHE 8
+#endif
 #ifndef BB_NIMBLE_DEFER_QUEUE
 #define BB_NIMBLE_DEFER_QUEUE 16    /* calls handed from the core task to the NimBLE host task */
 #endif
@@ -137,6 +150,15 @@
 #endif
 #ifndef BB_SIM_AIR_EVQ_BYTES
 #define BB_SIM_AIR_EVQ_BYTES 32768  /* air events held while a port call waits or the core is full */
+#endif
+/* The air's window: bytes of events it sends a board ahead of the board's acks. Set by the air
+ * (EVENT_WINDOW_BYTES, host/blebridge/sim/board.py; tests/sim/test_air.py checks both agree). */
+#define BB_SIM_AIR_WINDOW_BYTES 8192
+#ifndef BB_SIM_AIR_ACK_MIN_BYTES
+/* Events delivered before the port acknowledges them to the air (fewer acks, less air work).
+ * Must stay below BB_SIM_AIR_WINDOW_BYTES less one largest message, or the air could hold an
+ * event back while the port waits idle (checked in bb_port_sim.c). */
+#define BB_SIM_AIR_ACK_MIN_BYTES 2048
 #endif
 #ifndef BB_SIM_AIR_CALL_TIMEOUT_MS
 #define BB_SIM_AIR_CALL_TIMEOUT_MS 3000 /* an op the air has not answered by then: -ETIMEDOUT */

@@ -3,7 +3,8 @@
 zcbor's C sources ship inside the `zcbor` package on PyPI (``include/`` and ``src/`` next to its
 Python code); they are never copied into this repository. This script finds the package
 directory without importing it (its Python half does not import next to cbor2 6), installs the
-package into PlatformIO's own Python when it is missing, then:
+pinned version (ZCBOR_VERSION) into PlatformIO's own Python when the package is missing, refuses
+another installed version (the firmware is built and tested against the pinned C runtime), then:
 
 - Arduino-based envs (nrf_sd): adds ``include/`` to the include path and compiles
   ``src/zcbor_{common,decode,encode}.c`` into ``$BUILD_DIR/zcbor``;
@@ -12,13 +13,17 @@ package into PlatformIO's own Python when it is missing, then:
 """
 
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import sys
 
 Import("env")  # noqa: F821  (provided by PlatformIO's SCons)
 
-ZCBOR_REQUIREMENT = "zcbor>=0.9"
+#: The zcbor release whose C runtime the firmware is built with (PlatformIO builds only; the
+#: native build and tests take the venv's zcbor, pyproject.toml). 0.9.1: newest on PyPI when pinned.
+ZCBOR_VERSION = "0.9.1"
+ZCBOR_REQUIREMENT = "zcbor==%s" % ZCBOR_VERSION
 ZCBOR_SOURCES = ("zcbor_common.c", "zcbor_decode.c", "zcbor_encode.c")
 
 
@@ -43,6 +48,18 @@ if root is None:
         "zcbor.py: error: the zcbor package (with its C runtime in include/ and src/) was not "
         "found for %s; install it with: %s -m pip install '%s'\n"
         % (sys.executable, sys.executable, ZCBOR_REQUIREMENT)
+    )
+    env.Exit(1)  # noqa: F821
+
+try:
+    found_version = importlib.metadata.version("zcbor")
+except importlib.metadata.PackageNotFoundError:
+    found_version = None
+if found_version != ZCBOR_VERSION:
+    sys.stderr.write(
+        "zcbor.py: error: zcbor %s is installed for %s, the firmware is pinned to %s; install it "
+        "with: %s -m pip install '%s'\n"
+        % (found_version, sys.executable, ZCBOR_VERSION, sys.executable, ZCBOR_REQUIREMENT)
     )
     env.Exit(1)  # noqa: F821
 

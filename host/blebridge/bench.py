@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import tty
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import cbor2
 
@@ -246,13 +246,15 @@ def event_throughput(board: Board, count: int, payload_len: int) -> dict[str, An
 
 
 def run_bench(spec: str, count: Optional[int] = None, echo_count: int = 2000,
-              timeout: float = 30.0) -> dict[str, Any]:
-    """Run the whole benchmark on the board at ``spec``; returns the figures."""
+              timeout: float = 30.0, progress: Callable[[str], None] = lambda _text: None) -> dict[str, Any]:
+    """Run the whole benchmark on the board at ``spec``; returns the figures. ``progress`` gets
+    one line per figure as soon as it is measured (the report comes at the end)."""
     count = count or 100_000
     transport = open_transport(spec)
     result: dict[str, Any] = {"port": spec}
     try:
         result["raw_frame"] = raw_frame_baseline(transport, echo_count)
+        progress(f"raw frame round trip on this port: p50 {result['raw_frame']['p50_us']:.1f} µs")
         pty = is_pty(transport)
     except BaseException:
         transport.close()
@@ -265,13 +267,19 @@ def run_bench(spec: str, count: Optional[int] = None, echo_count: int = 2000,
         if pty:
             result["rpc_echo"], result["link_echo"] = rpc_and_link_echo(board, echo_count)
             base_name = "link_echo"
+            progress(f"link echo round trip: p50 {result['link_echo']['p50_us']:.1f} µs")
         else:
             result["rpc_echo"] = rpc_echo(board, echo_count)
             base_name = "raw_frame"
         result["baseline"] = base_name
+        progress(f"RPC round trip (board.call): p50 {result['rpc_echo']['p50_us']:.1f} µs")
         result["ratio_p50"] = result["rpc_echo"]["p50_us"] / result[base_name]["p50_us"]
         result["ratio_target"] = TARGET_RATIO
-        result["events"] = [event_throughput(board, count, n) for n in EVENT_PAYLOAD_LENS]
+        result["events"] = []
+        for n in EVENT_PAYLOAD_LENS:
+            e = event_throughput(board, count, n)
+            result["events"].append(e)
+            progress(f"events, {n} B payload: {e['events_per_s']:,.0f} /s ({e['mb_per_s']:.2f} MB/s)")
         result["host_counters"] = board.host_counters()
     finally:
         board.close()
@@ -334,9 +342,13 @@ def add_parser(subparsers: Any, port_help: str) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, port: str) -> int:
-    r = run_bench(port, count=args.count, echo_count=args.echo_count)
+    def progress(text: str) -> None:
+        if not args.json:
+            print(f"  measured: {text}", flush=True)
+
+    r = run_bench(port, count=args.count, echo_count=args.echo_count, progress=progress)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        print(format_report(r))
+        print(format_report(r), flush=True)
     return 0

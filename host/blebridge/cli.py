@@ -1,6 +1,7 @@
 """The `blebridge` command (also `python -m blebridge`).
 
-Subcommands here: list, info, sim (start/list/stop), bench.
+Subcommands here: list, info, sim (start/list/stop), bench; run, scan, repl and flash come
+from PLUGIN_MODULES. Every subcommand has a help= line (`blebridge --help`) and a description.
 
 Adding a subcommand from another module: put the module in PLUGIN_MODULES and give it
 
@@ -31,7 +32,7 @@ from .errors import (BlebridgeError, BoardError, BoardLost, CallTimeout, PortOpe
                      VersionMismatch)
 
 #: Modules that may add subcommands (see the module docstring). Order = order in --help.
-PLUGIN_MODULES = ("blebridge.script.runner", "blebridge.flash")
+PLUGIN_MODULES = ("blebridge.script.runner", "blebridge.scan", "blebridge.repl", "blebridge.flash")
 
 PORT_ENV = "BLEBRIDGE_PORT"
 DEBUG_ENV = "BLEBRIDGE_DEBUG"
@@ -195,7 +196,7 @@ def _sim_field(b: Any, name: str) -> Any:
 def cmd_sim_start(args: argparse.Namespace) -> int:
     launcher = _launcher()
     try:
-        b = launcher.start_board(args.name, air=args.air, detached=True)
+        b = launcher.start_board(args.name, air=args.air, detached=True, capture=args.capture)
     except FileNotFoundError as exc:
         raise CliError(f"cannot start sim board {args.name}: {exc}",
                        "build the sim firmware first: make firmware (or set BLEBRIDGE_SIM_FIRMWARE)") from exc
@@ -205,6 +206,9 @@ def cmd_sim_start(args: argparse.Namespace) -> int:
     port = f"sim:{args.name}" + (f"?air={args.air}" if args.air else "")
     print(f"sim board {_sim_field(b, 'name')} running: pty {_sim_field(b, 'pty')}, pid {_sim_field(b, 'pid')}, "
           f"air {_sim_field(b, 'air')}")
+    if args.capture:
+        print(f"capturing its HCI traffic to {os.path.abspath(args.capture)} (btsnoop; "
+              f"open it in Wireshark) until `blebridge sim stop {args.name}`")
     print(f"use it with: --port {port}   (or export {PORT_ENV}={port})")
     return 0
 
@@ -256,28 +260,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"blebridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list serial ports and the boards blebridge recognises")
+    h = "list serial ports and the boards blebridge recognises"
+    p = sub.add_parser("list", help=h, description=h + " (by USB VID:PID).")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("info", help="handshake with a board and show its firmware, capabilities and counters")
+    h = "handshake with a board and show its firmware, capabilities and counters"
+    p = sub.add_parser("info", help=h, description=h + " (board and host side).")
     p.add_argument("--port", "-p", help=PORT_HELP)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("sim", help="start, list and stop simulated boards")
+    h = "start, list and stop simulated boards"
+    p = sub.add_parser("sim", help=h, description=h + " (sim:NAME ports): the native firmware on a "
+                       "simulated air shared by the user's programs (BLEBRIDGE_AIR: a private one).")
     simsub = p.add_subparsers(dest="sim_command", metavar="SIMCOMMAND")
     simsub.required = True
-    s = simsub.add_parser("start", help="start a simulated board that stays up until `sim stop`")
+    h = "start a simulated board that stays up until `sim stop`"
+    s = simsub.add_parser("start", help=h, description=h + "; prints the port to use.")
     s.add_argument("name", help="board name (its radio address is derived from it)")
     s.add_argument("--air", help="socket of the simulated air (default: the user's shared air)")
+    s.add_argument("--capture", metavar="FILE",
+                   help="write the board's HCI traffic (advertising, connections, ATT, SMP) to FILE "
+                        "in btsnoop format, for Wireshark/tshark, until the board stops")
     s.set_defaults(func=cmd_sim_start)
-    s = simsub.add_parser("list", help="list simulated boards started with `sim start`")
+    h = "list simulated boards started with `sim start`"
+    s = simsub.add_parser("list", help=h, description=h + ".")
     s.add_argument("--air", help="socket of the simulated air (default: the user's shared air)")
     s.set_defaults(func=cmd_sim_list)
-    s = simsub.add_parser("stop", help="stop a simulated board started with `sim start` (or --all)")
-    s.add_argument("name", nargs="?")
+    h = "stop a simulated board started with `sim start` (or --all)"
+    s = simsub.add_parser("stop", help=h, description=h + ".")
+    s.add_argument("name", nargs="?", help="the board to stop")
     s.add_argument("--all", action="store_true", help="stop every simulated board")
     s.add_argument("--air", help="socket of the simulated air (default: the user's shared air)")
     s.set_defaults(func=cmd_sim_stop)

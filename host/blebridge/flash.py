@@ -8,6 +8,10 @@ Steps:
 2. the board kind: --board, else the port's USB VID:PID (blebridge.ports.KNOWN_BOARDS). A generic
    USB-UART bridge (CP210x, CH340, ...) usually carries an ESP32 DevKit; its kind is confirmed by
    a handshake when our firmware already runs on it, else assumed to be ``esp32dev`` (said so).
+   The Feather nRF52840 and the nRF52840 Dongle with the Adafruit bootloader share VID:PIDs
+   (ports.SHARED_NRF_VID_PIDS): the USB product string tells them apart, else the handshake,
+   else --board is asked for. A dongle in Nordic's own bootloader is refused (it cannot take the
+   upload) with the steps to install the Adafruit one.
 3. ``pio run -e ENV -t upload --upload-port P`` from the checkout's platformio.ini, its output
    streamed as it comes (that is the progress).
 4. open the board and check the handshake's protocol version against this host's.
@@ -30,7 +34,8 @@ from typing import Callable, Optional, Sequence
 from . import protocol as P
 from .cli import CliError, port_arg
 from .errors import BlebridgeError, PortOpenError
-from .ports import KNOWN_BOARDS, PortInfo, find_by_serial, list_ports
+from .ports import (KNOWN_BOARDS, SHARED_NRF_VID_PIDS, PortInfo, find_by_serial, list_ports,
+                    shared_nrf_kind)
 from .transport.serial_port import classify_open_error
 
 #: PlatformIO environment of each board kind. Keys: the env names themselves and the kinds
@@ -58,6 +63,14 @@ REOPEN_TIMEOUT_S = 15.0
 REOPEN_POLL_S = 0.5
 #: Handshake timeout (s) when probing an unknown USB-UART bridge before flashing.
 PROBE_TIMEOUT_S = 2.0
+#: The nRF52840 envs, which SHARED_NRF_VID_PIDS may carry.
+NRF_ENVS = ("feather_nrf52840", "nrf52840_dongle")
+#: Nordic's open USB DFU bootloader of the nRF52840 Dongle (nRF5 SDK): the nrf52840_dongle env
+#: uploads with adafruit-nrfutil's serial DFU, which that bootloader does not speak.
+NORDIC_OPEN_BOOTLOADER = (0x1915, 0x521F)
+NORDIC_BOOTLOADER_HINT = ("install the Adafruit nRF52 bootloader for pca10059 on the dongle once, "
+                          "with Nordic's nrfutil (firmware/ports/nrf_sd/README.md, nRF52840 "
+                          "Dongle, option 1), then run blebridge flash again")
 
 
 def udev_rules_path() -> Path:
@@ -105,13 +118,21 @@ def pio_upload_command(pio: Sequence[str], project_dir: Path, env: str, port: st
             "--target", "upload", "--upload-port", port]
 
 
-def run_streaming(cmd: Sequence[str], out: Callable[[str], None] = print) -> tuple[int, list[str]]:
-    """Run ``cmd``, passing each output line to ``out`` as it arrives.
-    Returns (exit code, the last lines) for the error message."""
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_streaming(cmd: Sequence[str], out: Callable[[str], None] = _print_now) -> tuple[int, list[str]]:
+    """Run ``cmd``, passing each output line to ``out`` as it arrives (a progress update ended
+    by a carriage return counts as a line). Returns (exit code, the last lines) for the error
+    message."""
     tail: list[str] = []
+    # PlatformIO and its uploaders are Python: into a pipe their output would be block-buffered
+    # and the build and upload progress would come all at once at the end.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, errors="replace")
+                                text=True, bufsize=1, errors="replace", env=env)
     except FileNotFoundError as exc:
         raise CliError(f"cannot run {cmd[0]}: {exc}", PIO_INSTALL_HINT) from exc
     assert proc.stdout is not None
@@ -167,6 +188,9 @@ def detect_env(info: Optional[PortInfo], port: str,
         raise CliError(f"cannot tell which board is on {port}{ids}",
                        "pass --board with one of: " + ", ".join(ENVS))
     kind = info.known
+    _refuse_nordic_bootloader(info, port)
+    if (info.vid, info.pid) in SHARED_NRF_VID_PIDS:
+        return _shared_nrf_env(info, port, probe)
     if kind.certain:
         return BOARD_ENVS[kind.kind], f"USB {info.vid_pid}: {kind.description}"
     reported = probe(port) if probe is not None else None
@@ -174,6 +198,31 @@ def detect_env(info: Optional[PortInfo], port: str,
         return BOARD_ENVS[reported], f"USB {info.vid_pid} ({kind.description}), handshake says {reported}"
     return ("esp32dev", f"USB {info.vid_pid} ({kind.description}): assumed an ESP32 DevKit; "
             "pass --board if it is something else")
+
+
+def _refuse_nordic_bootloader(info: Optional[PortInfo], port: str) -> None:
+    """CliError for a dongle in Nordic's open bootloader: nothing here can upload to it."""
+    if info is not None and (info.vid, info.pid) == NORDIC_OPEN_BOOTLOADER:
+        raise CliError(f"the nRF52840 Dongle on {port} runs Nordic's open DFU bootloader (USB "
+                       f"{info.vid_pid}), which the nrf52840_dongle upload cannot use",
+                       NORDIC_BOOTLOADER_HINT)
+
+
+def _shared_nrf_env(info: PortInfo, port: str,
+                    probe: Optional[Callable[[str], Optional[str]]]) -> tuple[str, str]:
+    """Feather nRF52840 or nRF52840 Dongle on a VID:PID both show: by the USB product string,
+    else by the handshake of our firmware (not in a bootloader), else ask for --board."""
+    product = info.product or ""
+    kind = shared_nrf_kind(product)
+    if kind is not None:
+        return BOARD_ENVS[kind], f"USB {info.vid_pid}, product {product!r}"
+    in_bootloader = info.known is not None and info.known.bootloader
+    reported = probe(port) if probe is not None and not in_bootloader else None
+    if reported is not None and BOARD_ENVS.get(reported) in NRF_ENVS:
+        return BOARD_ENVS[reported], f"USB {info.vid_pid}, handshake says {reported}"
+    raise CliError(f"cannot tell the Feather nRF52840 from the nRF52840 Dongle on {port}: both "
+                   f"show USB {info.vid_pid}, and the product string {product!r} names neither",
+                   "pass --board feather_nrf52840 or --board nrf52840_dongle")
 
 
 def probe_board_kind(port: str) -> Optional[str]:
@@ -236,11 +285,12 @@ def verify(port: str, timeout_s: float = REOPEN_TIMEOUT_S) -> tuple[int, int]:
 # -- command ----------------------------------------------------------------------------------
 
 def flash(port_spec: str, board: Optional[str] = None, project_dir: Optional[str] = None,
-          verify_after: bool = True, out: Callable[[str], None] = print) -> int:
+          verify_after: bool = True, out: Callable[[str], None] = _print_now) -> int:
     """Build, upload and verify; returns 0 or raises CliError."""
     pio = find_pio()
     project = find_project_dir(project_dir)
     port, info = resolve_port(port_spec)
+    _refuse_nordic_bootloader(info, port)
     if board is not None:
         if board not in BOARD_ENVS:
             raise CliError(f"unknown board kind {board!r}", "choose one of: " + ", ".join(ENVS))

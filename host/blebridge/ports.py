@@ -53,9 +53,43 @@ class PortInfo:
         return f"{self.vid:04X}:{self.pid:04X}"
 
 
-def known_board(vid: Optional[int], pid: Optional[int]) -> Optional[KnownBoard]:
+#: Adafruit VID:PIDs that the Feather nRF52840 shares with the nRF52840 Dongle: the Adafruit
+#: bootloader built for the dongle (pca10059) enumerates as the Feather's bootloader (its
+#: board.h: "Shared VID/PID with Feather nRF52840"), and our dongle firmware keeps the Feather's
+#: application VID:PID (boards/nrf52840_dongle_adafruit.json), which adafruit-nrfutil's serial
+#: DFU and the 1200-baud touch work with. Their USB product strings differ (SHARED_NRF_PRODUCTS).
+SHARED_NRF_VID_PIDS = frozenset({(0x239A, 0x8029), (0x239A, 0x0029)})
+
+#: Board kind by a word of the USB product string (lower case) on SHARED_NRF_VID_PIDS: the
+#: Adafruit bootloader reports its board's model (BLEDIS_MODEL: "PCA10059", "Feather nRF52840
+#: Express"), our firmware its board definition's usb_product ("nRF52840 Dongle", "Feather
+#: nRF52840 Express").
+SHARED_NRF_PRODUCTS = (("pca10059", "nrf52840-dongle"), ("dongle", "nrf52840-dongle"),
+                       ("feather", "feather-nrf52840"))
+
+_DONGLE_AS_SHARED = {
+    (0x239A, 0x8029): KnownBoard("nrf52840-dongle", "Nordic nRF52840 Dongle (Adafruit core firmware)", False, True),
+    (0x239A, 0x0029): KnownBoard("nrf52840-dongle", "Nordic nRF52840 Dongle (Adafruit bootloader)", True, True),
+}
+
+
+def shared_nrf_kind(product: Optional[str]) -> Optional[str]:
+    """Board kind a USB product string names on SHARED_NRF_VID_PIDS, None when it names none."""
+    text = (product or "").lower()
+    for word, kind in SHARED_NRF_PRODUCTS:
+        if word in text:
+            return kind
+    return None
+
+
+def known_board(vid: Optional[int], pid: Optional[int],
+                product: Optional[str] = None) -> Optional[KnownBoard]:
+    """The board behind a USB VID:PID; on SHARED_NRF_VID_PIDS a product string naming the
+    dongle makes it the dongle (else the Feather entry: `blebridge flash` asks for more)."""
     if vid is None or pid is None:
         return None
+    if (vid, pid) in SHARED_NRF_VID_PIDS and shared_nrf_kind(product) == "nrf52840-dongle":
+        return _DONGLE_AS_SHARED[(vid, pid)]
     return KNOWN_BOARDS.get((vid, pid))
 
 
@@ -66,7 +100,7 @@ def list_ports(include_links: bool = False) -> list[PortInfo]:
         out.append(PortInfo(
             device=p.device, serial_number=p.serial_number, vid=p.vid, pid=p.pid,
             manufacturer=p.manufacturer, product=p.product, location=p.location,
-            known=known_board(p.vid, p.pid),
+            known=known_board(p.vid, p.pid, p.product),
         ))
 
     def rank(pi: PortInfo) -> tuple[int, str]:

@@ -357,3 +357,26 @@ def test_the_session_of_an_opened_board_is_its_session_for(opened):
 def test_closing_an_opened_session_closes_its_board(opened):
     ble_session.open_session("fake:one").close()
     assert opened[0].closed
+
+
+def test_every_layer_on_a_board_shares_one_bond_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(tmp_path / "secrets"))
+    session = ble_session.Session(FakeBoard())
+    assert session.store_secret(1, b"k", b"v") is True
+    # A second layer asks through the same session: it sees what the first stored, at once.
+    assert session.secret_store() is session.secret_store()
+    assert session.stored_secret(1, 0, b"k") == b"v"
+
+
+def test_unusable_bond_store_answers_the_board_safely_and_says_why(tmp_path, monkeypatch, capsys):
+    secrets = tmp_path / "secrets"
+    monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(secrets))
+    session = ble_session.Session(FakeBoard())
+    store_file = session.secret_store().path
+    store_file.parent.mkdir(mode=0o700, exist_ok=True)
+    store_file.write_text("{truncated")
+    session.use_secret_store(None)     # reloaded from the (now corrupt) file on next use
+    assert session.stored_secret(1, 0, b"k") is None
+    assert session.store_secret(1, b"k", b"v") is False
+    err = capsys.readouterr().err
+    assert "answered the board: no such secret" in err and "answered the board: not stored" in err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 import zlib
 from typing import Any, Callable
 
@@ -194,6 +195,20 @@ def lossy(air: str, request: pytest.FixtureRequest):
         board.close()
 
 
+def wait_relayed_to_host(relay: Any, since: int, nbytes: int) -> None:
+    """Wait (faults still on) until the relay has carried ``nbytes`` more bytes to the host
+    than ``since``: a peripheral's gatts_notify returns once its board has handed the
+    notification to the air, before it crosses the central's link, so pausing the faults right
+    after the calls would let most of the stream through unharmed."""
+    stats = relay.stats["host"]
+    deadline = time.monotonic() + WAIT_S
+    while stats.bytes - since < nbytes:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the relay carried {stats.bytes - since} of at least {nbytes} "
+                                 f"bytes to the host in {WAIT_S:.0f} s")
+        time.sleep(0.01)
+
+
 def settle(board: Any, rec: Recorder, relay: Any) -> None:
     """Pause the faults and make the board send one more event frame, so every frame lost
     before it shows as a gap; then the host's count must equal what the relay damaged."""
@@ -240,9 +255,11 @@ def gatt_pair(lossy):
 def test_notifications_arrive_intact_and_every_lost_one_is_reported(gatt_pair):
     central, c_rec, relay, peripheral, p_rec, value, c_conn, p_conn = gatt_pair
     count = 300
+    since = relay.stats["host"].bytes
     relay.set_enabled(True)
     for i in range(count):
         call_clean(peripheral, "gatts_notify", p_conn, value, stamped(i))
+    wait_relayed_to_host(relay, since, count * len(stamped(0)))   # at least each payload
     relay.set_enabled(False)
     call_clean(peripheral, "gatts_notify", p_conn, value, stamped(count))      # the marker
     c_rec.wait("GATTC_NOTIFY", lambda f: unstamp(f[2]) == count)
@@ -359,9 +376,11 @@ def test_micropython_script_is_told_of_each_gap_once_and_can_count_the_frames_lo
     notified: list[bytes] = []
     ble.irq(lambda event, data: notified.append(bytes(data[2])) if event == 18 else None)
     count = 200
+    since = relay.stats["host"].bytes
     relay.set_enabled(True)
     for i in range(count):
         call_clean(peripheral, "gatts_notify", p_conn, value, stamped(i))
+    wait_relayed_to_host(relay, since, count * len(stamped(0)))   # at least each payload
     relay.set_enabled(False)
     call_clean(peripheral, "gatts_notify", p_conn, value, stamped(count))      # the marker
     c_rec.wait("GATTC_NOTIFY", lambda f: unstamp(f[2]) == count)

@@ -16,9 +16,10 @@ from blebridge.ports import KNOWN_BOARDS, PortInfo, known_board
 REPO = Path(__file__).resolve().parents[2]
 
 
-def port(device: str, vid: Optional[int], pid: Optional[int], serial: Optional[str] = None) -> PortInfo:
+def port(device: str, vid: Optional[int], pid: Optional[int], serial: Optional[str] = None,
+         product: Optional[str] = None) -> PortInfo:
     return PortInfo(device=device, serial_number=serial, vid=vid, pid=pid, manufacturer=None,
-                    product=None, location=None, known=known_board(vid, pid))
+                    product=product, location=None, known=known_board(vid, pid, product))
 
 
 def fake_comport(device: str, vid: int, pid: int, serial: str = "S1") -> types.SimpleNamespace:
@@ -27,9 +28,6 @@ def fake_comport(device: str, vid: int, pid: int, serial: str = "S1") -> types.S
 
 
 @pytest.mark.parametrize("vid_pid, env", [
-    ((0x239A, 0x8029), "feather_nrf52840"),
-    ((0x239A, 0x0029), "feather_nrf52840"),
-    ((0x1915, 0x521F), "nrf52840_dongle"),
     ((0x1915, 0x520F), "nrf52840_dongle"),
     ((0x303A, 0x1001), "esp32s3"),
 ])
@@ -53,6 +51,59 @@ def test_usb_uart_bridge_is_confirmed_by_handshake(vid_pid):
     assert probed == ["/dev/ttyUSB0"]
     assert got == "esp32s3"
     assert "handshake says esp32s3" in why
+
+
+def no_probe(_port):
+    raise AssertionError("the USB product string decides: no handshake")
+
+
+@pytest.mark.parametrize("vid_pid, product, env", [
+    ((0x239A, 0x8029), "Feather nRF52840 Express", "feather_nrf52840"),  # Adafruit core firmware
+    ((0x239A, 0x0029), "Feather nRF52840 Express", "feather_nrf52840"),  # Adafruit bootloader
+    ((0x239A, 0x8029), "nRF52840 Dongle", "nrf52840_dongle"),  # our dongle board definition
+    ((0x239A, 0x0029), "PCA10059", "nrf52840_dongle"),  # Adafruit bootloader for pca10059
+])
+def test_feather_and_dongle_sharing_a_vid_pid_are_told_apart_by_usb_product(vid_pid, product, env):
+    got, why = flash.detect_env(port("/dev/ttyACM0", *vid_pid, product=product), "/dev/ttyACM0", no_probe)
+    assert got == env
+    assert product in why
+
+
+def test_shared_nrf_vid_pid_without_a_telling_product_is_confirmed_by_handshake():
+    got, why = flash.detect_env(port("/dev/ttyACM0", 0x239A, 0x8029, product="CDC"), "/dev/ttyACM0",
+                                lambda p: "nrf52840_dongle")
+    assert got == "nrf52840_dongle"
+    assert "handshake says nrf52840_dongle" in why
+
+
+def test_shared_nrf_bootloader_without_a_telling_product_asks_for_board():
+    def probe(_port):
+        raise AssertionError("a bootloader runs no firmware to probe")
+    with pytest.raises(flash.CliError) as ei:
+        flash.detect_env(port("/dev/ttyACM0", 0x239A, 0x0029, product="nRF UF2"), "/dev/ttyACM0", probe)
+    assert "239A:0029" in str(ei.value)
+    assert "--board feather_nrf52840" in ei.value.hint and "--board nrf52840_dongle" in ei.value.hint
+
+
+def test_list_names_a_dongle_by_its_usb_product(monkeypatch):
+    import serial.tools.list_ports as lp
+    from blebridge.ports import list_ports
+    dongle = fake_comport("/dev/ttyACM2", 0x239A, 0x0029, "D1")
+    dongle.product = "PCA10059"
+    monkeypatch.setattr(lp, "comports", lambda include_links=False: [dongle])
+    (info,) = list_ports()
+    assert info.known is not None and info.known.kind == "nrf52840-dongle" and info.known.bootloader
+
+
+def test_dongle_in_nordic_open_bootloader_is_refused_with_the_bootloader_steps(monkeypatch):
+    _flash_setup(monkeypatch, 0)
+    monkeypatch.setattr(flash, "list_ports", lambda: [port("/dev/ttyACM0", 0x1915, 0x521F, "N1")])
+    with pytest.raises(flash.CliError) as ei:
+        flash.flash("/dev/ttyACM0", board="nrf52840_dongle", project_dir=str(REPO), verify_after=False,
+                    out=lambda s: None)
+    assert "Nordic's open DFU bootloader" in str(ei.value)
+    assert "Adafruit nRF52 bootloader" in ei.value.hint
+    assert FakePopen.calls == []
 
 
 def test_usb_uart_bridge_without_firmware_is_assumed_esp32dev_and_says_so():
@@ -226,3 +277,19 @@ def test_flash_subcommand_is_registered():
 def test_a_device_path_that_does_not_exist_is_no_such_port():
     with pytest.raises(flash.CliError, match="no such port"):
         flash.resolve_port("/dev/ttyBLEBRIDGE-NONE", ports=[])
+
+
+def test_dongle_board_definition_uploads_by_serial_dfu_and_names_the_dongle_over_usb():
+    import configparser
+    import json
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(REPO / "platformio.ini")
+    boards_dir = REPO / ini["platformio"]["boards_dir"]
+    board = json.loads((boards_dir / "nrf52840_dongle_adafruit.json").read_text())
+    assert board["upload"]["protocol"] == "nrfutil" and "nrfutil" in board["upload"]["protocols"]
+    # What our firmware on the dongle enumerates as: one of the shared VID:PIDs, with a
+    # product string that `blebridge flash` maps to the dongle.
+    vid, pid = (int(x, 16) for x in board["build"]["hwids"][0])
+    got, _why = flash.detect_env(port("/dev/ttyACM0", vid, pid, product=board["build"]["usb_product"]),
+                                 "/dev/ttyACM0", no_probe)
+    assert got == "nrf52840_dongle"

@@ -565,3 +565,30 @@ def test_pairing_example_reads_the_secret_after_passkey_pairing(board_urls, tmp_
     # 0x05 Insufficient Authentication: the central has no bond yet (Core 5.4 Vol 3 Part C 10.3.1).
     assert "read before pairing: ATT status 0x05" in client
     assert "value b'the cake is a lie'" in client and "passkey shown on the display: 123456" in server
+
+
+def test_irq_after_a_call_runs_while_the_asyncio_loop_idles(board_urls, tmp_path):
+    """The event loop waiting counts as the script waiting (as time.sleep_ms does), so the IRQ
+    a call causes is not held back until CALL_GRACE_S after the call: the script raises the
+    grace to 10 minutes, and gets _IRQ_SCAN_DONE of a 10 ms scan within a minute."""
+    script = tmp_path / "scan_done.py"
+    script.write_text(
+        "import asyncio, bluetooth\n"
+        "from blebridge.micropython import runtime\n"
+        "runtime.CALL_GRACE_S = 600.0\n"
+        "ble = bluetooth.BLE()\n"
+        "ble.active(True)\n"
+        "done = asyncio.ThreadSafeFlag()\n"
+        "def irq(event, data):\n"
+        "    if event == 6:  # _IRQ_SCAN_DONE\n"
+        "        done.set()\n"
+        "ble.irq(irq)\n"
+        "async def main():\n"
+        "    ble.gap_scan(10)\n"
+        "    await asyncio.wait_for(done.wait(), 60)\n"
+        "    print('scan done')\n"
+        "asyncio.run(main())\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "host"))
+    r = subprocess.run([sys.executable, "-m", "blebridge.script", "--port", board_urls(1)[0],
+                        str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert (r.returncode, r.stdout) == (0, "scan done\n"), r.stderr

@@ -22,15 +22,77 @@ def test_code_runs_with_micropython_modules():
     assert r.stdout == "3 True b'\\x01\\x00'\n"
 
 
-def test_code_has_shims_first_and_empty_path_entry():
-    r = run("-c", "import sys; print(sys.path[0].endswith('shims'), sys.path[1] == '')\n"
-                  "sys.path.remove('')")
-    assert r.stdout == "True True\n", r.stderr
+def test_code_has_empty_path_entry_then_pythonpath_then_shims():
+    r = run("-c", "import sys; print(sys.path[0] == '', sys.path[1] == %r, sys.path[2].endswith('shims'))\n"
+                  "sys.path.remove('')" % HOST)
+    assert r.stdout == "True True True\n", r.stderr
+
+
+def run_with_path(pythonpath, *args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HOST] + [str(p) for p in pythonpath]))
+    return subprocess.run([sys.executable, "-m", "blebridge.script", *args], capture_output=True,
+                          text=True, env=env, timeout=30)
+
+
+def test_module_on_pythonpath_wins_over_the_shims(tmp_path):
+    (tmp_path / "machine.py").write_text("WHOSE = 'mine'\n")
+    r = run_with_path([tmp_path], "-c", "import machine\nprint(machine.WHOSE)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "mine\n"
+
+
+def test_module_in_the_script_directory_wins_over_the_shims(tmp_path):
+    (tmp_path / "bluetooth.py").write_text("WHOSE = 'mine'\n")
+    (tmp_path / "main.py").write_text("import bluetooth\nprint(bluetooth.WHOSE)\n")
+    r = run(str(tmp_path / "main.py"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "mine\n"
+
+
+def test_micropython_module_stays_the_builtin_over_a_users_stub(tmp_path):
+    # On a board `micropython` is a non-extensible built-in: a file never replaces it.
+    (tmp_path / "micropython.py").write_text("def const(x):\n    return x\n")
+    r = run_with_path([tmp_path], "-c", "import micropython\nprint(hasattr(micropython, 'schedule'))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True\n"
+
+
+def test_imported_user_module_gets_the_micropython_dialect(tmp_path):
+    (tmp_path / "adv.py").write_text("import struct\ndef field(name):\n"
+                                     "    return struct.pack('BB', len(name) + 1, 9) + name\n"
+                                     "def view(s):\n    return bytes(memoryview(s))\n")
+    r = run_with_path([tmp_path], "-c", "import adv\nprint(adv.field('acc'), adv.view('l2cap'))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "b'\\x04\\tacc' b'l2cap'\n"
+
+
+def test_imported_package_submodule_gets_the_micropython_dialect(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .core import joined\n")
+    (pkg / "core.py").write_text("def joined():\n    return b'a' + 'b'\n")
+    r = run_with_path([tmp_path], "-c", "import pkg\nprint(pkg.joined())")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "b'ab'\n"
+
+
+def test_dialect_of_an_imported_module_is_not_cached_for_plain_python(tmp_path):
+    (tmp_path / "adv.py").write_text("def joined():\n    return b'a' + 'b'\n")
+    assert run_with_path([tmp_path], "-c", "import adv\nprint(adv.joined())").stdout == "b'ab'\n"
+    r = subprocess.run([sys.executable, "-c", "import adv\nadv.joined()"], capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=str(tmp_path)), timeout=30)
+    assert r.returncode == 1 and "TypeError" in r.stderr
+
+
+def test_memoryview_of_str_is_its_utf8_bytes():
+    r = run("-c", "print(bytes(memoryview('\u00e9')), memoryview(b'x').readonly)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "b'\\xc3\\xa9' True\n"
 
 
 def test_script_file_gets_its_directory_and_argv(tmp_path):
     script = tmp_path / "board.py"
-    script.write_text("import sys, os\nprint(sys.argv, sys.path[1] == os.path.dirname(os.path.abspath(__file__)))\n")
+    script.write_text("import sys, os\nprint(sys.argv, sys.path[0] == os.path.dirname(os.path.abspath(__file__)))\n")
     r = run(str(script), "a", "b")
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"[{str(script)!r}, 'a', 'b'] True\n"

@@ -74,3 +74,20 @@ def test_settle_inside_a_handler_does_not_wait_for_itself(monkeypatch):
 
     runtime.schedule(fn, None)
     assert done.wait(30)
+
+
+def test_ilistdir_gives_name_type_inode_size_per_entry(tmp_path):
+    (tmp_path / "f.txt").write_bytes(b"12345")
+    (tmp_path / "sub").mkdir()
+    assert sorted(runtime.ilistdir(str(tmp_path))) == [("f.txt", 0x8000, 0, 5), ("sub", 0x4000, 0, 0)]
+
+
+def test_ilistdir_of_a_missing_directory_is_an_os_error_at_the_call(tmp_path):
+    with pytest.raises(OSError):
+        runtime.ilistdir(str(tmp_path / "missing"))
+
+
+def test_install_adds_ilistdir_to_os():
+    import os
+    runtime.install_os_extensions()
+    assert os.ilistdir is runtime.ilistdir

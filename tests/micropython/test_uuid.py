@@ -25,9 +25,43 @@ def test_128_bit_string_is_stored_little_endian():
     assert bytes(UUID("00000000-1111-2222-3333-444444444444"))[-1] == 0x00
 
 
-def test_16_bit_string_equals_the_int_form():
-    assert UUID("180D") == UUID(0x180D)
-    assert UUID("0x180d") == UUID(0x180D)
+def test_4_character_string_is_a_32_bit_uuid_of_its_codes():
+    # MicroPython: a str has the buffer protocol, and 2/4/16-byte buffers are raw bytes.
+    assert UUID("AB12") == UUID(0x32314241.to_bytes(4, "little"))
+    assert repr(UUID("180D")) == "UUID(0x44303831)"
+
+
+def test_2_character_string_is_a_16_bit_uuid_of_its_codes():
+    assert UUID("AB") == UUID(0x4241)
+
+
+def test_16_character_string_is_a_128_bit_uuid_of_its_codes():
+    assert bytes(UUID("0123456789abcdef")) == b"0123456789abcdef"
+
+
+def test_string_length_counts_utf8_bytes():
+    # "\u00e9a" is 2 characters but 3 UTF-8 bytes: parsed as text, and the byte 0xC3 is no digit.
+    assert bytes(UUID("\u00e9\u00e9")) == "\u00e9\u00e9".encode()
+    with pytest.raises(ValueError, match="invalid char in UUID"):
+        UUID("\u00e9a")
+
+
+def test_8_hex_digit_string_is_too_short_for_a_128_bit_uuid():
+    with pytest.raises(ValueError, match="UUID too short"):
+        UUID("0000180d")
+
+
+def test_32_hex_digits_without_dashes_make_a_128_bit_uuid():
+    assert UUID("6E400001B5A3F393E0A9E50E24DCCA9E") == UUID("6E400001-B5A3-F393-E0A9-E50E24DCCA9E")
+
+
+def test_bytes_of_other_lengths_are_parsed_as_uuid_text():
+    assert UUID(b"6E400001-B5A3-F393-E0A9-E50E24DCCA9E") == UUID("6E400001-B5A3-F393-E0A9-E50E24DCCA9E")
+
+
+def test_too_long_is_reported_before_a_later_bad_character():
+    with pytest.raises(ValueError, match="UUID too long"):
+        UUID("6E400001-B5A3-F393-E0A9-E50E24DCCA9E0G")
 
 
 @pytest.mark.parametrize("size", [2, 4, 16])
@@ -69,7 +103,7 @@ def test_non_buffer_is_a_type_error():
 
 def test_equal_uuids_hash_equal_and_work_as_dict_keys():
     assert hash(UUID(0x2902)) == hash(UUID(b"\x02\x29"))
-    assert {UUID(0x2902): 1}[UUID("2902")] == 1
+    assert {UUID(0x2902): 1}[UUID(b"\x02\x29")] == 1
 
 
 def test_uuids_of_different_sizes_are_never_equal():

@@ -11,8 +11,8 @@ from collections import deque
 from typing import Any, Callable, Optional
 
 from blebridge.sim.board import EVENT_RECORD_OVERHEAD
-from blebridge.sim.port_link import (MSG_EVT, MSG_REQ, MSG_RSP, FrameDecoder, decode_message,
-                                     encode_message)
+from blebridge.sim.port_link import (MSG_EVT, MSG_POST, MSG_REQ, MSG_RSP, FrameDecoder,
+                                     decode_message, encode_message)
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -76,6 +76,10 @@ class AirClient:
         self.ack_ids.add(self.next_id)
         self.sock.sendall(encode_message([MSG_REQ, self.next_id, "ack", consumed]))
         self.next_id += 1
+
+    def post(self, op: str, *args: Any) -> None:
+        """Send op ``op`` as a post: performed in order, no response (as bb_sim's notify)."""
+        self.sock.sendall(encode_message([MSG_POST, op, *args]))
 
     def call(self, op: str, *args: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
         return self.pipeline((op, *args), timeout=timeout)[0]

@@ -1,8 +1,10 @@
 """The air on its own: ops and events as a board's port sees them (no firmware; AirClient)."""
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,3 +232,48 @@ def test_reconnect_before_the_terminate_lands_reports_the_old_link_down_first(tw
         links += [name for name, _fields in peripheral.drain(settle=0.05)
                   if name in ("CENTRAL_CONNECT", "CENTRAL_DISCONNECT")]
     assert links == ["CENTRAL_DISCONNECT", "CENTRAL_CONNECT"]
+
+
+def subscribe(peripheral: AirClient, central: AirClient) -> tuple[int, int, int]:
+    """A notifiable characteristic, connected, the central subscribed: (value handle on the
+    peripheral, p_conn, c_conn)."""
+    result = peripheral.call("gatts_register",
+                             [[SVC, [[CHR, FLAG["READ"] | FLAG["NOTIFY"], 20, b"", []]]]])
+    _decl, handle, cccd, _dscs = result[0][1][0]
+    p_conn, c_conn = connect(peripheral, central)
+    central.call("gattc_write", c_conn, cccd, b"\x01\x00", True)
+    central.wait("GATTC_WRITE_DONE")
+    return handle, p_conn, c_conn
+
+
+def test_posted_notifications_reach_the_peer_in_order_with_no_response(two_ports):
+    peripheral, central = two_ports
+    handle, p_conn, c_conn = subscribe(peripheral, central)
+    values = [bytes([i]) * 4 for i in range(5)]
+    for value in values:
+        peripheral.post("gatts_notify", p_conn, handle, value)
+    got = [central.wait("GATTC_NOTIFY")[2] for _ in values]
+    assert got == values
+    # A request after the posts is answered with its own id: no response came for any post.
+    assert peripheral.call("addr_get") == [peripheral.addr_type, peripheral.addr]
+    assert peripheral.responses == {}
+
+
+def test_failed_post_is_dropped_and_the_link_goes_on(two_ports):
+    peripheral, central = two_ports
+    handle, p_conn, c_conn = subscribe(peripheral, central)
+    peripheral.post("gatts_notify", p_conn + 7, handle, b"lost")   # no such connection
+    peripheral.post("no_such_op", 1, 2)
+    peripheral.post("gatts_notify", p_conn, handle, b"kept")
+    assert central.wait("GATTC_NOTIFY")[2] == b"kept"
+    assert peripheral.call("addr_get") == [peripheral.addr_type, peripheral.addr]
+    assert peripheral.responses == {}
+
+
+def test_port_knows_the_airs_event_window() -> None:
+    # bb_port_sim.c checks at compile time that its acks leave the window room; it can only if
+    # its copy of the window is the air's.
+    config = (Path(__file__).resolve().parents[2] / "firmware" / "core" / "bb_config.h").read_text()
+    match = re.search(r"#define BB_SIM_AIR_WINDOW_BYTES (\d+)", config)
+    assert match is not None
+    assert int(match.group(1)) == EVENT_WINDOW_BYTES

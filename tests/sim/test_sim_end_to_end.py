@@ -205,6 +205,21 @@ def test_l2cap_transfer_stalls_and_resumes_on_credits(pair_of_boards):
     assert stalls >= 1  # 1024-byte SDUs need more segments than one credit window
 
 
+def test_second_l2cap_channel_on_one_connection_opens_after_the_first_closed(pair_of_boards):
+    alice, a_ev, bob, b_ev = pair_of_boards
+    c_conn, p_conn = connect(bob, b_ev, alice, a_ev)
+    alice.call("l2cap_listen", 0x80, 256)
+    for _round in range(2):
+        bob.call("l2cap_connect", c_conn, 0x80, 256)
+        token = a_ev.wait("L2CAP_ACCEPT")[0]
+        alice.call("reply", token, 0)
+        cid = b_ev.wait("L2CAP_CONNECT")[1]
+        a_ev.wait("L2CAP_CONNECT")
+        bob.call("l2cap_disconnect", c_conn, cid)
+        assert b_ev.wait("L2CAP_DISCONNECT")[3] == 0
+        assert a_ev.wait("L2CAP_DISCONNECT")[3] == 0
+
+
 def test_pairing_with_passkey_stores_bond_through_host(pair_of_boards):
     alice, a_ev, bob, b_ev = pair_of_boards
     alice.call("config_set", CFG["IO"], IO["DISPLAY_ONLY"])

@@ -33,6 +33,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef ESP_PLATFORM
+#include "sdkconfig.h" /* the controller's CONFIG_* limits (BB_NIMBLE_CTRL_MAX_CONN) */
+#endif
 #include "bb_config.h"
 #include "bb_port.h"
 #include "bb_proto.h"
@@ -339,6 +342,7 @@ typedef enum {
     BB_DEFER_PAIR = 1,        /* ble_gap_security_initiate(conn) */
     BB_DEFER_ERASE_BONDS,     /* ble_store_clear() */
     BB_DEFER_L2CAP_RETRY,     /* hand held-back L2CAP SDUs to the core again */
+    BB_DEFER_RESTORE_BONDS,   /* peers' IRKs to the controller, bond cache filled (after sync) */
 } bb_defer_op_t;
 
 typedef struct {
@@ -352,6 +356,7 @@ static struct ble_npl_event s_defer_ev; /* initialised per activation: ESP-IDF's
                                          * a block of a pool nimble_port_init creates */
 static bool s_defer_ev_ready;
 static void l2cap_retry_held(void);
+static void restore_bonds(void);
 
 static void defer_run(struct ble_npl_event *ev)
 {
@@ -386,6 +391,9 @@ static void defer_run(struct ble_npl_event *ev)
             break;
         case BB_DEFER_L2CAP_RETRY:
             l2cap_retry_held();
+            break;
+        case BB_DEFER_RESTORE_BONDS:
+            restore_bonds();
             break;
         default:
             break;
@@ -728,6 +736,68 @@ static int store_read_claimed(int obj_type, const union ble_store_key *key, unio
     return BLE_HS_ENOENT;
 }
 
+/* Bond cache (host task only: store callbacks and the deferred restore; cleared at radio start
+ * before the host task runs). A store callback holds ble_hs_lock and may ask the host only
+ * while the core task is out of NimBLE (store_claim); a core task blocked on that very lock
+ * never gets out, and under load that happens often. Security records seen since the radio
+ * came on (every one the host holds is read at start, restore_bonds) answer such lookups. */
+typedef struct {
+    bool used;
+    uint8_t obj_type;               /* BLE_STORE_OBJ_TYPE_PEER_SEC or _OUR_SEC */
+    struct ble_store_value_sec sec; /* peer_addr is the key, as in the host's records */
+} bb_bond_cache_t;
+static bb_bond_cache_t s_bond_cache[BB_NIMBLE_BOND_CACHE];
+static uint8_t s_bond_cache_next; /* slot replaced next when none is free or matching */
+static bool s_store_unclaimed;    /* a store read found the core task in NimBLE (restore_bonds) */
+
+static bool is_sec_type(int obj_type)
+{
+    return obj_type == BLE_STORE_OBJ_TYPE_PEER_SEC || obj_type == BLE_STORE_OBJ_TYPE_OUR_SEC;
+}
+
+static bb_bond_cache_t *bond_cache_find(int obj_type, const ble_addr_t *peer)
+{
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_bond_cache); i++) {
+        bb_bond_cache_t *e = &s_bond_cache[i];
+        if (e->used && e->obj_type == (uint8_t)obj_type && ble_addr_cmp(&e->sec.peer_addr, peer) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void bond_cache_put(int obj_type, const union ble_store_value *v)
+{
+    if (!is_sec_type(obj_type)) {
+        return;
+    }
+    bb_bond_cache_t *e = bond_cache_find(obj_type, &v->sec.peer_addr);
+    for (unsigned i = 0; e == NULL && i < BB_ARRAY_LEN(s_bond_cache); i++) {
+        if (!s_bond_cache[i].used) {
+            e = &s_bond_cache[i];
+        }
+    }
+    if (e == NULL) {
+        e = &s_bond_cache[s_bond_cache_next];
+        s_bond_cache_next = (uint8_t)((s_bond_cache_next + 1u) % BB_ARRAY_LEN(s_bond_cache));
+    }
+    e->used = true;
+    e->obj_type = (uint8_t)obj_type;
+    e->sec = v->sec;
+}
+
+/* A deleted record (peer ANY: every record of the type) leaves the cache too. */
+static void bond_cache_drop(int obj_type, const ble_addr_t *peer)
+{
+    bool all = ble_addr_cmp(peer, BLE_ADDR_ANY) == 0;
+    for (unsigned i = 0; i < BB_ARRAY_LEN(s_bond_cache); i++) {
+        bb_bond_cache_t *e = &s_bond_cache[i];
+        if (e->used && e->obj_type == (uint8_t)obj_type && (all || ble_addr_cmp(&e->sec.peer_addr, peer) == 0)) {
+            e->used = false;
+        }
+    }
+}
+
 static int store_read(int obj_type, const union ble_store_key *key, union ble_store_value *value)
 {
     /* Outside the host task the question could not be answered (it goes out through the core
@@ -736,12 +806,61 @@ static int store_read(int obj_type, const union ble_store_key *key, union ble_st
         return BLE_HS_ENOENT;
     }
     if (!store_claim()) {
+        /* Security records by peer address come from the cache (by-index scans do not). */
+        if (is_sec_type(obj_type) && ble_addr_cmp(&key->sec.peer_addr, BLE_ADDR_ANY) != 0) {
+            const bb_bond_cache_t *e = bond_cache_find(obj_type, &key->sec.peer_addr);
+            if (e != NULL) {
+                memset(value, 0, sizeof(*value));
+                value->sec = e->sec;
+                return 0;
+            }
+        }
+        s_store_unclaimed = true;
         bb_log(1, "store: core task busy in NimBLE; bond record reported missing");
         return BLE_HS_ENOENT;
     }
     int rc = store_read_claimed(obj_type, key, value);
     api_exit();
+    if (rc == 0) {
+        bond_cache_put(obj_type, value);
+    }
     return rc;
+}
+
+/* NimBLE restores the peers' IRKs to the controller's resolving list in ble_hs_sync, before
+ * sync_cb: then store reads cannot reach the host (the host task is not known yet, and the core
+ * task is waiting for the sync, so no question could go out), and bonded peers using
+ * resolvable private addresses (phones) would not be recognised. So it is done again here, in
+ * the host task, once ble_active(True) is done (activate_on): the same NimBLE routine (ble_hs_misc.c, not in NimBLE's
+ * public headers; mynewt-nimble 1.x and esp-nimble 1.5/1.6 have it with this signature), its
+ * reads answered by the host. Our own records are read too, to fill the bond cache. */
+int ble_hs_misc_restore_irks(void);
+
+static int restore_visit(int obj_type, union ble_store_value *val, void *cookie)
+{
+    (void)obj_type;
+    (void)val;
+    (void)cookie;
+    return 0; /* store_read has cached it; go on */
+}
+
+/* Attempts when a read found the core task inside NimBLE (a by-index scan then ends early). */
+#define BB_NIMBLE_RESTORE_TRIES 3
+
+static void restore_bonds(void)
+{
+    int rc = 0;
+    for (unsigned attempt = 0; attempt < BB_NIMBLE_RESTORE_TRIES; attempt++) {
+        s_store_unclaimed = false;
+        rc = ble_hs_misc_restore_irks();
+        if (rc == 0) {
+            rc = ble_store_iterate(BLE_STORE_OBJ_TYPE_OUR_SEC, restore_visit, NULL);
+        }
+        if (rc == 0 && !s_store_unclaimed) {
+            return;
+        }
+    }
+    bb_log(1, "ble_active: bonds not fully restored (peer IRKs, bond cache)");
 }
 
 /* Write (value) or delete (value NULL) one record: 0, or the BLE_HS_* code NimBLE expects. */
@@ -758,6 +877,9 @@ static int store_set(int obj_type, const union ble_store_key *key, const union b
     uint8_t vbuf[BB_STORE_SEC_LEN];
     uint16_t klen = store_key_encode(obj_type, key, kbuf);
     uint16_t vlen = value != NULL ? store_value_encode(obj_type, value, vbuf) : 0;
+    if (value == NULL && is_sec_type(obj_type)) {
+        bond_cache_drop(obj_type, &key->sec.peer_addr); /* gone from the cache whatever the host says */
+    }
     if (!store_claim()) {
         bb_log(1, "store: core task busy in NimBLE; bond record not written");
         return fail;
@@ -773,6 +895,9 @@ static int store_set(int obj_type, const union ble_store_key *key, const union b
         }
     }
     api_exit();
+    if (value != NULL && rc == 0) {
+        bond_cache_put(obj_type, value);
+    }
     return rc;
 }
 
@@ -793,6 +918,32 @@ static int store_delete(int obj_type, const union ble_store_key *key)
 /* Platform                                                                                    */
 /* ========================================================================================= */
 
+/* Connections the controller can hold, so that the handshake never promises more than the
+ * radio gives (the host's BLE_MAX_CONNECTIONS alone would). ESP32: the dual-mode controller's
+ * CONFIG_BTDM_CTRL_BLE_MAX_CONN(_EFF) (ESP-IDF default 3; sdkconfig.esp32.defaults asks for
+ * 4). ESP32-S3 (and the other BLE-only controllers): CONFIG_BT_CTRL_BLE_MAX_ACT(_EFF) counts
+ * advertising sets, scanning/initiating and connections together; one advertising set and one
+ * scanner or initiator are kept for the port, the rest are connections (sdkconfig.esp32s3.
+ * defaults: 6 -> 4). Outside ESP-IDF (the compile check, a native build) the host's limit. */
+#if defined(CONFIG_BTDM_CTRL_BLE_MAX_CONN_EFF)
+#define BB_NIMBLE_CTRL_MAX_CONN CONFIG_BTDM_CTRL_BLE_MAX_CONN_EFF
+#elif defined(CONFIG_BTDM_CTRL_BLE_MAX_CONN)
+#define BB_NIMBLE_CTRL_MAX_CONN CONFIG_BTDM_CTRL_BLE_MAX_CONN
+#elif defined(CONFIG_BT_CTRL_BLE_MAX_ACT_EFF)
+#define BB_NIMBLE_CTRL_MAX_CONN (CONFIG_BT_CTRL_BLE_MAX_ACT_EFF - 2)
+#elif defined(CONFIG_BT_CTRL_BLE_MAX_ACT)
+#define BB_NIMBLE_CTRL_MAX_CONN (CONFIG_BT_CTRL_BLE_MAX_ACT - 2)
+#else
+#define BB_NIMBLE_CTRL_MAX_CONN MYNEWT_VAL(BLE_MAX_CONNECTIONS)
+#endif
+#define BB_NIMBLE_MAX_CONN_2(a, b) ((a) < (b) ? (a) : (b))
+#define BB_NIMBLE_MAX_CONN \
+    BB_NIMBLE_MAX_CONN_2(BB_NIMBLE_MAX_CONN_2(MYNEWT_VAL(BLE_MAX_CONNECTIONS), BB_NIMBLE_CTRL_MAX_CONN), \
+                         BB_MAX_CONNECTIONS)
+#if BB_NIMBLE_CTRL_MAX_CONN < 1
+#error "the controller configuration leaves no connection (CONFIG_BT_CTRL_BLE_MAX_ACT too small)"
+#endif
+
 static bb_port_caps_t s_caps = {
     .board = BB_BOARD,
     .port = "nimble",
@@ -803,8 +954,7 @@ static bb_port_caps_t s_caps = {
     .l2cap = MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0,
     .pairing = (MYNEWT_VAL(BLE_SM_LEGACY) || MYNEWT_VAL(BLE_SM_SC)) != 0,
     .ext_adv = MYNEWT_VAL(BLE_EXT_ADV) != 0,
-    .max_connections = (MYNEWT_VAL(BLE_MAX_CONNECTIONS) < BB_MAX_CONNECTIONS ? MYNEWT_VAL(BLE_MAX_CONNECTIONS)
-                                                                              : BB_MAX_CONNECTIONS),
+    .max_connections = BB_NIMBLE_MAX_CONN,
     .max_mtu = (BLE_ATT_MTU_MAX < BB_MAX_ATTR_LEN + 3 ? BLE_ATT_MTU_MAX : BB_MAX_ATTR_LEN + 3),
     .max_l2cap_mtu = MYNEWT_VAL(BLE_L2CAP_COC_MAX_NUM) > 0 ? BB_MAX_L2CAP_SDU : 0,
     .holds_back_events = false, /* NimBLE callbacks cannot be re-run: a refused event is lost */
@@ -1249,6 +1399,8 @@ static int activate_on(void)
     memset(&s_defer_ev, 0, sizeof(s_defer_ev));
     ble_npl_event_init(&s_defer_ev, defer_run, NULL);
     s_defer_ev_ready = true;
+    memset(s_bond_cache, 0, sizeof(s_bond_cache)); /* the host task is not running yet */
+    s_bond_cache_next = 0;
     ble_hs_cfg.sync_cb = host_sync_cb;
     ble_hs_cfg.reset_cb = host_reset_cb;
     ble_hs_cfg.gatts_register_cb = gatts_register_cb;
@@ -1292,6 +1444,12 @@ static int activate_on(void)
         if (crc != 0) {
             bb_log(1, "ble_active: configuration not fully applied");
         }
+    }
+    /* Only now, with the configuration applied (a store question claims the API), the host task
+     * restores the peers' IRKs that ble_hs_sync could not read (restore_bonds). A later
+     * re-sync after a host reset reads them itself: the host task is known by then. */
+    if (defer(BB_DEFER_RESTORE_BONDS, 0) != 0) {
+        bb_log(1, "ble_active: peer IRKs not restored (defer queue full)");
     }
     return 0;
 }
@@ -1457,11 +1615,23 @@ static int advertise_start(const bb_adv_params_t *p)
     if (ble_gap_ext_adv_active(BB_ADV_INSTANCE)) {
         ble_gap_ext_adv_stop(BB_ADV_INSTANCE);
     }
+    /* Legacy PDUs through the extended API (ESP32-S3) take only the four legacy kinds
+     * (Core 5.x Vol 4 Part E 7.8.53): ADV_IND (connectable and scannable), ADV_DIRECT_IND
+     * (connectable, directed, neither scannable nor carrying data: NimBLE refuses both,
+     * ble_gap_ext_adv_params_validate and ble_gap_ext_adv_set_data), ADV_SCAN_IND and
+     * ADV_NONCONN_IND. So a connectable undirected legacy set is always scannable (as the
+     * legacy API's BLE_GAP_CONN_MODE_UND gives ADV_IND on the ESP32), and a directed one is
+     * never scannable and has no data, as on nrf_sd. */
+    bool legacy_directed = !p->extended && p->directed;
+    if (legacy_directed && (p->adv_len > 0 || p->resp_len > 0)) {
+        return BB_ERR(EINVAL);
+    }
+    bool scannable = legacy_directed ? false : (!p->extended && p->connectable) ? true : p->scannable;
     s_adv_active = false;
     struct ble_gap_ext_adv_params ep;
     memset(&ep, 0, sizeof(ep));
-    ep.connectable = p->connectable ? 1u : 0u;
-    ep.scannable = p->scannable ? 1u : 0u;
+    ep.connectable = (p->connectable || legacy_directed) ? 1u : 0u;
+    ep.scannable = scannable ? 1u : 0u;
     ep.directed = p->directed ? 1u : 0u;
     ep.legacy_pdu = p->extended ? 0u : 1u;
     ep.itvl_min = us_to_units(p->interval_us, BB_US_PER_ADV_UNIT, BB_ADV_ITVL_MIN,
@@ -1481,13 +1651,13 @@ static int advertise_start(const bb_adv_params_t *p)
     if (rc != 0) {
         return hs_errno(rc);
     }
-    if (!(p->extended && p->scannable)) {
+    if (!(p->extended && p->scannable) && !legacy_directed) {
         rc = ext_adv_set(ble_gap_ext_adv_set_data, p->adv_data, p->adv_len);
         if (rc != 0) {
             return rc;
         }
     }
-    if (p->scannable) {
+    if (scannable) {
         rc = ext_adv_set(ble_gap_ext_adv_rsp_set_data, p->resp_data, p->resp_len);
         if (rc != 0) {
             return rc;
@@ -1647,6 +1817,12 @@ static int gap_connect(const bb_connect_params_t *p)
     int32_t duration =
         p->scan_duration_ms != 0 ? (int32_t)BB_MIN(p->scan_duration_ms, (uint32_t)INT32_MAX) : BLE_HS_FOREVER;
     s_connect_peer = p->peer;
+    /* NimBLE refuses to connect while discovering (ble_gap.c: BLE_HS_EBUSY). The API stops the
+     * scan instead, reports SCAN_DONE and connects, as MicroPython's NimBLE binding
+     * (mp_bluetooth_gap_peripheral_connect) and the nrf_sd and sim ports do. */
+    if (ble_gap_disc_active()) {
+        (void)scan_stop();
+    }
 #if MYNEWT_VAL(BLE_EXT_ADV)
     return hs_errno(ble_gap_ext_connect(own_addr_type(), &peer, duration, BLE_GAP_LE_PHY_1M_MASK, &cp, NULL,
                                         NULL, gap_event, NULL));
@@ -2220,7 +2396,12 @@ static int gattc_discover_descriptors(uint16_t conn, uint16_t start, uint16_t en
         slot->used = false;
         return BB_ERR(EINVAL);
     }
-    int rc = ble_gattc_disc_all_dscs(conn, start, end, gattc_dsc_cb, slot);
+    /* NimBLE's start argument is the characteristic value handle: Find Information begins at
+     * the handle after it (ble_gattc.c, ble_gattc_disc_all_dscs_tx: prev_handle + 1). The
+     * port's range is inclusive from its first handle (bb_port.h, the sim port, nrf_sd), and
+     * callers pass value handle + 1, where the CCCD is: so NimBLE gets start - 1. */
+    uint16_t chr_val_handle = start > 0 ? (uint16_t)(start - 1) : 0;
+    int rc = ble_gattc_disc_all_dscs(conn, chr_val_handle, end, gattc_dsc_cb, slot);
     if (rc != 0) {
         slot->used = false;
     }

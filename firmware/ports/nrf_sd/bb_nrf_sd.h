@@ -83,6 +83,12 @@ typedef struct {
     /* GATT server */
     uint16_t indicate_handle; /* value handle of the indication awaiting confirmation, 0: none */
     uint8_t hvn_inflight;     /* notifications queued in the SoftDevice (HVN_TX_COMPLETE frees) */
+    /* A read-authorisation reply the SoftDevice refused with NRF_ERROR_BUSY ("process pending
+     * events and retry", ble_gatts.h), retried after events by bb_nrf_gatts_retry_replies:
+     * an unanswered read holds the peer's ATT bearer until its 30 s timeout ends the link. */
+    bool rd_reply_pending;
+    uint16_t rd_reply_handle;
+    uint8_t rd_reply_att;     /* ATT error to answer, 0: the value */
 
     /* GATT client: one procedure at a time, as the SoftDevice allows per connection */
     uint8_t gattc_op;         /* bb_nrf_gattc_op_t */
@@ -96,7 +102,10 @@ typedef struct {
     uint8_t wrcmd_inflight;   /* write commands queued (WRITE_CMD_TX_COMPLETE frees) */
 
     /* Security. The key set must stay valid from sd_ble_gap_sec_params_reply to AUTH_STATUS. */
-    bool pairing;             /* a pairing procedure is running (AUTH_STATUS will end it) */
+    bool pairing;             /* a pairing procedure is running: set on SEC_PARAMS_REQUEST,
+                                 ended by AUTH_STATUS */
+    bool passkey_shown;       /* PASSKEY_DISPLAY gave shown_passkey for this pairing */
+    uint32_t shown_passkey;   /* the passkey the SoftDevice chose and displays (0-999999) */
     bool bonded;
     bool lesc;
     ble_gap_conn_sec_mode_t sec_mode;
@@ -138,6 +147,14 @@ bool bb_nrf_uuid_equal(const bb_uuid_t *a, const bb_uuid_t *b);
 void bb_nrf_uuid_from_le128(bb_uuid_t *out, const uint8_t le[16]);
 /* Called from the Arduino loop(): pull and handle SoftDevice BLE and SoC events. */
 void bb_nrf_sd_poll(void);
+/* Let the other tasks run for about a millisecond (nrf_sd_main.cpp: Arduino delay). */
+void bb_nrf_sd_sleep_1ms(void);
+/* Which per-link SoftDevice TX queue bb_nrf_tx_wait waits on. */
+typedef enum { BB_NRF_TXQ_HVN, BB_NRF_TXQ_WRCMD } bb_nrf_txq_t;
+/* Wait, pulling SoftDevice events (bb_nrf_sd_poll), until link `conn` has a free slot in queue
+ * `q` (its *_inflight below the configured queue size) or BB_NRF_SD_TX_WAIT_MS passed.
+ * true: a slot is free; false: timed out, the link is gone, or called from inside a wait. */
+bool bb_nrf_tx_wait(uint16_t conn, bb_nrf_txq_t q);
 /* USB power events reach TinyUSB through the SoftDevice's SoC events once it owns POWER. */
 void bb_nrf_usb_power_event(uint32_t nrfx_power_usb_evt);
 
@@ -160,6 +177,8 @@ void bb_nrf_gatts_conn_closed(uint16_t conn);   /* releases its long-write queue
 bool bb_nrf_gap_busy(void);             /* advertising, scanning or connecting */
 /* nrf_sd_gatts.c */
 bool bb_nrf_gatts_registered(void);
+/* Retry read-authorisation replies the SoftDevice refused as busy (after events). */
+void bb_nrf_gatts_retry_replies(void);
 /* nrf_sd_port.c: restart the SoftDevice (drops links and the GATT table). 0 or -errno. */
 int bb_nrf_stack_restart(void);
 

@@ -301,8 +301,10 @@ static int on_read_rsp(bb_nrf_conn_t *c, const ble_gattc_evt_t *e)
         return 0; /* no read of ours is running */
     }
     if (c->gattc_op != BB_NRF_GATTC_READ) {
-        /* A declaration read for UUID resolution. */
-        if (c->disc_idx < c->disc_count) {
+        /* A declaration read for UUID resolution, for the entry at disc_idx. Only on the first
+         * run (stage 0): when advance() then has its result refused (held event), disc_idx may
+         * already be past that entry, and a replay must not write this UUID into another. */
+        if (bb_nrf_stage == 0 && c->disc_idx < c->disc_count) {
             bb_nrf_disc_item_t *it = &c->disc[c->disc_idx];
             it->resolved = true;
             it->uuid.len = 0;
@@ -315,6 +317,7 @@ static int on_read_rsp(bb_nrf_conn_t *c, const ble_gattc_evt_t *e)
                 }
             }
         }
+        bb_nrf_stage = 1;
         return advance(c);
     }
     if (bb_nrf_stage == 0) {
@@ -364,8 +367,24 @@ int bb_port_gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *dat
         wp.write_op = BLE_GATT_OP_WRITE_CMD;
         wp.len = len;
         wp.p_value = data;
-        err = bb_nrf_err(sd_ble_gattc_write(conn, &wp));
-        if (err == 0) {
+        /* Flow control as for notifications (bb_nrf_tx_wait): wait for a queue slot. */
+        if (c->wrcmd_inflight >= BB_NRF_WRCMD_QUEUE && !bb_nrf_tx_wait(conn, BB_NRF_TXQ_WRCMD)) {
+            return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
+        }
+        uint32_t e = sd_ble_gattc_write(conn, &wp);
+        if (e == NRF_ERROR_RESOURCES) {
+            c = bb_nrf_conn(conn); /* a wait may have pulled events */
+            if (c != NULL) {
+                c->wrcmd_inflight = BB_NRF_WRCMD_QUEUE; /* full although counted otherwise */
+            }
+            if (!bb_nrf_tx_wait(conn, BB_NRF_TXQ_WRCMD)) {
+                return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
+            }
+            e = sd_ble_gattc_write(conn, &wp);
+        }
+        err = bb_nrf_err(e);
+        c = bb_nrf_conn(conn); /* a wait pulled events: look the link up again */
+        if (err == 0 && c != NULL) {
             c->wrcmd_inflight++; /* WRITE_CMD_TX_COMPLETE gives it back */
         }
         return err;

@@ -79,6 +79,16 @@ static bool is_cccd(uint16_t handle)
     return false;
 }
 
+/* A peer write the core is told of: only the values and descriptors of the host's table. Not
+ * CCCDs (subscriptions stay the SoftDevice's, read back when notifying), and not the
+ * SoftDevice's own attributes: the Service Changed characteristic and its CCCD
+ * (BLE_GATTS_CFG_SERVICE_CHANGED), which phones write on every connection, and the GAP
+ * service's device name when its write permission allows. */
+static bool write_reported(uint16_t handle)
+{
+    return attr_find(handle) != NULL && !is_cccd(handle);
+}
+
 static int attr_record(uint16_t handle, uint16_t cccd_handle, uint32_t flags, bool chr)
 {
     if (s_attr_count >= sizeof s_attrs / sizeof s_attrs[0]) {
@@ -276,12 +286,20 @@ static uint16_t cccd_bits(uint16_t conn, uint16_t cccd_handle)
  * set, sd_ble_gatts_hvx also stores those bytes as the stack's copy of the value; peer reads
  * are answered from the core's value (rd_auth), so that copy is not read back. The stack sends
  * only to a peer whose CCCD has the matching bit (else NRF_ERROR_INVALID_STATE -> EPERM). */
-static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_t *data, uint16_t len)
+/* One attempt of sd_ble_gatts_hvx. `given` NULL: the core's current value, fetched here each
+ * time, since a wait for a queue slot may deliver a peer write that moves it in the pool. */
+static uint32_t hvx_try(uint16_t conn, uint16_t room, uint8_t type, uint16_t handle,
+                        const uint8_t *given, uint16_t given_len)
 {
-    if (type == BLE_GATT_HVX_INDICATION && c->indicate_handle) {
-        return -BB_STATUS_EBUSY; /* one indication at a time per link (ATT) */
+    const uint8_t *data = given;
+    uint16_t len = given_len;
+    if (data == NULL) {
+        uint16_t core_max = 0;
+        data = bb_core_gatts_value(handle, &len, &core_max);
+        if (data == NULL) {
+            return NRF_ERROR_INVALID_PARAM;
+        }
     }
-    uint16_t room = (uint16_t)(c->att_mtu - 3);
     uint16_t n = len > room ? room : len;
     ble_gatts_hvx_params_t hp;
     memset(&hp, 0, sizeof hp);
@@ -289,14 +307,46 @@ static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_
     hp.type = type;
     hp.p_len = &n;
     hp.p_data = data;
-    uint32_t e = sd_ble_gatts_hvx(c->handle, &hp);
+    uint32_t e = sd_ble_gatts_hvx(conn, &hp);
     if (e == BLE_ERROR_GATTS_SYS_ATTR_MISSING) {
-        (void)sd_ble_gatts_sys_attr_set(c->handle, NULL, 0, 0);
+        (void)sd_ble_gatts_sys_attr_set(conn, NULL, 0, 0);
         n = len > room ? room : len;
-        e = sd_ble_gatts_hvx(c->handle, &hp);
+        e = sd_ble_gatts_hvx(conn, &hp);
+    }
+    return e;
+}
+
+/* data NULL: the core's current value of handle. */
+static int hvx_one(bb_nrf_conn_t *c, uint8_t type, uint16_t handle, const uint8_t *data, uint16_t len)
+{
+    if (type == BLE_GATT_HVX_INDICATION && c->indicate_handle) {
+        return -BB_STATUS_EBUSY; /* one indication at a time per link (ATT) */
+    }
+    uint16_t room = (uint16_t)(c->att_mtu - 3);
+    uint16_t conn = c->handle;
+    if (type == BLE_GATT_HVX_NOTIFICATION && c->hvn_inflight >= BB_NRF_HVN_QUEUE &&
+        !bb_nrf_tx_wait(conn, BB_NRF_TXQ_HVN)) {
+        return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
+    }
+    uint32_t e = hvx_try(conn, room, type, handle, data, len);
+    if (e == NRF_ERROR_RESOURCES && type == BLE_GATT_HVX_NOTIFICATION) {
+        /* Queue full although the count said otherwise (it restarts at 0 per link): wait for
+         * HVN_TX_COMPLETE once more, with the queue taken as full. */
+        c = bb_nrf_conn(conn);
+        if (c != NULL) {
+            c->hvn_inflight = BB_NRF_HVN_QUEUE;
+        }
+        if (!bb_nrf_tx_wait(conn, BB_NRF_TXQ_HVN)) {
+            return bb_nrf_conn(conn) ? -BB_STATUS_EAGAIN : -BB_STATUS_ENOTCONN;
+        }
+        e = hvx_try(conn, room, type, handle, data, len);
     }
     if (e != NRF_SUCCESS) {
         return bb_nrf_err(e);
+    }
+    c = bb_nrf_conn(conn); /* a wait pulled events: look the link up again */
+    if (c == NULL) {
+        return 0;
     }
     if (type == BLE_GATT_HVX_INDICATION) {
         c->indicate_handle = handle;
@@ -313,11 +363,12 @@ static int hvx(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16
         return -BB_STATUS_EINVAL;
     }
     if (!data) {
-        uint16_t core_max = 0;
-        data = bb_core_gatts_value(value_handle, &len, &core_max);
-        if (!data) {
+        /* The core's value: hvx_one fetches it at each attempt (it may move meanwhile). */
+        uint16_t core_len = 0, core_max = 0;
+        if (!bb_core_gatts_value(value_handle, &core_len, &core_max)) {
             return -BB_STATUS_EINVAL;
         }
+        len = 0;
     }
     if (conn != BB_CONN_NONE) {
         bb_nrf_conn_t *c = bb_nrf_conn(conn);
@@ -361,6 +412,10 @@ int bb_port_gatts_indicate(uint16_t conn, uint16_t value_handle, const uint8_t *
  * request must be answered or the peer's ATT bearer waits until it times out (30 s). */
 static void read_reply(uint16_t conn, uint16_t handle, uint8_t att_error)
 {
+    bb_nrf_conn_t *c = bb_nrf_conn(conn);
+    if (c != NULL) {
+        c->rd_reply_pending = false;
+    }
     ble_gatts_rw_authorize_reply_params_t rp;
     memset(&rp, 0, sizeof rp);
     rp.type = BLE_GATTS_AUTHORIZE_TYPE_READ;
@@ -386,8 +441,25 @@ static void read_reply(uint16_t conn, uint16_t handle, uint8_t att_error)
         rp.params.read.p_data = NULL;
         e = sd_ble_gatts_rw_authorize_reply(conn, &rp);
     }
+    if (e == NRF_ERROR_BUSY && c != NULL) {
+        /* Retried after the next events (bb_nrf_gatts_retry_replies), until it is taken. */
+        c->rd_reply_pending = true;
+        c->rd_reply_handle = handle;
+        c->rd_reply_att = att_error;
+        return;
+    }
     if (e != NRF_SUCCESS && e != BLE_ERROR_INVALID_CONN_HANDLE) {
         (void)bb_log(1, "nrf_sd: read authorisation reply refused by the SoftDevice");
+    }
+}
+
+void bb_nrf_gatts_retry_replies(void)
+{
+    for (size_t i = 0; i < BB_NRF_SD_MAX_CONNECTIONS; i++) {
+        bb_nrf_conn_t *c = &bb_nrf_conns[i];
+        if (c->used && c->rd_reply_pending) {
+            read_reply(c->handle, c->rd_reply_handle, c->rd_reply_att);
+        }
     }
 }
 
@@ -463,7 +535,7 @@ static int on_authorize(const ble_gatts_evt_t *e)
     default:
         /* Write Request on an attribute with wr_auth, which this port never sets: take it as a
          * plain write rather than leave it unanswered. */
-        if (!is_cccd(w->handle) &&
+        if (write_reported(w->handle) &&
             bb_on_gatts_write(e->conn_handle, w->handle, w->data, w->len, w->offset) == -BB_STATUS_ENOMEM) {
             return -BB_STATUS_ENOMEM;
         }
@@ -495,7 +567,7 @@ static int report_queued_writes(uint16_t conn)
         if (h == BLE_GATT_HANDLE_INVALID || (size_t)s_qw_pos + 6 + len > sizeof s_qw_mem) {
             break;
         }
-        if (!is_cccd(h) && bb_on_gatts_write(conn, h, p + 6, len, off) == -BB_STATUS_ENOMEM) {
+        if (write_reported(h) && bb_on_gatts_write(conn, h, p + 6, len, off) == -BB_STATUS_ENOMEM) {
             return -BB_STATUS_ENOMEM;
         }
         s_qw_pos = (uint16_t)(s_qw_pos + 6 + len);
@@ -511,8 +583,8 @@ static int on_write(const ble_gatts_evt_t *e)
     case BLE_GATTS_OP_WRITE_REQ:
     case BLE_GATTS_OP_WRITE_CMD:
     case BLE_GATTS_OP_SIGN_WRITE_CMD:
-        if (is_cccd(w->handle)) {
-            return 0; /* subscriptions are the SoftDevice's; read back when notifying */
+        if (!write_reported(w->handle)) {
+            return 0; /* a CCCD or a SoftDevice attribute (write_reported) */
         }
         return bb_on_gatts_write(e->conn_handle, w->handle, w->data, w->len, w->offset) ==
                        -BB_STATUS_ENOMEM ? -BB_STATUS_ENOMEM : 0;

@@ -34,6 +34,11 @@ extern "C" uint32_t bb_port_millis(void)
     return millis();
 }
 
+extern "C" void bb_nrf_sd_sleep_1ms(void)
+{
+    delay(1); /* FreeRTOS: the USB task runs meanwhile; SoftDevice events wait in its queue */
+}
+
 void setup()
 {
     Serial.begin(115200); /* the rate is ignored by USB CDC */

@@ -590,16 +590,55 @@ void bb_nrf_sd_poll(void)
         if (!s_evt_held) {
             uint16_t len = sizeof s_evt_buf;
             if (sd_ble_evt_get((uint8_t *)s_evt_buf, &len) != NRF_SUCCESS) {
-                return; /* NRF_ERROR_NOT_FOUND: drained (DATA_SIZE cannot happen: max size) */
+                break; /* NRF_ERROR_NOT_FOUND: drained (DATA_SIZE cannot happen: max size) */
             }
             bb_nrf_stage = 0;
         }
         if (dispatch((const ble_evt_t *)s_evt_buf) == -BB_STATUS_ENOMEM) {
             s_evt_held = true; /* retried after bb_core_poll() has made room */
-            return;
+            break;
         }
         s_evt_held = false;
     }
+    bb_nrf_gatts_retry_replies(); /* events processed: what was refused as busy may go now */
+}
+
+/* Flow control for notifications and Write Commands. The SoftDevice queues BB_NRF_HVN_QUEUE /
+ * BB_NRF_WRCMD_QUEUE per link and then refuses with NRF_ERROR_RESOURCES until
+ * HVN_TX_COMPLETE / WRITE_CMD_TX_COMPLETE (ble_gatts.h, ble_gattc.h) give slots back. The
+ * protocol has no "ready" event for either (MicroPython's API has none: a notification is
+ * queued by the stack or fails), so the port waits here for the slot, pulling events (which
+ * may be delivered to the core: bb_on_* only queue them), instead of failing a burst after
+ * four PDUs per connection interval. The core's event queue being full (a held event) stops
+ * the pulling: then the wait ends in EAGAIN at BB_NRF_SD_TX_WAIT_MS. */
+bool bb_nrf_tx_wait(uint16_t conn, bb_nrf_txq_t q)
+{
+    static bool s_waiting; /* events handled inside a wait never start another */
+    if (s_waiting) {
+        return false;
+    }
+    s_waiting = true;
+    uint32_t start = bb_port_millis();
+    bool ok = false;
+    for (;;) {
+        const bb_nrf_conn_t *c = bb_nrf_conn(conn); /* again each time: the link may end */
+        if (c == NULL) {
+            break;
+        }
+        uint8_t inflight = q == BB_NRF_TXQ_HVN ? c->hvn_inflight : c->wrcmd_inflight;
+        uint8_t size = q == BB_NRF_TXQ_HVN ? BB_NRF_HVN_QUEUE : BB_NRF_WRCMD_QUEUE;
+        if (inflight < size) {
+            ok = true;
+            break;
+        }
+        if ((uint32_t)(bb_port_millis() - start) >= BB_NRF_SD_TX_WAIT_MS) {
+            break;
+        }
+        bb_nrf_sd_sleep_1ms();
+        bb_nrf_sd_poll();
+    }
+    s_waiting = false;
+    return ok;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -160,15 +160,17 @@ static void store_bond(bb_nrf_conn_t *c, bool have_peer_id)
 /* bb_port.h: security                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Central: start pairing. Peripheral: send a Security Request, to which a bonded central may
+ * answer by re-encrypting with its stored keys instead of pairing (SEC_INFO_REQUEST, then
+ * CONN_SEC_UPDATE and no AUTH_STATUS). So `pairing` is not set here but on SEC_PARAMS_REQUEST,
+ * the first event of an actual pairing in both roles (ble_gap.h MSCs): a CONN_SEC_UPDATE
+ * outside a pairing is reported as it comes, else `pair()` would wait for an AUTH_STATUS that
+ * a re-encryption never raises. */
 static int authenticate(bb_nrf_conn_t *c)
 {
     ble_gap_sec_params_t sp;
     bb_nrf_sec_params(&sp);
-    int err = bb_nrf_err(sd_ble_gap_authenticate(c->handle, &sp));
-    if (err == 0) {
-        c->pairing = true;
-    }
-    return err;
+    return bb_nrf_err(sd_ble_gap_authenticate(c->handle, &sp));
 }
 
 int bb_port_gap_pair(uint16_t conn)
@@ -189,9 +191,24 @@ int bb_port_gap_pair(uint16_t conn)
     return 0;
 }
 
+/* LOG line naming the passkey the SoftDevice displays (no printf in the port). */
+static void log_chosen_passkey(uint32_t key)
+{
+    static const char head[] = "nrf_sd: gap_passkey DISPLAY: the SoftDevice chose passkey ";
+    char line[sizeof head + BLE_GAP_PASSKEY_LEN];
+    memcpy(line, head, sizeof head - 1);
+    for (int i = BLE_GAP_PASSKEY_LEN - 1; i >= 0; i--) {
+        line[sizeof head - 1 + (size_t)i] = (char)('0' + key % 10u);
+        key /= 10u;
+    }
+    line[sizeof line - 1] = '\0';
+    (void)bb_log(1, line);
+}
+
 int bb_port_gap_passkey(uint16_t conn, uint8_t action, uint32_t passkey)
 {
-    if (!bb_nrf_conn(conn)) {
+    bb_nrf_conn_t *c = bb_nrf_conn(conn);
+    if (!c) {
         return -BB_STATUS_ENOTCONN;
     }
     switch (action) {
@@ -210,8 +227,23 @@ int bb_port_gap_passkey(uint16_t conn, uint8_t action, uint32_t passkey)
         return bb_nrf_err(sd_ble_gap_auth_key_reply(
             conn, passkey ? BLE_GAP_AUTH_KEY_TYPE_PASSKEY : BLE_GAP_AUTH_KEY_TYPE_NONE, NULL));
     case BB_PASSKEY_ACTION_DISPLAY:
+        /* The SoftDevice chooses the displayed passkey itself (BLE_GAP_EVT_PASSKEY_DISPLAY) and
+         * takes no key from the application at that point: the static-passkey option
+         * (BLE_GAP_OPT_PASSKEY) applies only to pairings started after it is set, while the
+         * API's DISPLAY answer comes during the pairing. The PASSKEY_ACTION event therefore
+         * carries the SoftDevice's key; answering with that key is accepted, any other fails
+         * (EOPNOTSUPP, with a LOG line naming the key) instead of being silently ignored,
+         * which would leave the user typing a key the board does not use. */
+        if (passkey > 999999u) {
+            return -BB_STATUS_EINVAL;
+        }
+        if (!c->passkey_shown || passkey == c->shown_passkey) {
+            return 0;
+        }
+        log_chosen_passkey(c->shown_passkey);
+        return -BB_STATUS_EOPNOTSUPP;
     case BB_PASSKEY_ACTION_NONE:
-        return 0; /* nothing to answer: the peer types the displayed key */
+        return 0; /* nothing to answer */
     default:
         return -BB_STATUS_EINVAL;
     }
@@ -353,6 +385,7 @@ int bb_nrf_sec_on_event(const ble_evt_t *evt)
         ble_gap_sec_keyset_t ks;
         keyset(c, &ks);
         c->pairing = true;
+        c->passkey_shown = false; /* a new pairing: PASSKEY_DISPLAY tells its key */
         uint32_t e;
         if (c->role == BLE_GAP_ROLE_CENTRAL) {
             /* Central: parameters went with sd_ble_gap_authenticate; only keys here. */
@@ -399,6 +432,8 @@ int bb_nrf_sec_on_event(const ble_evt_t *evt)
     case BLE_GAP_EVT_PASSKEY_DISPLAY: {
         const ble_gap_evt_passkey_display_t *d = &g->params.passkey_display;
         uint8_t action = d->match_request ? BB_PASSKEY_ACTION_NUMERIC_COMPARISON : BB_PASSKEY_ACTION_DISPLAY;
+        c->shown_passkey = passkey_value(d->passkey);
+        c->passkey_shown = !d->match_request;
         int r = bb_on_passkey_action(c->handle, action, passkey_value(d->passkey));
         return r == -BB_STATUS_ENOMEM ? r : 0;
     }

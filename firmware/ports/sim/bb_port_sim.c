@@ -34,11 +34,14 @@
 #define AIR_MSG_REQ 0
 #define AIR_MSG_RSP 1
 #define AIR_MSG_EVT 2
+#define AIR_MSG_POST 3          /* a request that gets no response (README.md, "posts") */
 #define AIR_MAX_FIELDS 8        /* fields of the longest air event (L2CAP_ACCEPT: 6) */
 #define AIR_CBOR_DEPTH 8        /* list nesting of gatts_register: request 6, result 5 */
 #define AIR_CONNECT_TRIES 40    /* x 50 ms: the air may still be binding its socket */
 #define AIR_CONNECT_WAIT_MS 50
-#define AIR_ACK_CBOR_MAX 24     /* [0, id, "ack", bytes]: 1 + 1 + 5 + 4 + 5 */
+_Static_assert(BB_SIM_AIR_ACK_MIN_BYTES + BB_SIM_AIR_MSG_BUF + 2 <= BB_SIM_AIR_WINDOW_BYTES,
+               "unacknowledged bytes must leave the air's window room for one more message");
+#define AIR_ACK_CBOR_MAX 24     /* [3, "ack", bytes]: 1 + 1 + 4 + 5, room to spare */
 
 typedef bool (*result_fn_t)(zcbor_state_t *zs, void *ctx);
 
@@ -265,6 +268,20 @@ static int air_call(size_t cbor_len, result_fn_t result_fn, void *ctx)
     return sim.result_ok ? 0 : -EIO;
 }
 
+/* Send the post encoded in msg_buf[0..cbor_len): nothing waits for the air. Blocks only while
+ * the socket is full (the air is behind), as a radio's TX queue holds its sender back. */
+static int air_post(size_t cbor_len)
+{
+    if (sim.air_fd < 0) {
+        return -EIO;
+    }
+    size_t n = bb_frame_encode(msg_buf, cbor_len, wire_buf, sizeof wire_buf);
+    if (n == 0) {
+        return -E2BIG;
+    }
+    return write_all(sim.air_fd, wire_buf, n) ? 0 : -EIO;
+}
+
 /* Request building: REQ_BEGIN declares the encoder state `zs` over msg_buf. */
 #define REQ_BEGIN(op)                                                                   \
     ZCBOR_STATE_E(zs, AIR_CBOR_DEPTH, msg_buf, sizeof msg_buf, 1);                      \
@@ -285,6 +302,22 @@ static int req_end(zcbor_state_t *zs, bool ok, result_fn_t fn, void *ctx)
         return -E2BIG;
     }
     return air_call((size_t)(zs->payload - msg_buf), fn, ctx);
+}
+
+/* Post building (ops whose outcome the core already knows, see README.md): POST_BEGIN declares
+ * `zs` over msg_buf, post_end sends it. */
+#define POST_BEGIN(op)                                                                  \
+    ZCBOR_STATE_E(zs, AIR_CBOR_DEPTH, msg_buf, sizeof msg_buf, 1);                      \
+    bool ok = zcbor_list_start_encode(zs, BB_MAX_ARGS + 2) && zcbor_uint32_put(zs, AIR_MSG_POST) \
+              && zcbor_tstr_encode_ptr(zs, (op), strlen(op))
+
+static int post_end(zcbor_state_t *zs, bool ok)
+{
+    ok = ok && zcbor_list_end_encode(zs, BB_MAX_ARGS + 2);
+    if (!ok) {
+        return -E2BIG;
+    }
+    return air_post((size_t)(zs->payload - msg_buf));
 }
 
 static bool put_bytes(zcbor_state_t *zs, const uint8_t *p, size_t len)
@@ -651,9 +684,16 @@ static int notify_or_indicate(const char *op, uint16_t conn, uint16_t value_hand
     return req_end(zs, ok, NULL, NULL);
 }
 
+/* A post, not a call: the core has checked the radio, the connection and the handle, and a
+ * notification has no outcome to wait for (a stack queues it and returns; one that meets a
+ * connection closing meanwhile is lost, as on a radio). Waiting for the air's answer would
+ * cost a round trip per notification; the air's throughput is what the bench measures. */
 int bb_port_gatts_notify(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len)
 {
-    return notify_or_indicate("gatts_notify", conn, value_handle, data, len);
+    POST_BEGIN("gatts_notify");
+    ok = ok && zcbor_uint32_put(zs, conn) && zcbor_uint32_put(zs, value_handle)
+         && put_bytes(zs, data, len);
+    return post_end(zs, ok);
 }
 
 int bb_port_gatts_indicate(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len)
@@ -699,9 +739,18 @@ int bb_port_gattc_read(uint16_t conn, uint16_t value_handle)
     return call_u("gattc_read", 2, conn, value_handle, 0);
 }
 
+/* A write without response is a post, as gatts_notify is (the core has checked the radio and
+ * the connection; a Write Command has no outcome to wait for). */
 int bb_port_gattc_write(uint16_t conn, uint16_t value_handle, const uint8_t *data, uint16_t len,
                         bool with_response)
 {
+    if (!with_response) {
+        POST_BEGIN("gattc_write");
+        ok = ok && zcbor_uint32_put(zs, conn) && zcbor_uint32_put(zs, value_handle)
+             && zcbor_bstr_encode_ptr(zs, (const char *)(data ? data : (const uint8_t *)""), data ? len : 0)
+             && zcbor_bool_put(zs, false);
+        return post_end(zs, ok);
+    }
     REQ_BEGIN("gattc_write");
     ok = ok && zcbor_uint32_put(zs, conn) && zcbor_uint32_put(zs, value_handle)
          && zcbor_bstr_encode_ptr(zs, (const char *)(data ? data : (const uint8_t *)""), data ? len : 0)
@@ -1013,19 +1062,20 @@ static int deliver(const uint8_t *payload, size_t len)
     return rc == -ENOMEM ? -ENOMEM : 0;
 }
 
-/* Tell the air how many bytes of events left the queue (its window, see README.md). Nothing
- * waits for the response: on_air_frame drops responses no call is waiting for. */
+/* Tell the air how many bytes of events left the queue (its window, see README.md), as a post:
+ * nothing waits for it. Only once BB_SIM_AIR_ACK_MIN_BYTES have: an ack costs the air a
+ * message, and one per delivery pass was one per two or three notifications in a stream. */
 static void send_ack(void)
 {
     uint8_t cbor[AIR_ACK_CBOR_MAX];
     uint8_t wire[BB_FRAME_WIRE_MAX(AIR_ACK_CBOR_MAX)];
-    if (sim.consumed == 0 || sim.air_fd < 0) {
+    if (sim.consumed < BB_SIM_AIR_ACK_MIN_BYTES || sim.air_fd < 0) {
         return;
     }
     ZCBOR_STATE_E(zs, 1, cbor, sizeof cbor, 1);
-    bool ok = zcbor_list_start_encode(zs, 4) && zcbor_uint32_put(zs, AIR_MSG_REQ)
-              && zcbor_uint32_put(zs, ++sim.next_id) && zcbor_tstr_put_lit(zs, "ack")
-              && zcbor_uint32_put(zs, sim.consumed) && zcbor_list_end_encode(zs, 4);
+    bool ok = zcbor_list_start_encode(zs, 3) && zcbor_uint32_put(zs, AIR_MSG_POST)
+              && zcbor_tstr_put_lit(zs, "ack") && zcbor_uint32_put(zs, sim.consumed)
+              && zcbor_list_end_encode(zs, 3);
     size_t n = ok ? bb_frame_encode(cbor, (size_t)(zs->payload - cbor), wire, sizeof wire) : 0;
     if (n == 0 || !write_all(sim.air_fd, wire, n)) {
         fprintf(stderr, "bb_sim %s: could not acknowledge air events\n", sim.name);

@@ -27,7 +27,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import SecretStoreError
 
@@ -105,6 +105,16 @@ class SecretStore:
     def for_board(cls, board_id: str, directory: Optional[Path] = None) -> "SecretStore":
         safe = "".join(c for c in board_id if c.isalnum() or c in "-_") or "board"
         return cls((directory or default_dir()) / f"{safe}.json")
+
+    @classmethod
+    def of_board(cls, board: Any, directory: Optional[Path] = None) -> "SecretStore":
+        """The store of an open board: named after its radio address (from the handshake),
+        else its port spec."""
+        from .address import ident
+        info = getattr(board, "info", None)
+        addr = getattr(info, "addr", b"") if info is not None else b""
+        board_id = ident(addr) if addr else str(getattr(board, "spec", "board"))
+        return cls.for_board(board_id, directory)
 
     def get(self, sec_type: int, index: int, key: Optional[bytes]) -> Optional[bytes]:
         with self._lock:

@@ -12,6 +12,8 @@ listener every API layer goes through:
   subscriber answered gets its default answer when the dispatch ends;
 - the "delivered" signal: whether the board has received events that have not been dispatched
   yet (``events_due``), from the board's RPC counters;
+- the bond store: one per board (``secret_store``), whichever layers pair on it, and the
+  store's answers to the board's get/set secret questions (``stored_secret``, ``store_secret``);
 - the registry: one session per board (``session_for``), or per port opened here
   (``open_session``, which resets the board first); API objects attach under a key and the
   session ends when the last one detaches.
@@ -94,6 +96,7 @@ class Session:
         # token -> default answer of the questions being dispatched and not answered yet.
         self._open_questions: dict[int, Any] = {}
         self._attached: dict[str, Any] = {}
+        self._secrets: Any = None      # bonds.SecretStore, loaded on first use
         self.closed = False
         board.add_event_listener(self._on_event)
         board.add_lost_listener(self._on_lost)
@@ -158,6 +161,45 @@ class Session:
                 print(f"blebridge: answering the board's question {token} failed: {exc}", file=sys.stderr)
 
         fut.add_done_callback(done)
+
+    # -- bonds ---------------------------------------------------------------------------------
+
+    def secret_store(self) -> Any:
+        """The host's store of this board's bonding secrets (bonds.SecretStore), one per board
+        for every layer on it, loaded on first use. Raises SecretStoreError when its file cannot
+        be used; the next call tries again."""
+        from .bonds import SecretStore
+        with self._lock:
+            if self._secrets is None:
+                self._secrets = SecretStore.of_board(self.board)
+            return self._secrets
+
+    def use_secret_store(self, store: Any) -> None:
+        """Keep this board's secrets in ``store`` (a bonds.SecretStore; None: the board's own
+        file, as by default)."""
+        with self._lock:
+            self._secrets = store
+
+    def stored_secret(self, sec_type: int, index: int, key: Optional[bytes]) -> Optional[bytes]:
+        """The store's answer to the board's GET_SECRET. A store that cannot be used is told on
+        stderr (as a board prints a handler's exception) and the board gets the safe answer,
+        "no such secret"."""
+        from .bonds import SecretStoreError
+        try:
+            return self.secret_store().get(sec_type, index, key)
+        except SecretStoreError as exc:
+            print(f"blebridge: {exc}; answered the board: no such secret", file=sys.stderr)
+            return None
+
+    def store_secret(self, sec_type: int, key: bytes, value: Optional[bytes]) -> bool:
+        """The store's answer to the board's SET_SECRET (``value`` None: delete); False, with
+        the reason on stderr, when the store cannot be used."""
+        from .bonds import SecretStoreError
+        try:
+            return self.secret_store().set(sec_type, key, value)
+        except SecretStoreError as exc:
+            print(f"blebridge: {exc}; answered the board: not stored", file=sys.stderr)
+            return False
 
     # -- connections ---------------------------------------------------------------------------
 

@@ -46,10 +46,11 @@ from ..ble import session as ble_session
 from .. import protocol as P
 from ..ble import address as _address
 from ..ble import advertising as _advertising
+from ..ble import l2cap as _l2cap
 from ..ble import status as _status
 from ..ble.address import from_wire as _addr_from_wire, to_wire as _addr_to_wire
 from ..ble.bonds import SecretStore
-from ..errors import BlebridgeError, BoardError, BoardReset, SecretStoreError
+from ..errors import BlebridgeError, BoardError, BoardReset
 from . import runtime
 from .uuid import UUID, buffer_bytes
 
@@ -67,11 +68,10 @@ DEFAULT_SCAN_INTERVAL_US = 1_280_000
 DEFAULT_SCAN_WINDOW_US = 11_250
 #: L2CAP MTU bounds applied by modbluetooth.c before the stack sees it, bytes.
 L2CAP_MIN_MTU = 32
-#: A refused l2cap_connect is retried for this long (s): on a radio the request reaches the
-#: peer a connection interval or more after the connection, by when a script that calls
-#: l2cap_listen on _IRQ_CENTRAL_CONNECT listens; the simulated link has no such delay.
-L2CAP_CONNECT_RETRY_S = 0.3
-L2CAP_CONNECT_RETRY_GAP_S = 0.02
+#: A refused l2cap_connect is retried for this long (s), this far apart (s): the reason and
+#: the values are blebridge.ble.l2cap's (CONNECT_RETRY_S), shared with aioble.
+L2CAP_CONNECT_RETRY_S = _l2cap.CONNECT_RETRY_S
+L2CAP_CONNECT_RETRY_GAP_S = _l2cap.CONNECT_RETRY_GAP_S
 #: l2cap_send takes at most this many of our MTUs ((L2CAP_BUF_SIZE_MTUS_PER_CHANNEL - 1) in the
 #: NimBLE binding).
 L2CAP_SEND_MAX_OUR_MTUS = 2
@@ -365,7 +365,6 @@ class BLE:
         self._db = gatt.GattDatabase()
         self._discoveries: dict[int, _Discovery] = {}
         self._channels: dict[tuple[int, int], _Channel] = {}
-        self._secrets: Optional[SecretStore] = None
         # (conn, psm) -> (retry deadline, mtu) of our l2cap_connect calls not yet answered.
         self._l2cap_connecting: dict[tuple[int, int], tuple[float, int]] = {}
         # l2cap_listen succeeded: the binding's one channel is the server's until active(False).
@@ -1067,7 +1066,7 @@ class BLE:
             return None
         if not runtime.in_handler():
             self._gate.wait_for_turn()
-        with runtime.SCHED_LOCK:
+        with runtime.handler_turn(), runtime.SCHED_LOCK:
             nested = runtime.in_handler()
             runtime.set_in_handler(True)
             try:
@@ -1091,20 +1090,10 @@ class BLE:
         self.session.answer(token, value)
 
     def _secret_store(self) -> SecretStore:
-        """The host's store of this board's bonding secrets, loaded on first use (active(True)).
-        Raises SecretStoreError when its file cannot be used; the next call tries again."""
-        with self._lock:
-            if self._secrets is None:
-                info = getattr(self.board, "info", None)
-                addr = getattr(info, "addr", b"") if info is not None else b""
-                ident = _address.ident(addr) if addr else str(getattr(self.board, "spec", "board"))
-                self._secrets = SecretStore.for_board(ident)
-            return self._secrets
-
-    def _store_failed(self, exc: SecretStoreError, answer: str) -> None:
-        """A board question the store could not answer: say why on stderr, as a board prints an
-        IRQ handler's exception; the board gets the safe answer instead (``answer``)."""
-        print(f"blebridge: {exc}; answered the board: {answer}", file=sys.stderr)
+        """The host's store of this board's bonding secrets (the session's: one per board),
+        loaded on first use (active(True)). Raises SecretStoreError when its file cannot be
+        used; the next call tries again."""
+        return self.session.secret_store()
 
     def _on_event(self, ev: Any) -> None:
         """Board event -> MicroPython IRQ (runs on the board's dispatcher thread, in order).
@@ -1278,11 +1267,7 @@ class BLE:
         result = self._invoke(_IRQ_GET_SECRET, (sec_type, index, mv), (mv,) if mv is not None else ())
         value: Optional[bytes]
         if result is None:
-            try:
-                value = self._secret_store().get(sec_type, index, None if key is None else bytes(key))
-            except SecretStoreError as exc:
-                self._store_failed(exc, "no such secret")
-                value = None
+            value = self.session.stored_secret(sec_type, index, None if key is None else bytes(key))
         else:
             value = buffer_bytes(result)
         self._reply(token, value)
@@ -1294,11 +1279,7 @@ class BLE:
         views = (mv_key,) if mv_value is None else (mv_key, mv_value)
         result = self._invoke(_IRQ_SET_SECRET, (sec_type, mv_key, mv_value), views)
         if result is None:
-            try:
-                stored = self._secret_store().set(sec_type, key, None if value is None else bytes(value))
-            except SecretStoreError as exc:
-                self._store_failed(exc, "not stored")
-                stored = False
+            stored = self.session.store_secret(sec_type, key, None if value is None else bytes(value))
         else:
             stored = bool(result)
         self._reply(token, stored)

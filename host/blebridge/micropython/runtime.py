@@ -3,7 +3,8 @@
 - ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_cpu/ticks_diff/ticks_add`` (added to the
   real ``time`` module by :func:`install_time_extensions`);
 - ``micropython.schedule`` and ``micropython.const`` (see blebridge/micropython/shims/micropython.py);
-- ``machine.idle``.
+- ``machine.idle``;
+- ``os.ilistdir`` (added to the real ``os`` module by :func:`install_os_extensions`).
 
 Concurrency model. On a board, BLE IRQ handlers and scheduled functions run one at a time,
 between the bytecodes of the main script. Here they run on other threads (each board's event
@@ -18,6 +19,7 @@ bytecode, so a script that polls a flag set by the first one never runs before t
 """
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -25,6 +27,8 @@ import time
 import traceback
 import weakref
 from typing import Any, Callable
+
+from . import asyncio_ext
 
 #: MicroPython's ticks wrap at 2**30 (MICROPY_PY_TIME_TICKS_PERIOD): values stay small ints.
 TICKS_PERIOD = 1 << 30
@@ -45,8 +49,13 @@ SCHED_LOCK = threading.RLock()
 _T0 = time.monotonic_ns()
 
 #: After a BLE call returns, IRQ handlers wait at most this long (s) for the calling thread to
-#: reach a wait (sleep_ms, sleep_us, machine.idle) before they run anyway.
+#: reach a wait (sleep_ms, sleep_us, machine.idle, an idle asyncio loop) before they run anyway.
 CALL_GRACE_S = 0.05
+
+#: An IRQ handler or scheduled function that woke an asyncio task (ThreadSafeFlag.set) waits at
+#: most this long (s) for the task's loop to run it before the next handler runs
+#: (asyncio_ext.handoff): a loop that never idles does not stop the handlers.
+HANDOFF_LIMIT_S = 0.25
 
 
 _HANDLER_TLS = threading.local()
@@ -179,9 +188,21 @@ ACTIVITY = Activity()
 
 
 def script_waits() -> None:
-    """The calling thread waits (sleep_ms, idle): open every gate it holds."""
+    """The calling thread waits (sleep_ms, idle, its asyncio loop idles): open every gate it
+    holds."""
     for gate in list(_GATES):
         gate.script_waits()
+
+
+def handler_turn() -> Any:
+    """Context for running one IRQ handler or scheduled function: a task it wakes runs to its
+    next wait before the next one runs (asyncio_ext.handoff, at most HANDOFF_LIMIT_S)."""
+    return asyncio_ext.handoff(HANDOFF_LIMIT_S)
+
+
+def _thread_waits() -> None:
+    script_waits()
+    asyncio_ext.note_idle()      # time.sleep_ms inside a coroutine: its loop runs nothing
 
 
 def ticks_ms() -> int:
@@ -206,21 +227,21 @@ def ticks_diff(ticks1: int, ticks2: int) -> int:
 
 
 def sleep_ms(ms: float) -> None:
-    script_waits()
+    _thread_waits()
     if ms > 0:
         time.sleep(ms / 1000)
     ACTIVITY.settle()
 
 
 def sleep_us(us: float) -> None:
-    script_waits()
+    _thread_waits()
     if us > 0:
         time.sleep(us / 1_000_000)
     ACTIVITY.settle()
 
 
 def idle() -> None:
-    script_waits()
+    _thread_waits()
     time.sleep(IDLE_S)
     ACTIVITY.settle()
 
@@ -232,6 +253,30 @@ def install_time_extensions() -> None:
                      ("ticks_diff", ticks_diff)):
         if not hasattr(time, name):
             setattr(time, name, fn)
+
+
+#: os.ilistdir's entry types (MP_S_IFDIR, MP_S_IFREG in extmod/vfs.h).
+S_IFDIR = 0x4000
+S_IFREG = 0x8000
+
+
+def ilistdir(path: Any = ".") -> Any:
+    """``os.ilistdir``: an iterator of ``(name, type, inode, size)`` per entry, as a board's
+    littlefs and FAT filesystems give them (inode 0; size 0 for a directory). Names are bytes
+    when ``path`` is. A missing directory is OSError at the call, as on a board."""
+    entries = []
+    with os.scandir(path) as it:
+        for entry in it:
+            is_dir = entry.is_dir()
+            entries.append((entry.name, S_IFDIR if is_dir else S_IFREG, 0,
+                            0 if is_dir else entry.stat().st_size))
+    return iter(entries)
+
+
+def install_os_extensions() -> None:
+    """Add MicroPython's os functions to the real ``os`` module (idempotent)."""
+    if not hasattr(os, "ilistdir"):
+        os.ilistdir = ilistdir  # type: ignore[attr-defined]
 
 
 def report_exception(header: str) -> None:
@@ -269,7 +314,7 @@ class _Scheduler:
             fn, arg = self._q.get()
             with self._lock:
                 self._pending -= 1
-            with SCHED_LOCK:
+            with handler_turn(), SCHED_LOCK:
                 try:
                     set_in_handler(True)
                     fn(arg)
@@ -277,7 +322,7 @@ class _Scheduler:
                     report_exception("Unhandled exception in scheduled function")
                 finally:
                     set_in_handler(False)
-                    ACTIVITY.add(self, -1)
+            ACTIVITY.add(self, -1)
 
 
 _scheduler = _Scheduler()

@@ -5,10 +5,14 @@ The value is kept as MicroPython keeps it: 2, 4 or 16 bytes, little-endian as on
 
 Behaviour copied from the board:
 - ``UUID(int)``: a 16-bit UUID; more than 0xFFFF is ``ValueError("invalid UUID")``.
-- ``UUID(buffer)`` of 2, 4 or 16 bytes (bytes, bytearray, memoryview, another UUID): taken as
-  those bytes, little-endian.
-- ``UUID(str)``: hex digits with any ``-``; 32 digits make a 128-bit UUID. Bad characters,
-  too many or too few digits are ``ValueError`` with MicroPython's messages.
+- ``UUID(buffer)`` of 2, 4 or 16 bytes (bytes, bytearray, memoryview, another UUID, and a
+  str, which has the buffer protocol there: its UTF-8 bytes): taken as those bytes,
+  little-endian. So ``UUID("AB12") == UUID(0x32314241)`` (4 characters: a 32-bit UUID of their
+  codes) and a 16-character str is a 128-bit UUID of its codes, as on a board.
+- ``UUID(buffer)`` of any other length (a str or bytes of text): the text of a 128-bit UUID,
+  hex digits with any ``-``, exactly 32 digits. Bad characters, too many or too few digits are
+  ``ValueError`` with MicroPython's messages ("invalid char in UUID", "UUID too long", "UUID
+  too short"); there are no 16- or 32-bit text forms (``UUID("0000180d")`` is too short).
 - ``repr``/``str``: ``UUID(0x2a00)`` or ``UUID('6e400001-b5a3-f393-e0a9-e50e24dcca9e')``.
 - Equality, hash and ordering: UUIDs of the same size compare their little-endian bytes;
   UUIDs of different sizes order by size (and are never equal). A UUID never equals a non-UUID.
@@ -17,10 +21,9 @@ The value type (bytes, size, equality, hash, immutability, 128-bit expansion) is
 API-neutral blebridge.ble.uuid.UUID; this subclass keeps MicroPython's constructor rules, repr
 and ordering. A neutral UUID with the same bytes compares equal.
 
-One deliberate difference: MicroPython treats any buffer of length 2, 4 or 16 as raw bytes,
-so ``UUID("180D")`` (a 4-character str) becomes a 32-bit UUID of the ASCII codes. Here a str
-is always parsed as text: 4 hex digits give a 16-bit UUID (``UUID("180D") == UUID(0x180D)``),
-8 give a 32-bit one, 32 a 128-bit one; an optional ``0x`` prefix is accepted on short forms.
+This is extmod/modbluetooth.c's ``bluetooth_uuid_make_new``: the length of the buffer (a
+str's UTF-8 length) decides, before any parsing. The API-neutral blebridge.ble.uuid.UUID.from_str
+has 16- and 32-bit text forms; this constructor does not use it.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from ..ble import uuid as _ble_uuid
 #: Sizes in bytes a UUID can have (MP_BLUETOOTH_UUID_TYPE_16/_32/_128).
 UUID_SIZES = _ble_uuid.SIZES_BYTES
 
-_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
 def buffer_bytes(value: Any) -> bytes:
@@ -54,21 +57,22 @@ def buffer_bytes(value: Any) -> bytes:
         raise TypeError("object with buffer protocol required") from None
 
 
-def _parse_text(text: str) -> bytes:
-    digits = text.replace("-", "")
-    short = False
-    if digits[:2] in ("0x", "0X") and len(digits) in (6, 10):
-        digits, short = digits[2:], True
-    for c in digits:
+def _parse_text(raw: bytes) -> bytes:
+    """A 128-bit UUID from its text: hex digits and any number of ``-``, read byte by byte in
+    modbluetooth.c's order (so the first fault found is the one reported, and a non-ASCII
+    byte is an invalid char)."""
+    digits = bytearray()
+    for c in raw:
+        if c == 0x2D:    # '-'
+            continue
         if c not in _HEXDIGITS:
             raise ValueError("invalid char in UUID")
-    if len(digits) in (4, 8) and (short or "-" not in text):
-        return bytes.fromhex(digits)[::-1]
-    if len(digits) > 32:
-        raise ValueError("UUID too long")
+        digits.append(c)
+        if len(digits) > 32:
+            raise ValueError("UUID too long")
     if len(digits) < 32:
         raise ValueError("UUID too short")
-    return bytes.fromhex(digits)[::-1]
+    return bytes.fromhex(digits.decode("ascii"))[::-1]
 
 
 class UUID(_ble_uuid.UUID):
@@ -82,19 +86,11 @@ class UUID(_ble_uuid.UUID):
             if value < 0 or value > 0xFFFF:
                 raise ValueError("invalid UUID")
             data = int(value).to_bytes(2, "little")
-        elif isinstance(value, str):
-            data = _parse_text(value)
         else:
-            raw = buffer_bytes(value)
-            if len(raw) in UUID_SIZES:
-                data = raw
-            else:
-                # MicroPython parses any other buffer as the text of a UUID.
-                try:
-                    text = raw.decode("ascii")
-                except UnicodeDecodeError:
-                    raise ValueError("invalid char in UUID") from None
-                data = _parse_text(text)
+            raw = buffer_bytes(value)    # a str gives its UTF-8 bytes, as on a board
+            # The length decides first (MicroPython): 2, 4 or 16 bytes are the UUID's bytes;
+            # any other buffer is the text of a 128-bit UUID.
+            data = raw if len(raw) in UUID_SIZES else _parse_text(raw)
         object.__setattr__(self, "_data", data)
 
     def __repr__(self) -> str:

@@ -3,13 +3,20 @@
 Each API names the modules that give it away in a script's imports and, once it exists on the
 host, the module of its runtime (``blebridge.<api>.run``), which provides:
 
-    SHIMS_DIR                       directory put first on sys.path (the board's top-level modules)
+    SHIMS_DIR                       directory put on sys.path after the user's (the script's
+                                    directory, PYTHONPATH), before Python's (the board's
+                                    top-level modules)
     compile_script(source, filename) -> (code, globals)
                                     the API's dialect: the code object to exec and the names it
                                     needs in the script's globals
     install(on_board_lost)          process-wide set-up before the script runs; ``on_board_lost``
                                     is called with the error when a board's link goes away
     close_all()                     close every board the script opened
+    REPL_PRELUDE                    (optional) source ``blebridge repl`` runs before its first
+                                    prompt: the API's modules imported, the board opened
+    compile_interactive(source, filename, symbol)
+                                    (optional) the dialect for one statement typed at the
+                                    prompt (``symbol`` as for codeop); without it, CPython's
 
 An API without a runtime yet is refused with one line and exit status 2 (``ApiUnavailable``).
 """

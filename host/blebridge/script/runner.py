@@ -11,16 +11,22 @@ without --api it is told from the script's imports (apis.detect_api), micropytho
 tells. Under micropython the script sees what it sees on a board: ``import bluetooth`` (BLE()
 is the board at PORT), ``from micropython import const``, ``micropython.schedule``,
 ``time.sleep_ms/sleep_us/ticks_ms/ticks_us/ticks_diff/ticks_add``, ``machine.idle``, and the
-``u*`` module aliases. The API's shims directory goes first on sys.path, then the script's
-directory ('' for -c and stdin, as python does). Output is unbuffered. When the script ends
-(or calls sys.exit) every board it opened is closed and the process exits with the script's
+``u*`` module aliases. sys.path is the script's directory ('' for -c and stdin, as python
+does), the PYTHONPATH entries, the API's shims directory, then Python's own: the user's modules
+win over the shims (``PYTHONPATH=DIR`` runs DIR's ``aioble``). Output is unbuffered. When the
+script ends (or calls sys.exit) every board it opened is closed and the process exits with the script's
 status: 0, 1 after an uncaught exception (traceback on stderr), or the SystemExit code. A board that fails under the script
 (link lost, reset mid-call, no answer in time) ends the run with status 2 and one line on
 stderr, also while the script only waits (docs/design.md, "Board process faults"). An API
 that cannot be told (imports of two APIs) or has no runtime yet ends the run with status 2 and
 one line on stderr, before anything runs.
 
-PORT defaults to env BLEBRIDGE_PORT, else ``sim:blebridge`` (a simulated board).
+PORT defaults to env BLEBRIDGE_PORT, else ``sim:blebridge`` (a simulated board). A port named
+(--port or BLEBRIDGE_PORT) is checked before the script runs: opened, handshaken and closed, so a
+port that cannot be opened, or a board that does not answer, ends the run with status 2, one line
+and a hint (as ``blebridge info`` gives them) even when the script never touches the radio; the
+same errors raised when the script opens the board are told the same way. A script that does not
+compile gets Python's SyntaxError message with no frames, and status 1.
 """
 from __future__ import annotations
 
@@ -131,9 +137,25 @@ def _prepare_process(port: Optional[str], path0: str, shims_dir: str) -> None:
         sys.stdout = _LineWriter(sys.stdout, lock)
     if not isinstance(sys.stderr, _LineWriter):
         sys.stderr = _LineWriter(sys.stderr, lock)
+    sys.path[:] = script_path(sys.path, path0, shims_dir, os.environ.get("PYTHONPATH", ""))
+
+
+def script_path(path: Sequence[str], path0: str, shims_dir: str, pythonpath: str) -> list[str]:
+    """The script's sys.path: its directory (``path0``), then the PYTHONPATH entries, then the
+    API's shims, then Python's own directories (``path`` without the runner's entries).
+
+    The user's modules (the script's directory, PYTHONPATH) win over the shims, as a board's
+    filesystem wins over its extensible built-in modules: ``PYTHONPATH=DIR blebridge run``
+    imports the ``aioble`` of DIR, not blebridge's.
+    """
     runner_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
-    rest = [p for p in sys.path if p not in ("", shims_dir) and p != runner_dir and p != os.getcwd()]
-    sys.path[:] = [shims_dir, path0] + rest
+    user: list[str] = []
+    for entry in pythonpath.split(os.pathsep):
+        if entry and os.path.abspath(entry) not in user:
+            user.append(os.path.abspath(entry))
+    rest = [p for p in path if p not in ("", shims_dir) and p != runner_dir and p != os.getcwd()
+            and os.path.abspath(p) not in user]
+    return [path0] + [p for p in user if p != path0] + [shims_dir] + rest
 
 
 #: Taken by whichever ends the run first: the script's thread when the script ends, or the
@@ -193,6 +215,11 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
         print(f"blebridge: error: {exc}", file=sys.stderr)
         from ..cli import EXIT_ERROR
         return EXIT_ERROR
+    explicit = port or os.environ.get("BLEBRIDGE_PORT")
+    if explicit:
+        status = check_port(explicit)
+        if status:
+            return status
     _runtime = runtime
     _prepare_process(port, path0, runtime.SHIMS_DIR)
     runtime.install(_end_on_board_lost)
@@ -207,6 +234,13 @@ def run_source(source: str, filename: str, argv: Sequence[str], port: Optional[s
     outcome: Optional[BaseException] = None
     try:
         code, helpers = runtime.compile_script(source, filename)
+    except SyntaxError as exc:
+        # As python reports a script that does not compile: the error alone, no frames (the
+        # frames would be the runtime's compiler, not the script).
+        traceback.print_exception(type(exc), exc, None, file=sys.stderr)
+        _finish(runtime)
+        return 1
+    try:
         main.__dict__.update(helpers)
         exec(code, main.__dict__)
     except BaseException as exc:
@@ -230,16 +264,41 @@ def _report(exc: Optional[BaseException], filename: str, port: Optional[str]) ->
         return _exit_status(exc.code)
     if isinstance(exc, KeyboardInterrupt):
         return 130
-    if isinstance(exc, (PortOpenError, VersionMismatch)):
+    if isinstance(exc, (PortOpenError, VersionMismatch)) or _opening(exc):
         # The board could not be opened (no such port, busy, permission, old firmware): a
         # fact about the set-up, not the script, so the CLI's one-line error and hint.
-        _print_error(exc, port or getattr(exc, "port", None))
+        _print_error(exc, port or os.environ.get("BLEBRIDGE_PORT") or getattr(exc, "port", None))
         return EXIT_ERROR
     if isinstance(exc, (BoardLost, CallTimeout)):
         print(_board_failure(exc, filename), file=sys.stderr)
         return EXIT_ERROR
     _print_script_exception(exc, filename)
     return 1
+
+
+def _opening(exc: BaseException) -> bool:
+    """True for an error of opening a board (nothing answers the handshake): like a port that
+    cannot be opened, a fact about the set-up, told with the CLI's line and hint."""
+    return isinstance(exc, CallTimeout) and exc.method == "handshake"
+
+
+def check_port(port: str) -> int:
+    """Open the board at ``port`` (handshake and reset included) before the script runs: a
+    port that cannot be opened ends the run with the CLI's one-line error and hint (status 2)
+    even when the script never touches the radio. 0 when the board answers.
+
+    The board stays open, registered as the session of ``port``: the script's API layer finds
+    it there, so the port is opened once (a server that takes one connection, or a board that
+    resets when its port opens, sees one open). ``_finish`` closes it."""
+    from ..ble import session as ble_session
+    from ..cli import EXIT_ERROR, _print_error
+    from ..errors import BlebridgeError
+    try:
+        ble_session.open_session(port)
+    except BlebridgeError as exc:
+        _print_error(exc, port)
+        return EXIT_ERROR
+    return 0
 
 
 def _exit_status(code: Any) -> int:
@@ -254,6 +313,12 @@ def _exit_status(code: Any) -> int:
 def _finish(runtime: Any) -> None:
     try:
         runtime.close_all()
+        # The boards opened here and not closed by the API (check_port's, when the script
+        # never used the radio).
+        from ..ble import session as ble_session
+        for session in ble_session.sessions():
+            if session.owned:
+                session.close()
     except Exception as exc:   # closing must not hide the script's own status
         print(f"blebridge run: closing the board failed: {exc}", file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):

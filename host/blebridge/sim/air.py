@@ -16,6 +16,14 @@ genuine protocol behaviour. The package, one module per layer:
   controller.py   :class:`AirController`, the virtual controller with the stock one's
                   advertising, scanning and connection-cancel quirks fixed
 
+Captures: a connection whose first request is ``capture(NAME, PATH)`` (instead of ``hello``)
+asks the air to write the HCI traffic of the next board NAME that joins to PATH, in btsnoop
+format (Bumble's BtSnooper; Wireshark and tshark read it): every packet between the board's Bumble
+host and its controller, so advertising, connections, L2CAP, ATT and SMP, from its first
+power-up until it leaves the air. (The next board, not one on the air: a board NAME that is
+leaving as a new one starts must not take the new one's capture with it.) ``launcher.request_capture`` sends it; ``blebridge sim start NAME
+--capture FILE`` uses it. ``--capture-dir DIR`` captures every board to ``DIR/NAME.btsnoop``.
+
 In-process use (tests adding virtual peers written directly on Bumble)::
 
     air = AirThread.start(socket_path)           # an Air serving socket_path on its own loop
@@ -40,6 +48,7 @@ import cbor2
 from bumble import hci
 from bumble.device import Device
 from bumble.link import LocalLink
+from bumble.snoop import BtSnooper
 
 from .board import EVENT_RECORD_OVERHEAD, EVENT_WINDOW_BYTES, Board, address_for_name
 from .controller import new_controller_and_host
@@ -54,6 +63,25 @@ __all__ = ["Air", "AirThread", "address_for_name", "log_path_for", "main",
 _T = TypeVar("_T")
 
 
+class Capture(BtSnooper):
+    """A btsnoop file of one board's HCI packets, flushed after each packet so that a capture
+    can be read while its board still runs (and is whole when the air is killed)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(open(path, "wb"))
+        self.output.flush()     # the header: a board that never powers up leaves a valid, empty capture
+
+    def snoop(self, hci_packet: bytes, direction: Any) -> None:
+        if self.output.closed:
+            return
+        super().snoop(hci_packet, direction)
+        self.output.flush()
+
+    def close(self) -> None:
+        self.output.close()
+
+
 class Air:
     """Serves boards on a Unix socket; holds the shared link and any in-process peers."""
 
@@ -66,6 +94,10 @@ class Air:
         self._server: Optional[asyncio.base_events.Server] = None
         self._idle_timer: Optional[asyncio.TimerHandle] = None
         self.closed = asyncio.Event()
+        #: Captures by board name, for the next board of that name to join (it takes it).
+        self.pending_captures: dict[str, Capture] = {}
+        #: Directory every board without a capture of its own is captured to (--capture-dir).
+        self.capture_dir: Optional[Path] = None
 
     async def start(self, socket_path: str | os.PathLike[str]) -> None:
         path = Path(socket_path)
@@ -85,7 +117,12 @@ class Air:
             await board.power_down()
             board.flush()
             board.writer.close()
+            if board.snooper is not None:
+                board.snooper.close()
         self.boards.clear()
+        for capture in self.pending_captures.values():
+            capture.close()
+        self.pending_captures.clear()
         for peer in list(self.peers.values()):
             for connection in list(peer.connections.values()):
                 try:
@@ -112,6 +149,17 @@ class Air:
         await device.power_on()
         self.peers[name] = device
         return device
+
+    def capture(self, name: str, path: str | os.PathLike[str]) -> None:
+        """Write the HCI traffic of the next board NAME that joins to ``path`` (btsnoop) until
+        it leaves the air (see the module doc); OSError when the file cannot be written."""
+        old = self.pending_captures.pop(name, None)
+        if old is not None:
+            old.close()
+        capture = Capture(os.fspath(path))
+        self.pending_captures[name] = capture
+        logger.info("the next board %s will be captured to %s", name, capture.path)
+
 
     def _arm_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -157,11 +205,30 @@ class Air:
                     del self.boards[board.name]
                 await board.power_down()
                 board.flush()
+                if board.snooper is not None:
+                    board.snooper.close()
+                    logger.info("capture of board %s written to %s", board.name, board.snooper.path)
             writer.close()
             if self._server is not None:
                 self._arm_idle_timer()
 
+    def _capture_request(self, msg: list[Any], writer: asyncio.StreamWriter) -> None:
+        # [REQ, id, "capture", name, path] -> [RSP, id, 0 | -errno, None | why]
+        if len(msg) < 5 or not isinstance(msg[3], str) or not isinstance(msg[4], str):
+            writer.write(encode_message([MSG_RSP, msg[1], -errno.EINVAL, "capture(name, path)"]))
+            return
+        try:
+            self.capture(msg[3], msg[4])
+        except OSError as exc:
+            writer.write(encode_message([MSG_RSP, msg[1], -(exc.errno or errno.EIO),
+                                         f"cannot write {msg[4]}: {exc.strerror or exc}"]))
+            return
+        writer.write(encode_message([MSG_RSP, msg[1], 0, None]))
+
     def _hello(self, msg: list[Any], writer: asyncio.StreamWriter) -> Optional[Board]:
+        if len(msg) >= 3 and msg[0] == MSG_REQ and msg[2] == "capture":
+            self._capture_request(msg, writer)
+            return None
         if len(msg) < 4 or msg[0] != MSG_REQ or msg[2] != "hello" or not isinstance(msg[3], str):
             logger.warning("first message is not hello: %r", msg)
             writer.write(encode_message([MSG_RSP, msg[1] if len(msg) > 1 else None,
@@ -174,6 +241,14 @@ class Air:
             return None
         board = Board(self.link, name, writer)
         self.boards[name] = board
+        if name not in self.pending_captures and self.capture_dir is not None:
+            try:
+                self.capture(name, self.capture_dir / f"{name}.btsnoop")
+            except OSError as exc:
+                logger.warning("cannot capture board %s: %s", name, exc)
+        capture = self.pending_captures.pop(name, None)
+        if capture is not None:
+            board.set_snooper(capture)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -242,6 +317,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="exit after this many seconds without a board (default 30)")
     parser.add_argument("--log", default=None, help="log file (default: next to the socket)")
     parser.add_argument("--debug", action="store_true", help="log every op and event")
+    parser.add_argument("--capture-dir", default=None,
+                        help="write every board's HCI traffic to DIR/NAME.btsnoop (Wireshark reads it)")
     args = parser.parse_args(argv)
 
     log_file = args.log or str(log_path_for(args.socket))
@@ -252,6 +329,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     async def run() -> None:
         air = Air(idle_exit=args.idle_exit)
+        if args.capture_dir:
+            air.capture_dir = Path(args.capture_dir)
+            air.capture_dir.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
         import signal
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -41,7 +42,7 @@ from .gap import HCI_REMOTE_USER_TERMINATED, Gap
 from .gatt_client import GattClient
 from .gatt_server import MAX_ATT_MTU, GattServer
 from .l2cap import L2cap
-from .port_link import MSG_EVT, MSG_REQ, MSG_RSP, AirError, encode_frame, encode_message
+from .port_link import MSG_EVT, MSG_POST, MSG_REQ, MSG_RSP, AirError, encode_frame, encode_message
 from .security import HostKeyStore, Security
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,13 @@ logger = logging.getLogger(__name__)
 QUESTION_TIMEOUT_S = CONSTANTS["defaults"]["QUESTION_TIMEOUT_MS"] / 1000 + 2.0
 #: Bytes of events a board may have received and not acknowledged (ack op), counted as they
 #: sit in the port's queue: CBOR payload plus EVENT_RECORD_OVERHEAD each. Must stay well under
-#: the port's BB_SIM_AIR_EVQ_BYTES (32768), which also takes events sent before a reset.
+#: the port's BB_SIM_AIR_EVQ_BYTES (32768), which also takes events sent before a reset, and
+#: above the port's BB_SIM_AIR_ACK_MIN_BYTES (2048) plus one message (it acks only that often).
+#: The port's copy: BB_SIM_AIR_WINDOW_BYTES (firmware/core/bb_config.h).
 EVENT_WINDOW_BYTES = 8192
+#: While a board's radio is backlogged (see Board._hold_while_radio_backlogged), how often the
+#: queue is looked at again without a "flow" event (s).
+BACKLOG_RECHECK_S = 0.05
 EVENT_RECORD_OVERHEAD = 2
 #: Longest wait (s) for each connection's termination when the radio goes off.
 POWER_DOWN_DISCONNECT_TIMEOUT_S = 2
@@ -147,6 +153,8 @@ class Board:
         self.config = BoardConfig(gap_name=name)
         self.device: Optional[BoardDevice] = None
         self.controller: Optional[AirController] = None
+        #: Gets every HCI packet of the board's Bumble host (a capture, air.py), or None.
+        self.snooper: Optional[Any] = None
         self.gap = Gap(self)
         self.gatts = GattServer(self)
         self.gattc = GattClient(self)
@@ -269,39 +277,74 @@ class Board:
             is connection
 
     async def handle(self, msg: list[Any]) -> None:
-        """Perform one request of the port and send its response."""
+        """Perform one request of the port and send its response (a post: no response)."""
+        if len(msg) >= 2 and msg[0] == MSG_POST and isinstance(msg[1], str):
+            # Nobody waits for a post (gatts_notify, ack): a failure is only logged.
+            await self._perform(msg[1], msg[2:])
+            await self._hold_while_radio_backlogged()
+            return
         if len(msg) < 3 or msg[0] != MSG_REQ or not isinstance(msg[2], str):
             logger.warning("%s: ignored malformed message %r", self.name, msg)
             return
-        msg_id, op, args = msg[1], msg[2], msg[3:]
+        err, result = await self._perform(msg[2], msg[3:])
+        self.respond(msg[1], err, result)
+
+    async def _hold_while_radio_backlogged(self) -> None:
+        """Take no further message from the port while the radio has more packets queued than
+        its controller has buffers: the port's posts then wait on the socket, and the script's
+        gatts_notify calls on them, as on a board whose TX buffers are full. Without this, a
+        script's notification flood (posts are not answered) queued up here without bound,
+        and anything sent after it (a write's response) waited behind all of it."""
+        device = self.device
+        if device is None:
+            return
+        queue = device.host.le_acl_packet_queue or device.host.acl_packet_queue
+        if queue is None or queue.pending <= queue.max_in_flight:
+            return
+        flowed = asyncio.Event()
+
+        def on_flow() -> None:
+            flowed.set()
+
+        queue.on("flow", on_flow)
+        try:
+            while self.device is device and queue.pending > queue.max_in_flight:
+                flowed.clear()
+                # Bounded: a connection's queue flushed at disconnect emits no "flow".
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(flowed.wait(), BACKLOG_RECHECK_S)
+        finally:
+            queue.remove_listener("flow", on_flow)
+
+    async def _perform(self, op: str, args: list[Any]) -> tuple[int, Any]:
+        """Run op ``op``: (0, result), or (-errno, None) when it failed (logged)."""
         handler = self._ops.get(op)
         if handler is None:
-            self.respond(msg_id, -errno.EOPNOTSUPP, None)
-            return
+            logger.warning("%s: unknown op %r", self.name, op)
+            return -errno.EOPNOTSUPP, None
         logger.debug("%s -> %s %r", self.name, op, args)
         try:
-            result = await handler(*args)
+            return 0, await handler(*args)
         except AirError as exc:
             logger.info("%s: %s", self.name, exc)
-            self.respond(msg_id, -exc.errno, None)
+            return -exc.errno, None
         except TypeError as exc:
             logger.warning("%s: %s: bad arguments: %s", self.name, op, exc)
-            self.respond(msg_id, -errno.EINVAL, None)
+            return -errno.EINVAL, None
         except (core.InvalidArgumentError, ValueError) as exc:
             logger.info("%s: %s: %s", self.name, op, exc)
-            self.respond(msg_id, -errno.EINVAL, None)
+            return -errno.EINVAL, None
         except hci.HCI_Error as exc:
             logger.info("%s: %s: %s", self.name, op, exc)
-            self.respond(msg_id, -errno.EIO, None)
+            return -errno.EIO, None
         except Exception:
             logger.exception("%s: %s failed", self.name, op)
-            self.respond(msg_id, -errno.EIO, None)
-        else:
-            self.respond(msg_id, 0, result)
+            return -errno.EIO, None
 
     # -- radio ------------------------------------------------------------------------------
     async def power_up(self) -> None:
         controller, host = new_controller_and_host(self.link, f"board:{self.name}")
+        host.snooper = self.snooper     # before power-on: the capture starts with the reset
         device = BoardDevice(name=self.config.gap_name or self.name, address=self.address,
                              host=host)
         device.board = self
@@ -313,6 +356,12 @@ class Board:
         self.controller, self.device = controller, device
         await device.power_on()
         self.gatts.configure(device)
+
+    def set_snooper(self, snooper: Optional[Any]) -> None:
+        """Give every HCI packet of this board to ``snooper`` from now on (None: stop)."""
+        self.snooper = snooper
+        if self.device is not None:
+            self.device.host.snooper = snooper
 
     async def power_down(self) -> None:
         device, controller = self.device, self.controller

@@ -226,6 +226,9 @@ class Gap:
         device = board.dev("connect")
         if self.connect_task is not None:
             raise AirError(errno.EALREADY, "connect", "a connection is already pending")
+        # A connect during a scan stops the scan (SCAN_DONE) first, as MicroPython's NimBLE
+        # binding and every board port do: a controller does not initiate while scanning.
+        await self._scan_stop(report=True)
         peer = hci.Address(bytes(peer_addr), peer_type & 1)
         default = ConnectionParametersPreferences.default
         prefs = ConnectionParametersPreferences(

@@ -80,6 +80,24 @@ class L2cap:
 
         manager.on_l2cap_le_credit_based_connection_request = on_request  # type: ignore[method-assign]
 
+        # Bumble 0.0.236's on_channel_closed removes a closed LE CoC channel from `channels`
+        # (by source CID) but, finding it there, never reaches its `le_coc_channels` branch
+        # (by destination CID): the closed channel stays listed, and the peer's next request
+        # on the same connection, which reuses the freed source CID, is refused with "source
+        # CID already allocated" (result 0x000A). On a radio a second channel on one
+        # connection opens (aioble's ble_shutdown test opens one per round). Drop it from
+        # both tables.
+        original_closed = manager.on_channel_closed
+
+        def on_channel_closed(channel) -> None:
+            original_closed(channel)
+            le_channels = manager.le_coc_channels.get(channel.connection.handle)
+            if le_channels is not None:
+                for dcid in [d for d, c in le_channels.items() if c is channel]:
+                    del le_channels[dcid]
+
+        manager.on_channel_closed = on_channel_closed  # type: ignore[method-assign]
+
     def connection_lost(self, handle: int) -> None:
         """Report every channel of a closed connection as disconnected."""
         for key in [k for k in self.channels if k[0] == handle]:

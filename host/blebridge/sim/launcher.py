@@ -12,8 +12,9 @@
 
 Socket (docs/design.md): env ``BLEBRIDGE_AIR``, else ``$XDG_RUNTIME_DIR/blebridge/air.sock``,
 else ``/tmp/blebridge-$UID/air.sock``. Tests pass their own socket for an isolated air.
-Firmware: env ``BLEBRIDGE_SIM_FIRMWARE``, else ``<repo>/build/sim/bb_sim``, else ``bb_sim`` on
-PATH. Logs: ``<socket dir>/<socket stem>.log`` (air), ``<socket dir>/boards/NAME.log`` (boards).
+Firmware (:func:`firmware_path`): env ``BLEBRIDGE_SIM_FIRMWARE``, else the binary installed with
+the package (``blebridge/sim/bin/bb_sim``, built into the wheel by setup.py), else a checkout's
+``<repo>/build/sim/bb_sim`` (``make firmware``), else ``bb_sim`` on PATH. Logs: ``<socket dir>/<socket stem>.log`` (air), ``<socket dir>/boards/NAME.log`` (boards).
 """
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ BOARD_STOP_TIMEOUT_S = 3.0
 AIR_IDLE_EXIT_S = 30.0
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `blebridge/`
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+_REPO_ROOT = Path(__file__).resolve().parents[3]  # a checkout's root (when it is one)
+#: Where a wheel install keeps the firmware (setup.py's PACKAGED_FIRMWARE).
+PACKAGED_FIRMWARE = Path(__file__).resolve().parent / "bin" / "bb_sim"
 
 
 class SimLaunchError(RuntimeError):
@@ -127,22 +130,72 @@ def ensure_air(socket: Optional[str] = None, idle_exit: float = AIR_IDLE_EXIT_S)
     return path
 
 
+#: Seconds the air may take to answer a capture request.
+CAPTURE_REQUEST_TIMEOUT_S = 10.0
+
+
+def request_capture(name: str, path: str, air: Optional[str] = None) -> str:
+    """Ask the air (started if needed) to write the HCI traffic of the next board NAME that joins
+    it to ``path`` in btsnoop format, until that board leaves the air (blebridge.sim.air,
+    "Captures"). Returns the file's absolute path; SimLaunchError when the
+    air cannot write it."""
+    from .port_link import MSG_REQ, MSG_RSP, FrameDecoder, decode_message, encode_message
+
+    air_path = ensure_air(air)
+    target = os.path.abspath(path)
+    decoder = FrameDecoder()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CAPTURE_REQUEST_TIMEOUT_S)
+        try:
+            sock.connect(air_path)
+            sock.sendall(encode_message([MSG_REQ, 1, "capture", name, target]))
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise SimLaunchError(f"the air at {air_path} closed the connection without "
+                                         f"answering the capture request; see {_air_log(air_path)}")
+                for payload in decoder.feed(chunk):
+                    msg = decode_message(payload)
+                    if msg[0] == MSG_RSP and len(msg) >= 4:
+                        if msg[2] != 0:
+                            why = msg[3] if isinstance(msg[3], str) else (
+                                "the air running there is older and takes no capture requests; "
+                                "stop its boards (it exits when idle) and retry")
+                            raise SimLaunchError(f"cannot capture board {name}: {why}")
+                        return target
+        except OSError as exc:
+            raise SimLaunchError(f"cannot ask the air at {air_path} for a capture: {exc}") from exc
+
+
 def firmware_path() -> str:
-    """The bb_sim binary to run. Raises FileNotFoundError naming `make firmware`."""
+    """The bb_sim binary to run. Raises FileNotFoundError saying how to get one."""
     env = os.environ.get("BLEBRIDGE_SIM_FIRMWARE")
     if env:
         if not os.access(env, os.X_OK):
             raise FileNotFoundError(f"BLEBRIDGE_SIM_FIRMWARE={env} is not an executable file")
         return env
-    built = _REPO_ROOT / "build" / "sim" / "bb_sim"
-    if built.is_file() and os.access(built, os.X_OK):
-        return str(built)
+    # The installed package's own binary comes first: it was built with this very package.
+    # A checkout's package directory has none (setup.py puts it only into wheels), so a
+    # developer's `make firmware` build is used there.
+    candidates = [PACKAGED_FIRMWARE]
+    in_checkout = (_REPO_ROOT / "firmware" / "ports" / "sim").is_dir()
+    if in_checkout:
+        candidates.append(_REPO_ROOT / "build" / "sim" / "bb_sim")
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
     on_path = shutil.which("bb_sim")
     if on_path:
         return on_path
+    if in_checkout:
+        raise FileNotFoundError(
+            f"the simulated board firmware bb_sim is not built (looked for {candidates[-1]} and "
+            "bb_sim on PATH): run `make firmware` in the repository, or set BLEBRIDGE_SIM_FIRMWARE")
     raise FileNotFoundError(
-        f"the simulated board firmware bb_sim is not built (looked for {built} and bb_sim on "
-        "PATH): run `make firmware` in the repository, or set BLEBRIDGE_SIM_FIRMWARE")
+        f"this blebridge installation has no simulated board firmware (looked for "
+        f"{PACKAGED_FIRMWARE} and bb_sim on PATH): reinstall it from a platform wheel or the "
+        "sdist (pip install --force-reinstall --no-binary blebridge 'blebridge[sim]' builds it "
+        "with the local C compiler and make), or set BLEBRIDGE_SIM_FIRMWARE")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -287,8 +340,10 @@ def _read_pty_line(proc: subprocess.Popen[bytes], name: str, log: Path) -> str:
     return line[4:]
 
 
-def start_board(name: str, air: Optional[str] = None, detached: bool = False) -> SimBoard:
-    """Start bb_sim for NAME on the air (started if needed) and return it once its pty exists."""
+def start_board(name: str, air: Optional[str] = None, detached: bool = False,
+                capture: Optional[str] = None) -> SimBoard:
+    """Start bb_sim for NAME on the air (started if needed) and return it once its pty exists;
+    ``capture``: a file the air writes the board's HCI traffic to (:func:`request_capture`)."""
     if not name or "/" in name:
         raise ValueError(f"invalid simulated board name {name!r}")
     firmware = firmware_path()
@@ -297,6 +352,8 @@ def start_board(name: str, air: Optional[str] = None, detached: bool = False) ->
         if running.name == name:
             raise SimLaunchError(f"sim board {name} is already running (pid {running.pid}, pty "
                                  f"{running.pty}): open it with --port sim:{name}, or stop it first")
+    if capture is not None:
+        request_capture(name, capture, air_path)
     registry = _registry_dir(air_path)
     registry.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = registry / f"{name}.log"

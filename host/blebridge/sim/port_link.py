@@ -5,8 +5,11 @@ holds one CBOR array:
   request  ``[0, id, "op", args...]``                sim -> air
   response ``[1, id, errno, result]``                air -> sim; errno 0 or negative (-EINVAL)
   event    ``[2, "NAME", fields...]``                air -> sim, in order
+  post     ``[3, "op", args...]``                    sim -> air; performed in order with the
+                                                    requests, no response (failures are logged)
 
-The first request of a connection is ``hello(name)``. The ops, their arguments and the events
+The first request of a connection is ``hello(name)`` (or, from a tool rather than a board,
+``capture(name, path)``: blebridge.sim.air, "Captures"). The ops, their arguments and the events
 are listed in firmware/ports/sim/README.md (the contract both sides implement).
 """
 from __future__ import annotations
@@ -22,11 +25,12 @@ from ..framing import FrameDecoder, encode_frame
 MSG_REQ = 0
 MSG_RSP = 1
 MSG_EVT = 2
+MSG_POST = 3
 
 #: The connection handle of ops and events that concern no connection (bb_port.h BB_CONN_NONE).
 CONN_NONE = 0xFFFF
 
-__all__ = ["MSG_REQ", "MSG_RSP", "MSG_EVT", "CONN_NONE", "AirError", "FrameDecoder",
+__all__ = ["MSG_REQ", "MSG_RSP", "MSG_EVT", "MSG_POST", "CONN_NONE", "AirError", "FrameDecoder",
            "encode_frame", "encode_message", "decode_message", "addr_fields"]
 
 

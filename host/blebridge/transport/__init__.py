@@ -5,7 +5,8 @@
 
   /dev/ttyACM0, COM5            a local serial device, opened exclusively (a port another
                                 program holds is refused with a "busy" error)
-  rfc2217://HOST:PORT[?opts]    RFC 2217 (ser2net on a rig host), via pyserial
+  rfc2217://HOST:PORT[?opts]    RFC 2217 (ser2net on a rig host), via pyserial's client with
+                                blebridge's receive path (.rfc2217); opts as pyserial's
   socket://HOST:PORT            raw TCP, via pyserial
   hwgrep://REGEXP[&skip_busy]   the first local port whose description matches, via pyserial
   loop://                       pyserial's loopback (tests)
@@ -33,9 +34,10 @@ pyserial (``baudrate``...); ``timeout`` is the read poll period in seconds.
 
 Each scheme's module is imported when a spec first needs it (as pyserial does with its URL
 handlers), so importing blebridge loads neither pyserial nor the sim launcher. The modules:
-serial_port (device paths, pyserial URLs), sim (sim:NAME; faults: its fault relay), usb (id:,
-auto; probe: the handshake auto sends), labgrid (labgrid:, with blebridge.labgrid.coordinator), reader (descriptor reads and writes, also for the RPC
-client). None imports blebridge.rpc.
+serial_port (device paths, pyserial URLs), rfc2217 (rfc2217://), sim (sim:NAME; faults: its
+fault relay), usb (id:, auto; probe: the handshake auto sends), labgrid (labgrid:, with
+blebridge.labgrid.coordinator), reader (descriptor reads and writes, also for the RPC client).
+None imports blebridge.rpc.
 """
 from __future__ import annotations
 

@@ -3,7 +3,15 @@
 pyserial's read() and write() cost a select() or more per call. Local serial ports and
 pseudo-terminals (sim boards) expose their descriptor and pyserial's cancel_read() pipe; this
 module is the one place that reaches into those pyserial internals (``fd``,
-``pipe_abort_read_r``, and ``_socket`` of socket://). Everything else goes through read().
+``pipe_abort_read_r``, and ``_socket`` of socket://). Each kind of port has its own path:
+
+- local serial port, pseudo-terminal: select + read on the descriptor;
+- socket:// (pyserial's ``protocol_socket.Serial``, no thread of its own): select + recv on
+  its socket;
+- rfc2217:// (blebridge.transport.rfc2217.RFC2217Serial): its ``read_chunk()``. Its socket
+  must never be read here: a Telnet receive thread owns it (it also carries the RFC 2217
+  negotiation), and a second reader would take bytes from it;
+- anything else: pyserial's read().
 """
 from __future__ import annotations
 
@@ -27,6 +35,12 @@ def fd_of(ser: Any) -> tuple[Optional[int], Optional[int]]:
     return None, None
 
 
+def _is_socket_url_port(ser: Any) -> bool:
+    """True for pyserial's socket:// port, whose socket nothing else reads. Other ports have
+    a ``_socket`` too (pyserial's rfc2217.Serial, read by its own thread): not these."""
+    return type(ser).__module__ == "serial.urlhandler.protocol_socket"
+
+
 def read_into(fd: int, buf: bytearray) -> bytes:
     """``os.read(fd, len(buf))`` through a buffer the caller reuses: the bytes that arrived.
 
@@ -39,16 +53,12 @@ def read_into(fd: int, buf: bytearray) -> bytes:
     return bytes(memoryview(buf)[:n]) if n else b""
 
 
-def _is_raw_socket_port(port: Any) -> bool:
-    """True for pyserial's socket:// port (serial.urlhandler.protocol_socket.Serial)."""
-    return type(port).__module__ == "serial.urlhandler.protocol_socket"
-
-
 def make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
     """A function returning the next chunk (b"" when idle); raises OSError when the link dies.
 
     Local serial ports and pseudo-terminals are read with select + os.read on the descriptor
-    (one syscall pair per chunk, any size); other pyserial ports through their read().
+    (one syscall pair per chunk, any size), socket:// with select + recv, rfc2217:// through
+    its read_chunk(); other pyserial ports through their read() (see the module doc).
     """
     fd, abort = fd_of(ser)
     buf = bytearray(READ_CHUNK)   # this reader's own (see read_into)
@@ -69,9 +79,12 @@ def make_reader(ser: Any, poll_s: float) -> Callable[[], bytes]:
             return data
         return read_fd
     inner = getattr(ser, "serial", ser)
-    # Only pyserial's socket:// port is a bare socket: rfc2217.Serial has a ``_socket`` too, but
-    # its own Telnet thread reads it (reading it here would steal that thread's bytes).
-    sock = getattr(inner, "_socket", None) if _is_raw_socket_port(inner) else None
+    read_chunk = getattr(inner, "read_chunk", None)
+    if read_chunk is not None:              # rfc2217://: what its receive thread decoded
+        def read_chunked() -> bytes:
+            return read_chunk(poll_s)
+        return read_chunked
+    sock = getattr(inner, "_socket", None) if _is_socket_url_port(inner) else None
     if sock is not None:                    # socket:// — its in_waiting only says 0 or 1
         def read_sock() -> bytes:
             ready, _, _ = select.select([sock], [], [], poll_s)

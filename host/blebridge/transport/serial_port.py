@@ -1,4 +1,5 @@
-"""Device paths and pyserial URLs (rfc2217://, socket://, hwgrep://, loop://) via serial_for_url."""
+"""Device paths and pyserial URLs (rfc2217://, socket://, hwgrep://, loop://) via serial_for_url;
+rfc2217:// through blebridge.transport.rfc2217 (pyserial's client with a bulk receive path)."""
 from __future__ import annotations
 
 import errno
@@ -64,8 +65,14 @@ def open_serial(spec: str, *, baudrate: int | None = None, timeout: float = READ
     if baudrate is None:
         baudrate = int(os.environ.get("BLEBRIDGE_BAUD", DEFAULT_BAUDRATE))
     try:
-        ser = serial.serial_for_url(spec, do_not_open=True, baudrate=baudrate, timeout=timeout,
-                                    write_timeout=None, **kw)
+        if spec[:10].lower() == "rfc2217://":
+            # pyserial's own client reads byte by byte (see .rfc2217); ours has its grammar.
+            from .rfc2217 import RFC2217Serial
+            ser = RFC2217Serial(None, baudrate=baudrate, timeout=timeout, write_timeout=None, **kw)
+            ser.port = spec
+        else:
+            ser = serial.serial_for_url(spec, do_not_open=True, baudrate=baudrate, timeout=timeout,
+                                        write_timeout=None, **kw)
         if _is_local_device(spec):
             ser.exclusive = exclusive
             vid, pid = _usb_ids(spec)
