@@ -18,6 +18,16 @@ def test_board_of_a_free_place_answers_the_handshake(free_lab):
         assert board.info.port == "sim"
 
 
+def test_board_of_a_place_is_read_through_blebridges_rfc2217_client(free_lab):
+    from blebridge.transport import open_transport
+    from blebridge.transport.rfc2217 import RFC2217Serial
+    transport = open_transport(url(free_lab, free_lab.places[0]))
+    try:
+        assert isinstance(transport.serial, RFC2217Serial)
+    finally:
+        transport.close()
+
+
 def test_free_place_is_held_while_its_board_is_open(free_lab):
     place = free_lab.places[0]
     with open_board(url(free_lab, place)):

@@ -71,9 +71,10 @@ class SerialPortEntry:
 
 def port_url(protocol: str, host: str, port: int) -> str:
     if protocol == "rfc2217":
-        # ser2net as labgrid's exporter runs it (telnet(rfc2217,mode=server)) does not answer
-        # SET_CONTROL; without ign_set_control pyserial waits for that answer and gives up
-        # ("timeout while waiting for option 'control'"). labgrid's SerialDriver does the same.
+        # blebridge opens it with its own RFC 2217 client (blebridge.transport.rfc2217), which
+        # never waits for SET_CONTROL's answer; ser2net in front of a pty (as the exporter runs
+        # it) sends none. ign_set_control tells pyserial's client the same, for a user who
+        # hands this URL to pyserial-based tools (esptool, labgrid's SerialDriver does likewise).
         return f"rfc2217://{host}:{port}?ign_set_control"
     if protocol == "raw":
         return f"socket://{host}:{port}"

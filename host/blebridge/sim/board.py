@@ -130,6 +130,25 @@ class BoardDevice(Device):
         return await super().get_long_term_key(connection_handle, rand, ediv)
 
 
+def silence(controller: Any) -> None:
+    """Stop a controller that leaves the link from advertising or initiating.
+
+    Bumble's advertisers run on timers of their own, which removing the controller from the
+    link does not cancel: a board powered down (reset) while advertising left its old
+    controller advertising the board's address for the rest of the air's life. A central then
+    connected to that ghost (Bumble's initiator completes on any advertisement from the
+    address) while the board, advertising again on its new controller, never saw the
+    connection: aioble's advertise() timed out though the central's connect had returned (the
+    hil suite on labgrid's long-lived boards, 13 of 41 aioble tests).
+    """
+    legacy = getattr(controller, "le_legacy_advertiser", None)
+    if legacy is not None:
+        legacy.stop()
+    for adv_set in list(getattr(controller, "advertising_sets", {}).values()):
+        adv_set.stop()
+    controller.pending_le_connection = None
+
+
 def _op_table(*owners: object) -> dict[str, Callable[..., Awaitable[Any]]]:
     """Op name -> handler: every ``op_<name>`` method of the owners (each name once)."""
     table: dict[str, Callable[..., Awaitable[Any]]] = {}
@@ -381,8 +400,10 @@ class Board:
                                            POWER_DOWN_DISCONNECT_TIMEOUT_S)
                 except Exception:
                     logger.debug("%s: disconnect at power-down failed", self.name, exc_info=True)
-        if controller is not None and controller in self.link.controllers:
-            self.link.remove_controller(controller)
+        if controller is not None:
+            silence(controller)
+            if controller in self.link.controllers:
+                self.link.remove_controller(controller)
         self._reset_state()
 
     # -- ops: platform and configuration ----------------------------------------------------

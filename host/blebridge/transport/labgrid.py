@@ -4,8 +4,8 @@ Opening it connects to the coordinator (``coordinator=``, else env LG_COORDINATO
 127.0.0.1:20408), and uses the place when this host and user hold it already (``labgrid-client
 -p PLACE acquire``, or the hil plugin), or acquires it and releases it again when the transport
 closes. The board is the place's serial port (a NetworkSerialPort, served by ser2net on the
-exporter), opened as ``rfc2217://`` or ``socket://``; NAME picks one when the place holds
-several boards. A place held by someone else is refused, naming the holder.
+exporter), opened as ``rfc2217://`` (with blebridge's RFC 2217 client, .rfc2217, as any
+rfc2217:// spec) or ``socket://``; NAME picks one when the place holds several boards. A place held by someone else is refused, naming the holder.
 """
 from __future__ import annotations
 
