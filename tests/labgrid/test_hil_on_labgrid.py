@@ -87,7 +87,9 @@ def test_hil_suite_passes_on_the_labs_places_with_two_workers(free_lab, tmp_path
                         str(ROOT / "tests")],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT_S)
     out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-6000:]
+    (tmp_path / "hil-suite.log").write_text(out)     # the whole run, for a failure's details
+    failed = [line for line in out.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    assert r.returncode == 0, "\n".join(failed) + f"\n(whole run: {tmp_path / 'hil-suite.log'})\n" + out[-6000:]
     summary = out.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary) and "skipped" not in summary and "failed" not in summary, summary
     # Both workers ran tests: the suite went through the lab in parallel.
