@@ -83,7 +83,7 @@ def test_hil_suite_passes_on_the_labs_places_with_two_workers(free_lab, tmp_path
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "host")])
     r = subprocess.run([sys.executable, "-m", "pytest", "-p", "hil.plugin", "-m", "hil", "-n", "2",
                         "--lg-env", str(free_lab.env_file), "--lg-coordinator", free_lab.address,
-                        "-v", "-rs", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
+                        "-v", "-rfEs", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
                         str(ROOT / "tests")],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT_S)
     out = r.stdout + r.stderr
