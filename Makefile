@@ -30,7 +30,7 @@ help:
 	@echo "make nimble-sim NIMBLE=<mynewt-nimble checkout>   the NimBLE port as a simulated board (sim:NAME?stack=nimble)"
 	@echo "make firmware-check NRF_HEADERS=<dir> NIMBLE_HEADERS=<dir>   syntax-check board ports"
 	@echo "make firmware-link-nrf NRF_CORE=<Adafruit_nRF52_Arduino> CMSIS=<CMSIS_5>   link the nRF52840 firmware"
-	@echo "make hil [HIL_RIG=rig.toml]   end-to-end tests on real boards (hil/README.md)"
+	@echo "make hil [HIL_RIG=rig.toml | LG_ENV=lab.yaml] [HIL_WORKERS=N]   end-to-end tests on real boards (hil/README.md)"
 
 $(STAMP): pyproject.toml
 	@echo "== setting up $(VENV): installing pip, then blebridge with the [test,sim,circuitpython] extras of pyproject.toml from PyPI (bumble, pytest, hypothesis, zcbor, ...; first time: a few minutes)"
@@ -136,8 +136,11 @@ firmware-check: $(STAMP)
 firmware-link-nrf: $(STAMP)
 	$(MAKE) -C firmware -f ports/nrf_sd/link.mk PYTHON=$(abspath $(VPY)) firmware-link-nrf NRF_CORE=$(NRF_CORE) CMSIS=$(CMSIS)
 
+# LG_ENV: a labgrid environment naming the lab's places; HIL_WORKERS: pytest-xdist workers (-n),
+# one per board set the lab has (`make -n` is make's own dry run, hence a variable).
 hil: firmware
-	$(VPY) -m pytest -q -rs -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) tests
+	$(VPY) -m pytest -q -rs -p hil.plugin -m hil $(if $(HIL_RIG),--hil-rig $(HIL_RIG)) \
+	    $(if $(LG_ENV),--lg-env $(LG_ENV)) $(if $(HIL_WORKERS),-n $(HIL_WORKERS)) tests
 
 clean:
 	rm -rf build

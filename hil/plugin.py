@@ -5,7 +5,11 @@ Load it with ``-p hil.plugin`` (``make hil`` does). Configuration, first match w
 - ``--hil-rig FILE``: a TOML rig file (format in hil/README.md, example hil/rig.example.toml);
 - ``--hil-port P`` (repeatable): ports as blebridge opens them: /dev/ttyACM0, COM5,
   rfc2217://rig:4000, id:<USB serial>;
-- env ``BLEBRIDGE_HIL_PORTS``: the same, separated by commas or spaces.
+- env ``BLEBRIDGE_HIL_PORTS``: the same, separated by commas or spaces;
+- ``--lg-env FILE`` (or env ``LG_ENV``), labgrid's pytest options, with ``--lg-coordinator
+  HOST:PORT`` (or the file's ``coordinator_address`` option, or env ``LG_COORDINATOR``): the
+  boards are places of a labgrid lab, acquired per test (hil/labgrid_rig.py); pytest-xdist
+  workers (``-n N``) share the places.
 
 Fixtures (each also overridable by a test module, as pytest-embedded does):
 
@@ -41,8 +45,8 @@ else:  # pragma: no cover - Python 3.10
 ENV_PORTS = "BLEBRIDGE_HIL_PORTS"
 REPO = Path(__file__).resolve().parents[1]
 NO_RIG_MESSAGE = ("no HIL rig configured: pass --hil-rig rig.toml or --hil-port /dev/ttyACM0 "
-                  f"(repeatable), or set {ENV_PORTS}=/dev/ttyACM0,rfc2217://rig:4000; "
-                  "see hil/README.md")
+                  f"(repeatable), or set {ENV_PORTS}=/dev/ttyACM0,rfc2217://rig:4000, or "
+                  "pass --lg-env lab.yaml (labgrid places); see hil/README.md")
 
 
 class RigError(ValueError):
@@ -63,10 +67,11 @@ class RigBoard:
 class Rig:
     boards: list[RigBoard] = field(default_factory=list)
     source: str = ""                # where the configuration came from, for messages
+    lab: Optional[Any] = None       # labgrid mode: hil.labgrid_rig.LabRig (boards stays empty)
 
     @property
     def configured(self) -> bool:
-        return bool(self.boards)
+        return bool(self.boards) or self.lab is not None
 
 
 def parse_rig_file(path: Path) -> Rig:
@@ -95,13 +100,22 @@ def split_ports(text: str) -> list[str]:
     return [p for p in re.split(r"[,\s]+", text) if p]
 
 
-def configured_rig(rig_file: Optional[str], ports: Optional[list[str]], env: dict[str, str]) -> Rig:
+def configured_rig(rig_file: Optional[str], ports: Optional[list[str]], env: dict[str, str],
+                   lg_env: Optional[str] = None, lg_coordinator: Optional[str] = None) -> Rig:
     if rig_file:
         return parse_rig_file(Path(rig_file))
     if ports:
         return Rig([RigBoard(p) for p in ports], source="--hil-port")
     if env.get(ENV_PORTS, "").strip():
         return Rig([RigBoard(p) for p in split_ports(env[ENV_PORTS])], source=ENV_PORTS)
+    lg_env = lg_env or env.get("LG_ENV")
+    if lg_env:
+        from hil.labgrid_rig import LabgridRigError, load_lab_rig
+        try:
+            lab = load_lab_rig(lg_env, lg_coordinator)
+        except LabgridRigError as exc:
+            raise RigError(str(exc)) from exc
+        return Rig(source=f"labgrid places of {lg_env} on {lab.coordinator}", lab=lab)
     return Rig()
 
 
@@ -128,25 +142,19 @@ def urls_for(rig: Rig, test_id: str, n: int, sim_air: Optional[str] = None) -> l
 
 def checkout_fw_version() -> str:
     """BB_FW_VERSION of this checkout's firmware (firmware/core/bb_config.h)."""
-    text = (REPO / "firmware" / "core" / "bb_config.h").read_text()
-    m = re.search(r'#define\s+BB_FW_VERSION\s+"([^"]+)"', text)
-    if not m:
-        raise RigError("BB_FW_VERSION not found in firmware/core/bb_config.h")
-    return m.group(1)
-
-
-def _version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+    from blebridge.fwcheck import FirmwareVersionError
+    from blebridge.fwcheck import checkout_fw_version as version_of
+    try:
+        return version_of(REPO)
+    except FirmwareVersionError as exc:
+        raise RigError(str(exc)) from exc
 
 
 def is_stale(fw_version: Optional[str], proto: Optional[tuple[int, int]], want_fw: str,
              want_proto: tuple[int, int]) -> bool:
     """True when a board must be flashed: no firmware answered, or it is older than ours."""
-    if fw_version is None or proto is None:
-        return True
-    if proto[0] != want_proto[0] or proto < want_proto:
-        return True
-    return _version_tuple(fw_version) < _version_tuple(want_fw)
+    from blebridge.fwcheck import is_stale as stale
+    return stale(fw_version, proto, want_fw, want_proto)
 
 
 def prepare_board(board: RigBoard, allow_flash: bool) -> str:
@@ -181,6 +189,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a board's port (repeatable): /dev/ttyACM0, rfc2217://host:port, id:SERIAL")
     group.addoption("--hil-no-flash", action="store_true",
                     help="never flash rig boards, even when their firmware is older")
+    # labgrid's own pytest plugin (installed with labgrid) defines --lg-env and --lg-coordinator;
+    # without labgrid they are defined here, so that using them says what to install.
+    import importlib.util
+    if importlib.util.find_spec("labgrid") is None:
+        group.addoption("--lg-env", dest="lg_env", metavar="FILE",
+                        help="labgrid environment file naming the lab's places (needs blebridge[labgrid])")
+        group.addoption("--lg-coordinator", dest="lg_coordinator", metavar="HOST:PORT",
+                        help="labgrid coordinator (needs blebridge[labgrid])")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -189,7 +205,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "boards(n): the `boards` fixture opens n boards")
     try:
         rig = configured_rig(config.getoption("--hil-rig", None), config.getoption("--hil-port", None),
-                             dict(os.environ))
+                             dict(os.environ), config.getoption("lg_env", None),
+                             config.getoption("lg_coordinator", None))
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_RIG_KEY] = rig
@@ -204,6 +221,8 @@ def pytest_report_header(config: pytest.Config) -> str:
         if selects_hil(config.getoption("markexpr", "") or ""):
             return "hil: no rig (tests marked hil are skipped; see hil/README.md)"
         return "hil: no rig (simulated boards)"
+    if rig.lab is not None:
+        return f"hil: {rig.source}: " + ", ".join(p.place for p in rig.lab.places)
     return f"hil: rig from {rig.source}: " + ", ".join(b.port for b in rig.boards)
 
 
@@ -221,6 +240,15 @@ def selects_hil(markexpr: str) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rig = config.stash[_RIG_KEY]
+    if rig.lab is not None and config.pluginmanager.has_plugin("timeout"):
+        # A test may wait for places other workers' tests hold: its timeout (pytest-timeout,
+        # counting setup) grows by that wait. A test's own timeout marker comes first.
+        from hil.labgrid_rig import ACQUIRE_TIMEOUT_S
+        base = float(config.getini("timeout") or 0)
+        if base > 0:
+            for item in items:
+                item.add_marker(pytest.mark.timeout(base + ACQUIRE_TIMEOUT_S))
     # Outside the HIL run, tests marked hil run on simulated boards, so `make test` covers them.
     if config.stash[_RIG_KEY].configured or not selects_hil(config.getoption("markexpr", "") or ""):
         return
@@ -233,6 +261,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def hil_rig(pytestconfig: pytest.Config) -> Rig:
     return pytestconfig.stash[_RIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def hil_place_pool(hil_rig: Rig, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """labgrid mode: this process's (this xdist worker's) connection to the lab's places."""
+    from hil.labgrid_rig import PlacePool
+    pool = PlacePool(hil_rig.lab, allow_flash=not pytestconfig.getoption("--hil-no-flash", False))
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 @pytest.fixture(scope="session")
@@ -257,6 +296,20 @@ def hil_sim_air(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def board_urls(request: pytest.FixtureRequest, hil_rig: Rig) -> Callable[[int], list[str]]:
+    if hil_rig.lab is not None:
+        pool = request.getfixturevalue("hil_place_pool")
+
+        def lab_urls(n: int) -> list[str]:
+            if n < 1:
+                raise ValueError(f"board_urls: n must be at least 1, got {n}")
+            held, urls = pool.acquire(n)
+            request.addfinalizer(lambda: pool.release_soon(held))
+            try:
+                pool.prepare(held)
+            except Exception as exc:  # a board that cannot be brought up fails the test, saying why
+                pytest.fail(f"preparing labgrid places {', '.join(held)}: {exc}", pytrace=False)
+            return urls
+        return lab_urls
     if hil_rig.configured:
         request.getfixturevalue("hil_prepared")
         return lambda n: urls_for(hil_rig, request.node.nodeid, n)

@@ -77,3 +77,20 @@ def test_the_connection_ending_closes_its_channels(board, l2cap):
     chan = l2cap.accepted(1)
     board.event("CENTRAL_DISCONNECT", 1, 0, PEER, 0x13)
     assert not chan.open
+
+
+def test_send_ready_handled_before_the_stalled_answer_returns_leaves_the_channel_ready(board, l2cap):
+    # A server that batches the board's output (ser2net's chardelay) hands the host the call's
+    # answer and the SEND_READY after it in one read: the event is handled first.
+    board.event("L2CAP_CONNECT", 1, 0x41, 0x81, 256, 256)
+    chan = l2cap.accepted(1)
+    board.results["l2cap_send"] = False
+    call = board.call
+
+    def call_then_ready(method, *args, **kw):
+        result = call(method, *args, **kw)
+        if method == "l2cap_send":
+            board.event("L2CAP_SEND_READY", 1, 0x41, 0)
+        return result
+    board.call = call_then_ready
+    assert l2cap.send(chan, b"x") is False and not chan.stalled

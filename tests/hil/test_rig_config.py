@@ -103,7 +103,7 @@ def _pytest_without_rig(tmp_path, *args):
     test = tmp_path / "test_needs_rig.py"
     test.write_text("import pytest\n\n@pytest.mark.hil\ndef test_real_board(board_urls):\n"
                     "    assert board_urls(1)[0].startswith('sim:')\n")
-    env = {k: v for k, v in os.environ.items() if k != hil.ENV_PORTS}
+    env = {k: v for k, v in os.environ.items() if k not in (hil.ENV_PORTS, "LG_ENV")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "host"), env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "hil.plugin", *args, "-rs", "-q",
                            "-p", "no:cacheprovider", str(test)],

@@ -92,6 +92,16 @@ def test_legacy_non_connectable_advertising_is_visible(pair_of_boards):
     assert fields[2] == ADV["ADV_NONCONN_IND"]
 
 
+def test_board_reset_while_advertising_is_not_seen_advertising_any_more(pair_of_boards):
+    alice, _a_ev, bob, b_ev = pair_of_boards
+    alice.call("gap_advertise_start", INTERVAL_US, ADV_DATA, b"", True, True, False, 0)
+    _addr_type, addr = mac(alice)
+    alice.call("reset")
+    bob.call("gap_scan_start", 300, 30_000, 30_000, False, True)
+    b_ev.wait("SCAN_DONE")
+    assert [e.fields for e in b_ev.events if e.name == "SCAN_RESULT" and e.fields[1] == addr] == []
+
+
 def test_connect_and_disconnect_report_both_sides(pair_of_boards):
     alice, a_ev, bob, b_ev = pair_of_boards
     c_conn, p_conn = connect(bob, b_ev, alice, a_ev)

@@ -48,7 +48,8 @@ class Channel:
     """One L2CAP channel. ``rx`` holds received bytes not taken yet; ``open`` turns False when
     it ends (``status``: 0, or why); ``stalled``: the last send must drain before the next."""
 
-    __slots__ = ("conn", "cid", "psm", "our_mtu", "peer_mtu", "rx", "open", "stalled", "status")
+    __slots__ = ("conn", "cid", "psm", "our_mtu", "peer_mtu", "rx", "open", "stalled", "status",
+                 "ready_events")
 
     def __init__(self, conn: int, cid: int, psm: int, our_mtu: int, peer_mtu: int) -> None:
         self.conn, self.cid, self.psm = conn, cid, psm
@@ -57,6 +58,8 @@ class Channel:
         self.open = True
         self.stalled = False
         self.status = 0
+        #: L2CAP_SEND_READY events handled so far (send() compares it around its call).
+        self.ready_events = 0
 
     def __repr__(self) -> str:
         return (f"<Channel conn={self.conn} cid={self.cid} psm={self.psm} "
@@ -135,10 +138,16 @@ class L2cap:
 
     def send(self, chan: Channel, data: bytes) -> bool:
         """Send one SDU (blocking call); False: stalled, wait for ``chan.stalled`` to clear."""
+        with self._lock:
+            ready_before = chan.ready_events
         more = bool(calls.l2cap_send(self.board, conn=chan.conn, cid=chan.cid, data=data))
         if not more:
             with self._lock:
-                chan.stalled = True
+                # The board's L2CAP_SEND_READY for this send can come in the same read as the
+                # call's answer, and the dispatcher thread then handles it before this thread
+                # runs again: stalled set now would never clear (a server that batches the
+                # board's output, ser2net's default chardelay, did that every time).
+                chan.stalled = chan.ready_events == ready_before
         return more
 
     def recv_into(self, chan: Channel, buf: Any) -> int:
@@ -203,6 +212,7 @@ class L2cap:
             with self._lock:
                 chan = self.channels.get((conn, int(f.cid)))
                 if chan is not None:
+                    chan.ready_events += 1
                     chan.stalled = False
         else:   # the connection ended: its channels with it
             with self._lock:

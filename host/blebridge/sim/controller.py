@@ -490,12 +490,9 @@ class AirController(Controller):
     def shut_down(self) -> None:
         """Radio off for good (its board powered down or left): no advertising set, legacy
         advertiser, scan or connection attempt goes on. Their timers would otherwise keep
-        sending advertising PDUs on the link after the controller has left it."""
-        for advertising_set in self.advertising_sets.values():
-            advertising_set.stop()
-        self.le_legacy_advertiser.stop()
-        self.le_scan_enable = False
-        self.pending_le_connection = None
+        sending advertising PDUs on the link after the controller has left it (a central then
+        connected to that ghost of a reset board, which never saw the connection)."""
+        self.stop_activities()
 
     # Link layer state and flow control --------------------------------------------------------
     def link_connection(self, connection: Connection) -> Optional[LinkConnection]:

@@ -19,6 +19,11 @@
                                 dropped, bit-flipped or delayed (KIND drop, flip, delay; DIR
                                 board or host, default both; RATE per byte; MS of a delay),
                                 at positions set by seed (blebridge.transport.faults)
+  labgrid:PLACE[/NAME][?coordinator=HOST:PORT]
+                                the board of a labgrid place (the place's NetworkSerialPort,
+                                served by ser2net on its exporter): acquired for as long as the
+                                transport is open, unless this host and user hold it already;
+                                NAME picks one of a place's several boards (blebridge.labgrid)
   id:SERIAL                     the local USB port whose serial number is SERIAL (or a unique
                                 prefix of it)
   auto                          the first known board (see blebridge.ports) that answers the
@@ -30,8 +35,9 @@ pyserial (``baudrate``...); ``timeout`` is the read poll period in seconds.
 Each scheme's module is imported when a spec first needs it (as pyserial does with its URL
 handlers), so importing blebridge loads neither pyserial nor the sim launcher. The modules:
 serial_port (device paths, pyserial URLs), rfc2217 (rfc2217://), sim (sim:NAME; faults: its
-fault relay), usb (id:, auto; probe: the handshake auto sends), reader (descriptor reads and
-writes, also for the RPC client). None imports blebridge.rpc.
+fault relay), usb (id:, auto; probe: the handshake auto sends), labgrid (labgrid:, with
+blebridge.labgrid.coordinator), reader (descriptor reads and writes, also for the RPC client).
+None imports blebridge.rpc.
 """
 from __future__ import annotations
 
@@ -73,6 +79,9 @@ def open_transport(spec: str, **kw: Any) -> Any:
     if spec.startswith("id:"):
         from .usb import open_by_serial
         return open_by_serial(spec[3:], **kw)
+    if spec.startswith("labgrid:"):
+        from .labgrid import open_labgrid
+        return open_labgrid(spec, **kw)
     if spec == "auto":
         from .usb import open_auto
         return open_auto(**kw)
