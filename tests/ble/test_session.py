@@ -194,14 +194,29 @@ def test_a_question_nobody_answers_gets_its_default(board, session):
     assert board.replies == [(7, 0)]
 
 
-def test_a_get_secret_nobody_answers_gets_no_secret(board, session):
-    board.receive("GET_SECRET", 8, 1, 0, None)
-    assert board.replies == [(8, None)]
-
-
-def test_a_set_secret_nobody_answers_is_not_stored(board, session):
+def test_a_set_secret_nobody_answers_is_kept_in_the_boards_bond_store(board, session, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(tmp_path / "secrets"))
     board.receive("SET_SECRET", 9, 1, b"key", b"value")
-    assert board.replies == [(9, False)]
+    assert board.replies == [(9, True)]
+    assert session.stored_secret(1, 0, b"key") == b"value"
+
+
+def test_a_get_secret_nobody_answers_is_answered_from_the_boards_bond_store(board, session,
+                                                                           tmp_path, monkeypatch):
+    monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(tmp_path / "secrets"))
+    session.store_secret(1, b"key", b"value")
+    board.receive("GET_SECRET", 8, 1, 0, b"key")
+    board.receive("GET_SECRET", 10, 1, 0, b"other")
+    assert board.replies == [(8, b"value"), (10, None)]
+
+
+def test_a_secret_question_a_subscriber_answers_does_not_touch_the_store(board, session, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(tmp_path / "secrets"))
+    session.subscribe(lambda ev: session.answer(ev.fields[0], False))
+    board.receive("SET_SECRET", 9, 1, b"key", b"value")
+    assert board.replies == [(9, False)] and session.stored_secret(1, 0, b"key") is None
 
 
 def test_a_subscribers_answer_is_sent_instead_of_the_default(board, session):

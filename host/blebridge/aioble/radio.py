@@ -330,13 +330,6 @@ class Radio:
             conn.key_size = int(f.key_size) if f.encrypted else False
             conn._security_updates += 1
 
-    def _ev_get_secret(self, f: Any) -> None:
-        self.session.answer(int(f.token), self.session.stored_secret(
-            int(f.sec_type), int(f.index), None if f.key is None else bytes(f.key)))
-
-    def _ev_set_secret(self, f: Any) -> None:
-        self.session.answer(int(f.token), self.session.store_secret(
-            int(f.sec_type), bytes(f.key), None if f.value is None else bytes(f.value)))
 
 
 _HANDLERS = {
@@ -354,8 +347,6 @@ _HANDLERS = {
     P.EV_GATTC_INDICATE: lambda r, f: r._ev_notify(f, True),
     P.EV_MTU_EXCHANGED: Radio._ev_mtu,
     P.EV_ENCRYPTION_UPDATE: Radio._ev_encryption,
-    P.EV_GET_SECRET: Radio._ev_get_secret,
-    P.EV_SET_SECRET: Radio._ev_set_secret,
     # L2CAP and GATT client results: blebridge.ble.l2cap / ble.gattc (they notify the signal).
 }
 

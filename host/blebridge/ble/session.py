@@ -9,7 +9,8 @@ listener every API layer goes through:
   from the events before any subscriber sees them;
 - the board's questions (events with a token: read authorisation, L2CAP accept, get/set
   secret): answered once with a ``reply`` call; the first answer wins, and a question no
-  subscriber answered gets its default answer when the dispatch ends;
+  subscriber answered gets its default answer when the dispatch ends (get/set secret: the
+  board's bond store's answer);
 - the "delivered" signal: whether the board has received events that have not been dispatched
   yet (``events_due``), from the board's RPC counters;
 - the bond store: one per board (``secret_store``), whichever layers pair on it, and the
@@ -37,6 +38,8 @@ QUESTION_DEFAULTS: dict[int, Any] = {
     P.EV_GET_SECRET: None,
     P.EV_SET_SECRET: False,
 }
+#: Questions the board's bond store answers when no subscriber does.
+_SECRET_QUESTIONS = frozenset((P.EV_GET_SECRET, P.EV_SET_SECRET))
 #: ATT MTU of a connection until an exchange says otherwise (Core spec Vol 3 Part F 3.2.8), bytes.
 ATT_MTU_DEFAULT = 23
 
@@ -304,7 +307,25 @@ class Session:
                     unanswered = token in self._open_questions
                     default = self._open_questions.pop(token, None)
                 if unanswered:
+                    if code in _SECRET_QUESTIONS:
+                        default = self._store_answer(code, ev, default)
                     self._reply(token, default)
+
+    def _store_answer(self, code: int, ev: Any, default: Any) -> Any:
+        """A get/set secret question no layer answered: the board's bond store answers it (every
+        layer keeps its bonds there; only MicroPython's lets the script's IRQ handler answer
+        first). A malformed question gets the safe default."""
+        try:
+            f = ev.typed
+            key = None if f.key is None else bytes(f.key)
+            if code == P.EV_GET_SECRET:
+                return self.stored_secret(int(f.sec_type), int(f.index), key)
+            return self.store_secret(int(f.sec_type), bytes(f.key),
+                                     None if f.value is None else bytes(f.value))
+        except Exception as exc:
+            print(f"blebridge: {getattr(self.board, 'spec', '')}: {ev.name} not answered from the "
+                  f"bond store: {exc!r}", file=sys.stderr)
+            return default
 
     def _on_lost(self, exc: BaseException) -> None:
         for fn in self._lost_fns:

@@ -706,13 +706,6 @@ class ZerynthBle:
         if not f.encrypted or (mitm and not f.authenticated):
             self._emit(EVT_AUTH_FAILED, None)
 
-    def _ev_get_secret(self, f: Any) -> None:
-        self.session.answer(int(f.token), self.session.stored_secret(
-            int(f.sec_type), int(f.index), None if f.key is None else bytes(f.key)))
-
-    def _ev_set_secret(self, f: Any) -> None:
-        self.session.answer(int(f.token), self.session.store_secret(
-            int(f.sec_type), bytes(f.key), None if f.value is None else bytes(f.value)))
 
 
 _HANDLERS: dict[int, Callable[[ZerynthBle, Any], None]] = {
@@ -724,8 +717,6 @@ _HANDLERS: dict[int, Callable[[ZerynthBle, Any], None]] = {
     P.EV_GATTS_WRITE: ZerynthBle._ev_gatts_write,
     P.EV_PASSKEY_ACTION: ZerynthBle._ev_passkey,
     P.EV_ENCRYPTION_UPDATE: ZerynthBle._ev_encryption,
-    P.EV_GET_SECRET: ZerynthBle._ev_get_secret,
-    P.EV_SET_SECRET: ZerynthBle._ev_set_secret,
 }
 
 

@@ -783,13 +783,6 @@ class Adapter:
         if conn is not None:
             conn._security_updates += 1
 
-    def _ev_get_secret(self, f: Any) -> None:
-        self.session.answer(int(f.token), self.session.stored_secret(
-            int(f.sec_type), int(f.index), None if f.key is None else bytes(f.key)))
-
-    def _ev_set_secret(self, f: Any) -> None:
-        self.session.answer(int(f.token), self.session.store_secret(
-            int(f.sec_type), bytes(f.key), None if f.value is None else bytes(f.value)))
 
 
 _HANDLERS = {
@@ -805,8 +798,6 @@ _HANDLERS = {
     P.EV_GATTC_INDICATE: Adapter._ev_notify,
     P.EV_CONNECTION_UPDATE: Adapter._ev_connection_update,
     P.EV_ENCRYPTION_UPDATE: Adapter._ev_encryption,
-    P.EV_GET_SECRET: Adapter._ev_get_secret,
-    P.EV_SET_SECRET: Adapter._ev_set_secret,
 }
 
 
