@@ -459,11 +459,23 @@ class Layer:
         self.key = key
         self._alive = alive
         self._default: Any = None
+        self._observers: list[Callable[[Session], None]] = []
+
+    def observe(self, fn: Callable[[Session], None]) -> None:
+        """``fn(session)`` is called with the session of every object handed out from now on
+        (a runtime watching the boards a script uses)."""
+        with _registry_lock:
+            if fn not in self._observers:
+                self._observers.append(fn)
 
     def on(self, board: Any, make: Callable[[Session], Any]) -> Any:
         """The object of ``board`` (see :func:`session_of`), made with ``make(session)`` the
         first time."""
-        return session_of(board).attach(self.key, make)
+        session = session_of(board)
+        obj = session.attach(self.key, make)
+        for fn in list(self._observers):
+            fn(session)
+        return obj
 
     def default(self, make: Callable[[Session], Any]) -> Any:
         """The default object, made on the default port on first use (or after it closed)."""

@@ -81,18 +81,7 @@ def set_lost_handler(fn: Optional[Callable[[BaseException], None]]) -> None:
     from ._bleio import adapters
     for session in ble_session.sessions():
         watch(session)
-    made = adapters.adapter_for
-    if getattr(made, "_watched", False):
-        return
-
-    def adapter_for(board: Any) -> Any:
-        adapter = made(board)
-        watch(adapter.session)
-        return adapter
-
-    adapter_for._watched = True  # type: ignore[attr-defined]
-    # default() and blebridge.circuitpython.adapter_for look it up in the module at each call.
-    adapters.adapter_for = adapter_for
+    adapters.observe_sessions(watch)
 
 
 def install() -> None:

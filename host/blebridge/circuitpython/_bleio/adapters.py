@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from concurrent.futures import Future, TimeoutError as FutureTimeout
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 from ... import calls
 from ... import protocol as P
@@ -816,6 +816,12 @@ def adapter_for(board: Union[str, Any]) -> Adapter:
     if isinstance(board, Adapter):
         return board
     return _LAYER.on(board, Adapter._make)
+
+
+def observe_sessions(fn: Callable[[ble_session.Session], None]) -> None:
+    """``fn(session)`` hears of the board of every Adapter handed out from now on (the default
+    one and ``adapter_for``'s): ``blebridge run`` watches them for a lost board."""
+    _LAYER.observe(fn)
 
 
 def default() -> Adapter:
