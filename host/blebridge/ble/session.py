@@ -88,8 +88,10 @@ class Session:
         self.owned = owned
         self.spec = spec
         self.connections: dict[int, Connection] = {}
-        #: Events dispatched so far.
+        #: Events dispatched so far (counted as their dispatch starts).
         self.delivered = 0
+        #: Events whose dispatch has ended (every subscriber returned, a question answered).
+        self.dispatched = 0
         self._lock = threading.Lock()
         self._subs: tuple[Subscription, ...] = ()
         self._lost_fns: tuple[Callable[[BaseException], Any], ...] = ()
@@ -305,6 +307,7 @@ class Session:
                     default = self._open_questions.pop(token, None)
                 if unanswered:
                     self._reply(token, default)
+            self.dispatched += 1
 
     def _on_lost(self, exc: BaseException) -> None:
         for fn in self._lost_fns:
