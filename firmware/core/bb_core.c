@@ -3,8 +3,12 @@
  * frames), question timeouts, and the bb_on_* callbacks ports raise from stack context.
  *
  * Outgoing order: a response waiting in the response queue goes first, then queued events
- * (with EVENTS_DROPPED in front when due), then BENCH events. One encoded frame is in flight
- * at a time; a partial transport write keeps the rest and retries on the next bb_core_poll.
+ * (with EVENTS_DROPPED in front when due), then BENCH events; except that a call which raised
+ * events while it ran (a question the port asks inside the call, a SCAN_DONE it reports) has
+ * them, and the events queued before them, sent ahead of its response: the host sees them as
+ * raised inside the call, as a stack's synchronous callbacks are (RSP_AFTER_EVENTS). One
+ * encoded frame is in flight at a time; a partial transport write keeps the rest and retries
+ * on the next bb_core_poll.
  */
 #include "bb_core.h"
 
@@ -389,9 +393,22 @@ static size_t bench_fill(uint8_t *body, size_t cap, unsigned *count)
     return used;
 }
 
+/* A response ring entry's nitems: the call raised events; its seq is the event queue's next
+ * sequence number when the call returned, so the events numbered below it go first. */
+#define RSP_AFTER_EVENTS 1u
+
+static uint32_t evq_next_seq(void)
+{
+    bb_port_critical_enter();
+    uint32_t seq = bb_core_evq.next_seq;
+    bb_port_critical_exit();
+    return seq;
+}
+
 /* Build the next event frame's CBOR in `work`: one event as [2, seq, code, fields...], several
- * as [3, seq, [code, fields...], ...]. Returns its length (0: nothing to send) and start. */
-static size_t batch_build(const uint8_t **start)
+ * as [3, seq, [code, fields...], ...]. Returns its length (0: nothing to send) and start.
+ * With `before` only events numbered below *before go (those ahead of a response), no BENCH. */
+static size_t batch_build(const uint8_t **start, const uint32_t *before)
 {
     uint8_t *body = work + BATCH_ROOM;
     const size_t cap = sizeof(work) - BATCH_ROOM;
@@ -424,7 +441,7 @@ static size_t batch_build(const uint8_t **start)
         bool have = bb_evq_peek(&bb_core_evq, &e);
         uint8_t h[3];
         size_t hl = have ? put_head(h, sizeof(h), 4, e.nitems) : 0;
-        if (!have || used + hl + e.len > cap) {
+        if (!have || used + hl + e.len > cap || (before != NULL && (int32_t)(e.seq - *before) >= 0)) {
             bb_port_critical_exit();
             break;
         }
@@ -439,7 +456,7 @@ static size_t batch_build(const uint8_t **start)
         count++;
         bb_core.n.events_tx++;
     }
-    if (count == 0) {
+    if (count == 0 && before == NULL) {
         used = bench_fill(body, cap, &count);
         first_head = 1;
         first_items = 3;
@@ -477,10 +494,16 @@ static bool tx_next_frame(void)
     size_t n = 0;
     bb_ring_entry_t e;
     if (bb_ring_peek(&rsp_ring, &e)) {
-        bb_ring_pop(&rsp_ring, work);
-        n = e.len;
+        if (e.nitems == RSP_AFTER_EVENTS) {
+            n = batch_build(&p, &e.seq);
+        }
+        if (n == 0) {
+            p = work;
+            bb_ring_pop(&rsp_ring, work);
+            n = e.len;
+        }
     } else {
-        n = batch_build(&p);
+        n = batch_build(&p, NULL);
     }
     if (n == 0) {
         return false;
@@ -540,6 +563,7 @@ static void on_frame(void *ctx, const uint8_t *payload, size_t len)
     if (rsp_ring.cap - rsp_ring.used < BB_MAX_FRAME + BB_RING_HDR) {
         pump();
     }
+    uint32_t seq_before = evq_next_seq();
     int status = bb_request_parse(payload, len, &req, &id_known);
     if (status == BB_STATUS_OK) {
         status = bb_request_validate(&req);
@@ -570,7 +594,9 @@ static void on_frame(void *ctx, const uint8_t *payload, size_t len)
         return;
     }
     memcpy(res_start - pl, pre, pl);
-    bb_ring_entry_t e = {(uint16_t)(pl + res_len), 0, 0};
+    uint32_t seq_after = evq_next_seq();
+    bb_ring_entry_t e = {(uint16_t)(pl + res_len), seq_after != seq_before ? RSP_AFTER_EVENTS : 0u,
+                         seq_after};
     if (!bb_ring_push(&rsp_ring, &e, res_start - pl)) {
         bb_core.n.responses_dropped++;
     }

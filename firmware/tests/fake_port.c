@@ -31,6 +31,9 @@ static int rec(const char *name, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t
             memcpy(c->data, data, len < sizeof(c->data) ? len : sizeof(c->data));
         }
     }
+    if (fp.inside != NULL) {
+        fp.inside(name);
+    }
     return fp.fail_name != NULL && strcmp(fp.fail_name, name) == 0 ? fp.fail_rc : 0;
 }
 

@@ -40,6 +40,7 @@ typedef struct {
     uint32_t answer_ref;
     bb_answer_t answer;
     uint8_t answer_data[256];
+    void (*inside)(const char *name); /* called inside every recorded bb_port_* call */
 } fake_port_t;
 
 extern fake_port_t fp;

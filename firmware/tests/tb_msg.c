@@ -128,6 +128,7 @@ static void on_out_frame(void *ctx, const uint8_t *payload, size_t len)
     if (kind == BB_MSG_RSP && tb_out.nrsp < TB_MAX_RSP) {
         tb_rsp_t *r = &tb_out.rsp[tb_out.nrsp++];
         memset(r, 0, sizeof(*r));
+        r->frame = tb_out.frames;
         r->id_null = zcbor_nil_expect(st, NULL);
         if (!r->id_null) {
             zcbor_uint32_decode(st, &r->id);

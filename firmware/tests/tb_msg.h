@@ -21,6 +21,7 @@ typedef struct {
     uint32_t status;
     const uint8_t *result;
     size_t result_len;
+    unsigned frame;         /* index of the frame that carried it */
 } tb_rsp_t;
 
 typedef struct {

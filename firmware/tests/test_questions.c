@@ -153,6 +153,44 @@ static void radio_off_answers_open_questions_with_defaults(void)
     TB_CHECK(strcmp(fp.calls[fp.ncalls - 1].name, "ble_activate") == 0);
 }
 
+static void ask_secret_inside_activate(const char *name)
+{
+    if (strcmp(name, "ble_activate") == 0) {
+        bb_on_question_get_secret(21, 0, 0, NULL, 0);
+    }
+}
+
+/* A port's question raised inside a call (the NimBLE port's bond prefetch in ble_active) goes
+ * out ahead of that call's response: the host sees it as asked inside the call. */
+static void question_raised_inside_a_call_goes_out_before_its_response(void)
+{
+    tb_boot();
+    fp.inside = ask_secret_inside_activate;
+    tb_req(9, BB_M_BLE_ACTIVE, "b", 1);
+    tb_drain();
+    const tb_evt_t *e = tb_evt(BB_EV_GET_SECRET);
+    TB_CHECK(e != NULL && tb_rsp(9) != NULL);
+    if (e != NULL && tb_rsp(9) != NULL) {
+        TB_CHECK(e->frame < tb_rsp(9)->frame);
+    }
+    TB_CHECK_EQ(tb_out.seq_errors, 0);
+}
+
+/* A call that raises nothing keeps its response ahead of events queued before it. */
+static void response_of_a_call_raising_nothing_goes_out_before_queued_events(void)
+{
+    tb_boot();
+    tb_activate();
+    bb_on_question_read(12, 1, 3);
+    tb_req(10, BB_M_GAP_SCAN_STOP, "");
+    tb_drain();
+    const tb_evt_t *e = tb_evt(BB_EV_GATTS_READ_REQUEST);
+    TB_CHECK(e != NULL && tb_rsp(10) != NULL);
+    if (e != NULL && tb_rsp(10) != NULL) {
+        TB_CHECK(tb_rsp(10)->frame < e->frame);
+    }
+}
+
 void run_question_tests(void)
 {
     TB_RUN(read_request_event_carries_token_conn_and_handle);
@@ -166,4 +204,6 @@ void run_question_tests(void)
     TB_RUN(get_secret_reply_bytes_reach_port);
     TB_RUN(questions_beyond_the_table_return_enomem);
     TB_RUN(radio_off_answers_open_questions_with_defaults);
+    TB_RUN(question_raised_inside_a_call_goes_out_before_its_response);
+    TB_RUN(response_of_a_call_raising_nothing_goes_out_before_queued_events);
 }

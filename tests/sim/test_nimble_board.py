@@ -284,3 +284,42 @@ def test_radio_calls_are_taken_while_nobody_answers_the_boards_bond_questions(ai
         board.call("gap_advertise_start", 20_000, b"\x02\x01\x06", b"", True, True, False, 0)
     finally:
         board.close()
+
+
+_IRQ_SCAN_DONE = 6
+_IRQ_GET_SECRET = 29
+
+
+@pytest.fixture
+def nimble_ble(air, nimble_firmware, tmp_path, monkeypatch) -> Iterator[Any]:
+    """A MicroPython BLE object on a new NimBLE board, radio off, no handler."""
+    from blebridge import open_board
+
+    monkeypatch.setenv("BLEBRIDGE_SECRETS_DIR", str(tmp_path / "secrets"))
+    board = open_board(f"sim:irqcalls?stack=nimble&air={air.socket_path}")
+    ble = BLE(board)
+    yield ble
+    ble.close()
+    board.close()
+
+
+def test_bond_questions_of_active_reach_the_handler_set_before_active_returns(nimble_ble):
+    # MicroPython's NimBLE binding reads the bond store inside active(True) (ble_hs_sync), with
+    # the handler set then; the board's bond prefetch asks the same inside ble_active(True).
+    seen: list[int] = []
+    nimble_ble.irq(lambda event, data: seen.append(event))
+    nimble_ble.active(True)
+    assert _IRQ_GET_SECRET in seen
+
+
+def test_handler_set_after_active_gets_no_bond_question_of_active(nimble_ble):
+    # multi_bluetooth ble_irq_calls: active(1), then a handler that knows no _IRQ_GET_SECRET.
+    nimble_ble.active(True)
+    seen: list[int] = []
+    nimble_ble.irq(lambda event, data: seen.append(event))
+    nimble_ble.gap_scan(50, 30_000, 30_000)   # its SCAN_DONE comes after anything queued before
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while _IRQ_SCAN_DONE not in seen and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert _IRQ_SCAN_DONE in seen
+    assert _IRQ_GET_SECRET not in seen

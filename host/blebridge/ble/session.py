@@ -91,8 +91,10 @@ class Session:
         self.owned = owned
         self.spec = spec
         self.connections: dict[int, Connection] = {}
-        #: Events dispatched so far.
+        #: Events dispatched so far (counted as their dispatch starts).
         self.delivered = 0
+        #: Events whose dispatch has ended (every subscriber returned, a question answered).
+        self.dispatched = 0
         self._lock = threading.Lock()
         self._subs: tuple[Subscription, ...] = ()
         self._lost_fns: tuple[Callable[[BaseException], Any], ...] = ()
@@ -310,6 +312,7 @@ class Session:
                     if code in _SECRET_QUESTIONS:
                         default = self._store_answer(code, ev, default)
                     self._reply(token, default)
+            self.dispatched += 1
 
     def _store_answer(self, code: int, ev: Any, default: Any) -> Any:
         """A get/set secret question no layer answered: the board's bond store answers it (every

@@ -313,6 +313,10 @@ def close_all() -> None:
 NIMBLE_BUSY_RETRY_S = P.CONSTANTS["defaults"]["QUESTION_TIMEOUT_MS"] / 1000 + 1.0
 #: Pause between two tries, s.
 NIMBLE_BUSY_POLL_S = 0.005
+#: active(True) returns once the events the board raised inside it (sent ahead of its response:
+#: a NimBLE board's bond-store questions) are delivered, or after this long (s) whatever the
+#: handler does: a question unanswered by then gets its default on the board anyway.
+ACTIVATE_DELIVERY_S = P.CONSTANTS["defaults"]["QUESTION_TIMEOUT_MS"] / 1000
 
 class BLE:
     """MicroPython's ``bluetooth.BLE`` on a blebridge board.
@@ -496,11 +500,32 @@ class BLE:
         # one raises SecretStoreError from active(True), not later inside a pairing.
         self._secret_store()
         state = self._radio = bool(self._call(calls.ble_active, on=True, op="active"))
+        self._deliver_raised_inside()
         pending, self._pending_config = self._pending_config, {}
         pending.setdefault(_CFG["READ_REQUEST"], self._irq is not None)
         for key, value in pending.items():
             self._call(calls.config_set, key=key, value=value, op="config")
         return state
+
+    def _deliver_raised_inside(self) -> None:
+        """Let the handler set now take the events the board raised inside the call just made.
+
+        The core sends those ahead of the call's response (firmware/core/bb_core.c): a NimBLE
+        board's bond-store questions (GET_SECRET) inside ble_active(True). MicroPython's NimBLE
+        binding reads the bond store inside active(), with the handler set then; the script may
+        set another one right after active() (multi_bluetooth ble_irq_calls: a handler that
+        knows no _IRQ_GET_SECRET). So they are delivered here, before the call returns.
+        """
+        if runtime.in_handler():
+            return  # this thread is the dispatcher: they are delivered after this handler
+        session = self.session
+        target = session.delivered + session.events_due()   # received by the response
+        if session.dispatched >= target:
+            return
+        self._gate.script_waits()   # the handlers due run now: they belong to this call
+        deadline = time.monotonic() + ACTIVATE_DELIVERY_S
+        while session.dispatched < target and not self._closed and time.monotonic() < deadline:
+            time.sleep(NIMBLE_BUSY_POLL_S)
 
     def _forget_state(self) -> None:
         with self._lock:
