@@ -331,7 +331,6 @@ class Radio:
             conn._security_updates += 1
 
 
-
 _HANDLERS = {
     P.EV_CENTRAL_CONNECT: Radio._ev_central_connect,
     P.EV_PERIPHERAL_CONNECT: Radio._ev_peripheral_connect,

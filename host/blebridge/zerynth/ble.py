@@ -707,7 +707,6 @@ class ZerynthBle:
             self._emit(EVT_AUTH_FAILED, None)
 
 
-
 _HANDLERS: dict[int, Callable[[ZerynthBle, Any], None]] = {
     P.EV_CENTRAL_CONNECT: ZerynthBle._ev_connect,
     P.EV_CENTRAL_DISCONNECT: ZerynthBle._ev_disconnect,

@@ -784,7 +784,6 @@ class Adapter:
             conn._security_updates += 1
 
 
-
 _HANDLERS = {
     P.EV_CENTRAL_CONNECT: Adapter._ev_central_connect,
     P.EV_PERIPHERAL_CONNECT: Adapter._ev_peripheral_connect,
